@@ -1,0 +1,1 @@
+"""SentencePiece vocabulary training and encoding of text shards into token shards."""
