@@ -13,6 +13,12 @@ import click
 # command name -> "module:attribute"; each area owns its commands next to its code.
 COMMANDS = {
     "explain": "c4clean.explain:explain",
+    "run": "c4clean.pipelines.cli:run",
+    "stats": "c4clean.pipelines.cli:stats",
+    "tokenize": "c4clean.tokenize.cli:tokenize",
+    "ablate": "c4clean.train.ablate_cli:ablate",
+    "train": "c4clean.train.cli:train",
+    "export": "c4clean.train.cli:export",
 }
 
 

@@ -9,7 +9,7 @@ the same `kind:detail` shape.
 # --- counter namespaces (one per stage) -----------------------------------------------------------
 NS_READ = "split-wet-file"
 NS_TOO_LONG = "too-long-filter"
-NS_REALNEWS = "realnews-filter"
+NS_REALNEWS = "realnews-domain-filter"
 NS_URL_DEDUP = "duplicate-url-filter"
 NS_WEBTEXT = "webtextlike-filter"
 NS_PARAGRAPH = "paragraph-filter"
@@ -19,6 +19,8 @@ NS_NEAR_DEDUP = "near-dedup"
 NS_ENGLISH = "english-filter"
 NS_BADWORDS = "badwords-filter"
 NS_SPLIT = "split"
+# c4clean's own per-stage accounting (`<stage>:in`, `:out`, `:bytes`, `:ms`) for the run summary table.
+NS_STAGES = "c4clean-stages"
 
 # --- generic outcomes ------------------------------------------------------------------------------
 PASSED = "passed"
@@ -30,6 +32,25 @@ SOFT_PASSED = "soft-passed"
 NO_URL = "filtered:no_url"
 NO_CONTENT = "filtered:no_content"
 NO_TIMESTAMP = "filtered:no_timestamp"
+# A whole input file failed in a way the reader could not report as a value (pipeline-level catch).
+READ_FAILED = "error:read_failed"
+# Reader issues TFDS does not have (it crashes or mis-reads instead); `wet.ReadIssue.code`.
+READ_UNREADABLE = "error:unreadable"                # missing file, unreadable object, I/O error mid-read
+READ_EMPTY_FILE = "error:empty_file"                # no bytes, or only whitespace
+READ_TRUNCATED_GZIP = "error:truncated_gzip"        # stream ends inside a gzip member
+READ_CORRUPT_GZIP = "error:corrupt_gzip"            # bad gzip data; reading resumes at the next member
+READ_TRUNCATED_RECORD = "error:truncated_record"    # last record shorter than its Content-Length
+READ_BAD_UTF8 = "repaired:bad_utf8"                 # record kept, invalid bytes decoded as U+FFFD
+READ_BEFORE_FIRST_RECORD = "skipped:before_first_record"  # data before the first WARC/1.0 (or after damage)
+READ_EXTRA_WARCINFO = "skipped:warcinfo"            # a warcinfo record after the first one
+READ_LENGTH_MISMATCH = "warning:content_length_mismatch"  # record kept, shorter than its Content-Length
+
+# --- RealNews domain list (NS_REALNEWS; TFDS calls this namespace "realnews-domain-filter") ----------
+BAD_DOMAIN = "filtered:bad_domain"
+BAD_SUBDOMAIN = "filtered:bad_subdomain"
+
+# --- webtextlike URL list (NS_WEBTEXT): FILTERED / PASSED per page; a listed URL with no page is: ---
+MISSING_PAGE = "missing-page"
 
 # --- clean_page (NS_CLEAN), in rule order -----------------------------------------------------------
 LINE_TOO_LONG_WORD = "line-filtered:too_long_word"
@@ -59,5 +80,28 @@ def ignored_language(lang: str) -> str:
     return f"{IGNORED_LANGUAGE}-{lang}"
 
 
+# --- multilingual language id (NS_LANGUAGE; TFDS detect_languages): NO_PREDICTIONS, LOW_CONFIDENCE,
+# IGNORED_LANGUAGE, PASSED plus passed_language(lang); pages it cannot place get UNKNOWN_LANGUAGE ----
+NS_LANGUAGE = "language-filter"
+UNKNOWN_LANGUAGE = "und"
+
+
+def passed_language(lang: str) -> str:
+    """Per-language counter that TFDS detect_languages emits beside PASSED."""
+    return f"{PASSED}:{lang}"
+
+
+# --- bad words (NS_BADWORDS): FILTERED / SOFT_PASSED / PASSED, also counted per list language --------
+def badwords_namespace(lang: str) -> str:
+    """TFDS's per-language bad-words namespace (`badwords-filter-<lang>`)."""
+    return f"{NS_BADWORDS}-{lang}"
+
+
 # --- near-duplicate removal (NS_NEAR_DEDUP) ----------------------------------------------------------
 NEAR_DUPLICATE = "filtered:near_duplicate"
+# Near-dedup work counters (not reasons): LSH candidate pairs, pairs that pass the signature
+# check, clusters found, and graph nodes whose cluster label still changed in the last round.
+NEAR_DEDUP_CANDIDATE_PAIRS = "candidate-pairs"
+NEAR_DEDUP_VERIFIED_PAIRS = "verified-pairs"
+NEAR_DEDUP_CLUSTERS = "clusters"
+NEAR_DEDUP_UNCONVERGED = "unconverged-nodes"

@@ -1,0 +1,98 @@
+"""Exact line dedup across the corpus: the pure logic of TFDS c4 v3.1.0 `remove_duplicate_text`.
+
+Every distinct line (key: md5 of the stripped, lower-cased line) is kept in exactly one page: the
+page whose ORIGINAL url has the smallest md5 hexdigest (hashing first avoids favouring a domain).
+The pipeline does the grouping: `emit_line_keys` per page, `pick_line_owner` per line key, then a
+join of (url -> keys it owns) with the page, and `remove_lines`.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from collections.abc import Iterable, Iterator
+from typing import Optional
+
+from c4clean.cleaning import reasons
+from c4clean.cleaning.page import Page
+from c4clean.cleaning.rules import LINE_DELIMITER, CleanResult
+from c4clean.cleaning.sentences import count_sentences
+
+
+def line_key(line: str) -> str:
+    return hashlib.md5(line.strip().lower().encode("utf-8")).hexdigest()
+
+
+def url_rank(url: str) -> str:
+    """Rank of a page in the contest for a line: the smallest md5 hexdigest of the url wins."""
+    return hashlib.md5(url.encode("utf-8")).hexdigest()
+
+
+def emit_line_keys(page: Page) -> Iterator[tuple[str, str]]:
+    """`(line_key, page.url)` for each distinct line of the page.
+
+    TFDS emits repeats of a line within a page too; one pair per key picks the same owner and
+    shuffles less.
+    """
+    url = page.url
+    md5 = hashlib.md5
+    seen = set()
+    for line in page.text.split(LINE_DELIMITER):
+        key = md5(line.strip().lower().encode("utf-8")).hexdigest()  # line_key, inlined: hot loop
+        if key not in seen:
+            seen.add(key)
+            yield key, url
+
+
+def pick_line_owner(urls: Iterable[Optional[str]]) -> Optional[str]:
+    """The url that keeps a line: smallest `url_rank` (TFDS `Top.PerKey(1, key=md5, reverse=True)`).
+
+    Associative, so `beam.CombinePerKey(pick_line_owner)` may apply it to partial results; `None`
+    entries (Beam merging empty accumulators) are skipped, and an empty input gives `None`.
+    """
+    return min((u for u in urls if u is not None), key=url_rank, default=None)
+
+
+def remove_lines(page: Page, keep_keys: Iterable[str], min_num_sentences: int) -> CleanResult:
+    """TFDS `_remove_lines_from_text`: drop lines owned by other pages and repeats within the page.
+
+    `min_num_sentences` is 3 for cleaned configs and 0 (no check) otherwise; Punkt counts the
+    sentences of the whole remaining text, not line by line.
+    """
+    keep_keys = keep_keys if isinstance(keep_keys, (set, frozenset)) else set(keep_keys)
+    new_lines: list = []
+    dropped: list = []
+    seen: set = set()
+    n_global = n_local = 0
+    md5 = hashlib.md5
+    for line in page.text.split(LINE_DELIMITER):
+        key = md5(line.strip().lower().encode("utf-8")).hexdigest()  # line_key, inlined: hot loop
+        if key not in keep_keys:
+            n_global += 1
+            dropped.append((line, reasons.LINE_GLOBAL_DUPLICATE))
+        elif key in seen:
+            n_local += 1
+            dropped.append((line, reasons.LINE_LOCAL_DUPLICATE))
+        else:
+            new_lines.append(line)
+            seen.add(key)
+
+    counts = collections.Counter()
+    for name, n in (
+        (reasons.LINE_GLOBAL_DUPLICATE, n_global),
+        (reasons.LINE_LOCAL_DUPLICATE, n_local),
+        (reasons.LINE_PASSED, len(new_lines)),
+    ):
+        if n:
+            counts[name] = n
+
+    new_text = LINE_DELIMITER.join(new_lines)
+    if not new_text:
+        reason = reasons.PAGE_EMPTY
+    elif min_num_sentences > 0 and count_sentences(new_text, limit=min_num_sentences) < min_num_sentences:
+        reason = reasons.PAGE_TOO_FEW_SENTENCES
+    else:
+        counts[reasons.PASSED] += 1
+        return CleanResult(page.replace(text=new_text), reasons.PASSED, dropped, counts)
+    counts[reason] += 1
+    return CleanResult(None, reason, dropped, counts)

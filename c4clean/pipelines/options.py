@@ -1,0 +1,122 @@
+"""What a `c4clean run` does: the variants' recipe flags (one table) and the run's options.
+
+The flags are TFDS c4 v3.1.0's `C4Config` fields (clean, dedupe, badwords_filter_fraction,
+realnewslike, webtextlike, paragraph_filter, languages). `en.noblocklist` is allenai's `en` with the
+bad-words filter off; `multilingual` is mC4's recipe with langdetect instead of cld3 (no wheels here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Optional
+
+FORMAT_VERSION = "c4clean-shards/1"
+DEFAULT_CC_BASE_URL = "https://data.commoncrawl.org/"
+
+# Where MinHash near-dedup sits: after global line dedup (it sees the final text, and line dedup has
+# already removed boilerplate that would make pages look alike) and before language id and bad words
+# (so the costly langdetect skips near-duplicates). TFDS has no near-dedup; --no-near-dedup removes it.
+NEAR_DEDUP_POSITION = "after dedupe-lines, before language id"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    clean: bool                 # clean_page (C4 line and page rules)
+    dedupe_lines: bool          # global + in-page line dedup
+    badwords_fraction: float    # 1.0 drops every page with a bad word, 0.0 turns the filter off
+    realnews: bool = False      # RealNews domain list before URL dedup
+    webtextlike: bool = False   # inner join on a user URL list (--webtext-urls)
+    paragraph_filter: bool = False  # mC4: >= 3 lines of >= 200 characters
+    english_only: bool = True   # langdetect English (>= 0.99) vs per-language splits
+
+    @property
+    def min_num_sentences(self) -> int:
+        # TFDS: after dedup, >= 3 sentences only when the page was cleaned.
+        return 3 if self.clean else 0
+
+
+VARIANTS: dict[str, Recipe] = {
+    "en": Recipe(clean=True, dedupe_lines=True, badwords_fraction=1.0),
+    "en.noclean": Recipe(clean=False, dedupe_lines=False, badwords_fraction=0.0),
+    "en.noblocklist": Recipe(clean=True, dedupe_lines=True, badwords_fraction=0.0),
+    "realnewslike": Recipe(clean=True, dedupe_lines=True, badwords_fraction=1.0, realnews=True),
+    "webtextlike": Recipe(clean=True, dedupe_lines=True, badwords_fraction=1.0, webtextlike=True),
+    "multilingual": Recipe(clean=False, dedupe_lines=True, badwords_fraction=0.999,
+                           paragraph_filter=True, english_only=False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    output: str
+    inputs: tuple[str, ...] = ()
+    variant: str = "en"
+    cc_dump: Optional[str] = None
+    cc_base_url: str = DEFAULT_CC_BASE_URL
+    max_files: Optional[int] = None
+    cache_dir: Optional[str] = None
+    near_dedup: bool = True
+    near_dedup_threshold: float = 0.8
+    num_perm: int = 128
+    ngram: int = 5
+    num_shards: int = 8
+    num_validation_shards: int = 1
+    domains: Optional[str] = None       # custom domain list: replaces/enables the domain filter
+    webtext_urls: tuple[str, ...] = ()
+    resume: bool = False
+    strict: bool = False
+    keep_work: bool = False
+    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
+    runner: str = "direct"
+    beam_args: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; one of {', '.join(VARIANTS)}")
+        if not self.inputs and not self.cc_dump:
+            raise ValueError("give --input or --cc-dump")
+        if self.recipe.webtextlike and not self.webtext_urls:
+            raise ValueError("--variant webtextlike needs --webtext-urls FILE")
+        if self.num_shards < 1 or self.num_validation_shards < 1:
+            raise ValueError("shard counts must be >= 1")
+        if self.workers < 1:
+            raise ValueError("--workers must be >= 1")
+        if not 0.0 < self.near_dedup_threshold <= 1.0:
+            raise ValueError("--near-dedup-threshold must be in (0, 1]")
+
+    @property
+    def recipe(self) -> Recipe:
+        return VARIANTS[self.variant]
+
+    @property
+    def domain_filter(self) -> Optional[str]:
+        """"realnews" (packaged list), a user file, or None."""
+        if self.domains:
+            return self.domains
+        return "realnews" if self.recipe.realnews else None
+
+    def shards_for(self, split: str) -> int:
+        return self.num_validation_shards if split.endswith("validation") else self.num_shards
+
+    def per_file_signature(self) -> str:
+        """Everything the per-input-file stage depends on; part of its resume key."""
+        domains = self.domain_filter
+        if domains and domains != "realnews":
+            with open(domains, "rb") as f:
+                domains = "sha256:" + hashlib.sha256(f.read()).hexdigest()
+        recipe = self.recipe
+        parts = {"clean": recipe.clean, "paragraph_filter": recipe.paragraph_filter, "domains": domains}
+        return json.dumps(parts, sort_keys=True)
+
+    def as_manifest(self) -> dict:
+        """The options as recorded in manifest.json (paths kept, nothing machine-specific dropped)."""
+        out = dataclasses.asdict(self)
+        out["recipe"] = dataclasses.asdict(self.recipe)
+        out["recipe"]["min_num_sentences"] = self.recipe.min_num_sentences
+        out["near_dedup_position"] = NEAR_DEDUP_POSITION if self.near_dedup else None
+        for key in ("inputs", "webtext_urls", "beam_args"):
+            out[key] = list(out[key])
+        return out

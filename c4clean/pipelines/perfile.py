@@ -1,0 +1,244 @@
+"""The per-input-file stage: read, length filter, domain filter, URL normalization and the per-page
+rules (clean_page or mC4's paragraph filter), saved per file so that `--resume` skips finished files.
+
+C4's order applies clean_page after URL dedup. Doing it here, per file, gives the same result: the
+rule depends on the page alone, and what URL dedup needs (the timestamp) is kept even for pages the
+rule drops. The verdict travels with the page (`Staged`); counters are incremented only when a page
+reaches the stage in C4's order, so `stats.json` counts what TFDS counts.
+
+A file's result is `<work>/files/<key>.arrow` (staged pages) plus `<key>.json` (its counters, read
+issues, size), both written atomically, the JSON last: its presence means the file is done. The key
+hashes the input's name and the recipe flags this stage depends on; the JSON records the file's size
+and mtime, and a changed file is redone.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from typing import NamedTuple, Optional
+
+import pyarrow as pa
+
+from c4clean.cleaning import reasons
+from c4clean.cleaning.page import Page
+
+log = logging.getLogger(__name__)
+
+WORK_FORMAT = "c4clean-work/1"
+# File-level reader problems go to stats.json by name; these three are per-record validity
+# counters (TFDS `_validate_features`), expected in every file (the warcinfo record has no URL).
+RECORD_VALIDITY_CODES = frozenset({reasons.NO_URL, reasons.NO_CONTENT, reasons.NO_TIMESTAMP})
+
+
+class Staged(NamedTuple):
+    """A page after the per-file stage.
+
+    `page`: the page to continue with (cleaned text when `drop` is None); when the per-page rule
+    dropped it, its text is emptied but url and timestamp stay, since URL dedup still needs them.
+    `drop`: (namespace, reason) of the per-page rule that drops the page, or None.
+    `counts`: that rule's counters for this page. `order`: (position of its file among the sorted
+    inputs, position in the file), set when loaded: it makes select_newest_page's "first seen" among
+    same-URL, same-timestamp copies independent of bundling, and equal to TFDS on one worker.
+    """
+
+    page: Page
+    drop: Optional[tuple[str, str]]
+    counts: dict
+    order: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PerFileSettings:
+    work_dir: str
+    signature: str
+    clean: bool
+    paragraph_filter: bool
+    domain_filter: Optional[str]   # "realnews", a file path, or None
+    resume: bool
+
+
+def work_key(input_id: str, signature: str) -> str:
+    return hashlib.sha256(json.dumps([WORK_FORMAT, input_id, signature]).encode()).hexdigest()[:40]
+
+
+def work_paths(work_dir: str, input_id: str, signature: str) -> tuple[str, str]:
+    from apache_beam.io.filesystems import FileSystems
+
+    base = FileSystems.join(work_dir, "files", work_key(input_id, signature))
+    return base + ".arrow", base + ".json"
+
+
+def file_identity(path: str) -> dict:
+    """Size and mtime of an input, the test of whether a saved result is still valid."""
+    from apache_beam.io.filesystems import FileSystems
+
+    metadata = FileSystems.match([path])[0].metadata_list[0]
+    return {"size": metadata.size_in_bytes, "mtime": metadata.last_updated_in_seconds}
+
+
+def read_json(path: str) -> Optional[dict]:
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        with FileSystems.open(path) as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError, IOError):
+        return None
+
+
+_STAGED_SCHEMA = pa.schema([
+    ("url", pa.string()), ("text", pa.string()), ("timestamp", pa.string()),
+    ("content_type", pa.string()), ("content_length", pa.string()),
+    ("normalized_url", pa.string()), ("language", pa.string()),
+    ("drop_namespace", pa.string()), ("drop_reason", pa.string()),
+    ("counts", pa.string()),
+])
+
+
+def _encode(staged: list[Staged]) -> bytes:
+    rows = collections.defaultdict(list)
+    for s in staged:
+        for field in ("url", "text", "timestamp", "content_type", "content_length",
+                      "normalized_url", "language"):
+            rows[field].append(getattr(s.page, field))
+        rows["drop_namespace"].append(s.drop[0] if s.drop else None)
+        rows["drop_reason"].append(s.drop[1] if s.drop else None)
+        rows["counts"].append(json.dumps(s.counts, sort_keys=True))
+    table = pa.Table.from_pydict({f.name: rows[f.name] for f in _STAGED_SCHEMA}, schema=_STAGED_SCHEMA)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, _STAGED_SCHEMA) as writer:
+        writer.write_table(table, max_chunksize=4096)
+    return sink.getvalue().to_pybytes()
+
+
+def decode(data: bytes, file_position: int = 0):
+    """Staged pages from a saved file, in their saved (reading) order."""
+    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    for ordinal, row in enumerate(table.to_pylist()):
+        drop = (row["drop_namespace"], row["drop_reason"]) if row["drop_reason"] else None
+        page = Page(url=row["url"], text=row["text"], timestamp=row["timestamp"],
+                    content_type=row["content_type"], content_length=row["content_length"],
+                    normalized_url=row["normalized_url"], language=row["language"])
+        yield Staged(page, drop, json.loads(row["counts"]), (file_position, ordinal))
+
+
+class _Rules:
+    """The per-page functions of this stage, built once per worker."""
+
+    def __init__(self, settings: PerFileSettings):
+        from c4clean.cleaning import rules, url
+
+        self.settings = settings
+        self.is_valid_length = rules.is_valid_length
+        self.clean_page = rules.clean_page
+        self.paragraph_filter = rules.paragraph_filter
+        self.normalize_url = url.normalize_url
+        self.domain_filter = None
+        if settings.domain_filter == "realnews":
+            self.domain_filter = url.DomainFilter.realnews()
+        elif settings.domain_filter:
+            self.domain_filter = url.DomainFilter.from_file(settings.domain_filter)
+
+    def stage(self, page: Page) -> Staged:
+        if self.settings.clean:
+            result = self.clean_page(page)
+            if result.page is not None:
+                return Staged(result.page, None, dict(result.counts))
+            return Staged(page.replace(text=""), (reasons.NS_CLEAN, result.reason),
+                          dict(result.counts))
+        if self.settings.paragraph_filter:
+            decision = self.paragraph_filter(page)
+            drop = None if decision.keep else (reasons.NS_PARAGRAPH, decision.reason)
+            return Staged(page.replace(text="") if drop else page, drop, {decision.reason: 1})
+        return Staged(page, None, {})
+
+
+def process_file(input_id: str, local_path: str, rules: _Rules) -> tuple[list[Staged], dict]:
+    """Reads and stages one input file; returns its staged pages and its summary (for the JSON)."""
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+    from c4clean.cleaning.wet import ReadIssue, iter_records
+
+    counters = collections.Counter()
+    issues: list[dict] = []
+    staged: list[Staged] = []
+    start = time.perf_counter()
+    rule_seconds = 0.0
+
+    def count(namespace: str, name: str) -> None:
+        counters[f"{namespace}\t{name}"] += 1
+
+    try:
+        with FileSystems.open(local_path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            for item in iter_records(f, name=input_id):
+                if isinstance(item, ReadIssue):
+                    count(reasons.NS_READ, item.code)
+                    if item.code not in RECORD_VALIDITY_CODES:
+                        issues.append({"file": input_id, "code": item.code,
+                                       "record_index": item.record_index, "detail": item.detail})
+                        log.warning("%s: record %s: %s (%s)", input_id, item.record_index,
+                                    item.code, item.detail)
+                    continue
+                count(reasons.NS_READ, reasons.PASSED)
+                page = item
+                decision = rules.is_valid_length(page)
+                count(reasons.NS_TOO_LONG, decision.reason)
+                if not decision.keep:
+                    continue
+                if rules.domain_filter is not None:
+                    decision = rules.domain_filter(page)
+                    count(reasons.NS_REALNEWS, decision.reason)
+                    if not decision.keep:
+                        continue
+                page = page.replace(normalized_url=rules.normalize_url(page.url))
+                rule_start = time.perf_counter()
+                staged.append(rules.stage(page))
+                rule_seconds += time.perf_counter() - rule_start
+    except Exception as error:  # noqa: BLE001 - any failure of one file must not end the run
+        # The reader reports damage as values; this catches what it could not (e.g. a vanished
+        # file). Pages read before the failure are kept, as for a truncated file.
+        count(reasons.NS_READ, reasons.READ_FAILED)
+        issues.append({"file": input_id, "code": reasons.READ_FAILED, "record_index": None,
+                       "detail": f"{type(error).__name__}: {error}"})
+        log.error("%s: reading failed: %s: %s", input_id, type(error).__name__, error)
+    # CPU time of reading (and length/domain filters) vs the per-page rule, for the summary table.
+    ms = {"read": int((time.perf_counter() - start - rule_seconds) * 1000),
+          "rules": int(rule_seconds * 1000)}
+    summary = {"input": input_id, "local_path": local_path, "pages": len(staged),
+               "counters": dict(sorted(counters.items())), "issues": issues, "ms": ms}
+    return staged, summary
+
+
+def run_file(input_id: str, local_path: str, rules: _Rules) -> str:
+    """Stages one file unless `--resume` finds it done; returns the path of its staged pages."""
+    from c4clean.pipelines.arrow_sink import write_atomically
+
+    settings = rules.settings
+    arrow_path, json_path = work_paths(settings.work_dir, input_id, settings.signature)
+    identity = file_identity(local_path)
+    if settings.resume:
+        saved = read_json(json_path)
+        if saved is not None and saved.get("identity") == identity:
+            log.info("resume: %s already staged (%d pages), skipped", input_id, saved["pages"])
+            return arrow_path
+    staged, summary = process_file(input_id, local_path, rules)
+    summary["identity"] = identity
+    write_atomically(arrow_path, _encode(staged))
+    write_atomically(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
+    log.info("staged %s: %d pages, %d read issues", input_id, len(staged), len(summary["issues"]))
+    return arrow_path
+
+
+def load(arrow_path: str, positions: dict[str, int]):
+    """(summary, staged pages) of a finished file; `positions`: input id -> its sorted position."""
+    from apache_beam.io.filesystems import FileSystems
+
+    summary = read_json(arrow_path[: -len(".arrow")] + ".json")
+    with FileSystems.open(arrow_path) as f:
+        data = f.read()
+    return summary, decode(data, positions.get(summary["input"], 0))

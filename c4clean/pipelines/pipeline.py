@@ -1,0 +1,150 @@
+"""`c4clean run`: the Beam graph of a variant, and a run from inputs to a committed output folder.
+
+Order (TFDS c4 v3.1.0 `_get_pages_pcollection`, then the splits):
+read -> length filter -> [domain list] -> URL normalize + newest page per URL -> [URL list join]
+-> [paragraph filter] -> [clean_page] -> [line dedup, then >= 3 sentences when cleaned]
+-> [MinHash near-dedup] -> language id -> [bad words] -> split -> shards.
+
+The first four steps and the per-page rule (clean_page / paragraph filter) run per input file and are
+saved in `<output>/.work/files/` (see `perfile`): their verdicts are applied at C4's position.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Optional
+
+from c4clean.cleaning import reasons
+from c4clean.pipelines import manifest, perfile, runner
+from c4clean.pipelines.options import RunOptions
+
+log = logging.getLogger(__name__)
+
+WET_SUFFIXES = (".wet", ".wet.gz")
+
+
+def expand_inputs(inputs) -> list[str]:
+    """Files of `--input`s: a directory gives its WET files (`*.wet`, `*.wet.gz`, recursively);
+    a glob or a file is taken as it is. Any Beam filesystem path works (local, gs://, s3://)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    files: list[str] = []
+    for spec in inputs:
+        spec = str(spec)
+        if "://" not in spec and os.path.isdir(spec):
+            for root, _, names in os.walk(spec):
+                files += [os.path.join(root, n) for n in names if n.endswith(WET_SUFFIXES)]
+            continue
+        is_pattern = any(c in spec for c in "*?[")
+        matched = [m.path for m in FileSystems.match([spec])[0].metadata_list]
+        if not is_pattern and not matched:
+            # A prefix of a remote store, like a directory.
+            prefix = spec.rstrip("/") + "/*"
+            matched = [m.path for m in FileSystems.match([prefix])[0].metadata_list
+                       if m.path.endswith(WET_SUFFIXES)]
+        if not matched:
+            raise FileNotFoundError(f"--input {spec}: no such file, directory or matching files")
+        files += matched
+    return sorted(dict.fromkeys(files))
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "c4clean", "wet")
+
+
+def plan_inputs(options: RunOptions) -> tuple[list[tuple[str, str]], Optional[str]]:
+    """[(input id, location)] and the download cache (None for local/filesystem inputs)."""
+    planned = [(path, path) for path in expand_inputs(options.inputs)] if options.inputs else []
+    cache = None
+    if options.cc_dump:
+        from c4clean.pipelines.download import wet_paths_for_dump
+
+        urls = wet_paths_for_dump(options.cc_dump, options.cc_base_url, options.max_files)
+        planned += [(url, url) for url in urls]
+        cache = options.cache_dir or default_cache_dir()
+    return planned, cache
+
+
+def work_dir(options: RunOptions) -> str:
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.join(options.output, ".work")
+
+
+def staging_dir(options: RunOptions) -> str:
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.join(work_dir(options), "shards")
+
+
+def per_file_settings(options: RunOptions) -> perfile.PerFileSettings:
+    recipe = options.recipe
+    return perfile.PerFileSettings(
+        work_dir=work_dir(options), signature=options.per_file_signature(), clean=recipe.clean,
+        paragraph_filter=recipe.paragraph_filter, domain_filter=options.domain_filter,
+        resume=options.resume)
+
+
+def build_pipeline(options: RunOptions, planned, download_cache: Optional[str] = None):
+    """The Beam pipeline of `options` over `planned` inputs; shards land in `staging_dir(options)`."""
+    import apache_beam as beam
+
+    from c4clean.pipelines import transforms as t
+
+    recipe = options.recipe
+    pipeline = beam.Pipeline(runner=runner.make_runner(options.runner),
+                             options=runner.pipeline_options(options.runner, options.workers,
+                                                             options.beam_args))
+    staged = pipeline | "PerFileStage" >> t.StageInputFiles(planned, per_file_settings(options),
+                                                            download_cache)
+    staged |= "UrlDedup" >> t.SelectNewestPerUrl()
+    if recipe.webtextlike:
+        staged |= "WebtextUrls" >> t.KeepListedUrls(options.webtext_urls)
+    rule_namespace = (reasons.NS_CLEAN if recipe.clean
+                      else reasons.NS_PARAGRAPH if recipe.paragraph_filter else None)
+    pages = t.apply_staged_verdicts(staged, rule_namespace)
+    if recipe.dedupe_lines:
+        pages |= "DedupLines" >> t.DedupLines(recipe.min_num_sentences)
+    if options.near_dedup:
+        pages |= "NearDedup" >> t.NearDedup(options.near_dedup_threshold, options.num_perm,
+                                            options.ngram)
+    if recipe.english_only:
+        pages |= "DetectEnglish" >> beam.ParDo(t.DetectEnglish())
+    else:
+        pages |= "DetectLanguage" >> beam.ParDo(t.DetectLanguage())
+    if recipe.badwords_fraction > 0.0:
+        pages |= "Badwords" >> beam.ParDo(t.FilterBadwords(recipe.badwords_fraction))
+    _ = (pages
+         | "Split" >> beam.ParDo(t.AssignSplit(recipe.english_only))
+         | "Shards" >> t.WriteShards(staging_dir(options), options.shards_for))
+    return pipeline
+
+
+def _prepare_output(options: RunOptions) -> None:
+    """Clears the shard staging folder (never the per-file results `--resume` relies on)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.mkdirs(options.output) if not FileSystems.exists(options.output) else None
+    stage = staging_dir(options)
+    if FileSystems.exists(stage):
+        FileSystems.delete([stage])
+
+
+def run(options: RunOptions, echo=print) -> manifest.RunOutcome:
+    """Runs the pipeline and commits its output; returns what happened (counts, issues, exit code)."""
+    started = time.time()
+    planned, cache = plan_inputs(options)
+    if not planned:
+        raise FileNotFoundError("no input files")
+    log.info("c4clean run: variant %s, %d input files, near-dedup %s, runner %s (%d workers)",
+             options.variant, len(planned), "on" if options.near_dedup else "off", options.runner,
+             options.workers)
+    _prepare_output(options)
+    pipeline = build_pipeline(options, planned, cache)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = manifest.counters_from_result(result)
+    return manifest.commit(options, planned, counters, started, echo=echo)

@@ -1,0 +1,462 @@
+"""PTransforms of the C4 recipe. Each wires functions of `c4clean.cleaning` into Beam and counts
+what they decide; none holds a rule of its own.
+
+Every stage also counts pages in, pages out, text bytes out and milliseconds spent under
+`reasons.NS_STAGES` (`<stage>:in`, ...), which the run summary table reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from c4clean.cleaning import reasons
+from c4clean.cleaning.page import Page
+from c4clean.pipelines import perfile
+
+log = logging.getLogger(__name__)
+
+# Stage names of the summary table, in pipeline order.
+READ = "read"
+TOO_LONG = "length filter"
+DOMAINS = "domain filter"
+URL_DEDUP = "url dedup"
+WEBTEXT = "webtext urls"
+PAGE_RULES = "clean_page"           # or the paragraph filter (multilingual)
+DEDUP_LINES = "line dedup"
+NEAR_DEDUP = "near dedup"
+LANGUAGE = "language id"
+BADWORDS = "bad words"
+SPLIT = "split"
+STAGE_ORDER = (READ, TOO_LONG, DOMAINS, URL_DEDUP, WEBTEXT, PAGE_RULES, DEDUP_LINES, NEAR_DEDUP,
+               LANGUAGE, BADWORDS, SPLIT)
+
+
+def count(namespace: str, name: str, amount: int = 1) -> None:
+    if amount:
+        Metrics.counter(namespace, name).inc(amount)
+
+
+def count_stage(stage: str, pages_in: int, pages_out: int, bytes_out: int = 0, ms: int = 0) -> None:
+    count(reasons.NS_STAGES, f"{stage}:in", pages_in)
+    count(reasons.NS_STAGES, f"{stage}:out", pages_out)
+    count(reasons.NS_STAGES, f"{stage}:bytes", bytes_out)
+    count(reasons.NS_STAGES, f"{stage}:ms", ms)
+
+
+def _text_bytes(page: Page) -> int:
+    return len(page.text.encode("utf-8"))
+
+
+class _Stage(beam.DoFn):
+    """A page stage; subclasses define `apply(element)`, an iterable of outputs. Pages in/out,
+    bytes and time are counted around it, and one log line per bundle reports progress."""
+
+    stage = ""
+
+    def start_bundle(self):
+        self._bundle = [0, 0, 0.0]
+
+    def process(self, element):
+        start = time.perf_counter()
+        outputs = list(self.apply(element))
+        elapsed = time.perf_counter() - start
+        count_stage(self.stage, 1, len(outputs), sum(_text_bytes(self.page_of(o)) for o in outputs),
+                    int(elapsed * 1000))
+        self._bundle[0] += 1
+        self._bundle[1] += len(outputs)
+        self._bundle[2] += elapsed
+        yield from outputs
+
+    def finish_bundle(self):
+        if self._bundle[0]:
+            log.info("%s: %d pages in, %d out (%.1fs)", self.stage, *self._bundle)
+
+    @staticmethod
+    def page_of(output) -> Page:
+        return output
+
+
+# --- per-input-file stage -------------------------------------------------------------------------
+
+
+class _StageFile(beam.DoFn):
+    """(input id, location) -> path of its staged pages; downloads first for `--cc-dump` URLs."""
+
+    def __init__(self, settings: perfile.PerFileSettings, download_cache: Optional[str]):
+        self._settings = settings
+        self._download_cache = download_cache
+        self._rules = None
+
+    def setup(self):
+        self._rules = perfile._Rules(self._settings)
+
+    def process(self, element):
+        input_id, location = element
+        if self._download_cache is not None:
+            from c4clean.pipelines.download import download_wet_file
+
+            location = download_wet_file(location, self._download_cache)
+        yield perfile.run_file(input_id, location, self._rules)
+
+
+class _LoadStaged(beam.DoFn):
+    """Staged pages of one file, re-counting what the per-file stage counted (also when resumed)."""
+
+    def __init__(self, positions: dict[str, int]):
+        self._positions = positions
+
+    def process(self, arrow_path):
+        summary, staged = perfile.load(arrow_path, self._positions)
+        counters = summary["counters"]
+        for key, value in counters.items():
+            namespace, name = key.split("\t", 1)
+            count(namespace, name, value)
+
+        def get(namespace, *names):
+            return sum(counters.get(f"{namespace}\t{n}", 0) for n in names)
+
+        records = sum(v for k, v in counters.items() if k.startswith(reasons.NS_READ + "\t"))
+        read_out = get(reasons.NS_READ, reasons.PASSED)
+        length_out = get(reasons.NS_TOO_LONG, reasons.PASSED)
+        ms = summary.get("ms", {})
+        count_stage(READ, records, read_out, ms=ms.get("read", 0))
+        count_stage(TOO_LONG, read_out, length_out)
+        count(reasons.NS_STAGES, f"{PAGE_RULES}:ms", ms.get("rules", 0))
+        if any(k.startswith(reasons.NS_REALNEWS + "\t") for k in counters):
+            count_stage(DOMAINS, length_out, summary["pages"])
+        yield from staged
+
+
+class StageInputFiles(beam.PTransform):
+    """[(input id, location)] -> PCollection[perfile.Staged]."""
+
+    def __init__(self, planned, settings: perfile.PerFileSettings,
+                 download_cache: Optional[str] = None):
+        super().__init__()
+        self._planned = sorted(planned)
+        self._settings = settings
+        self._download_cache = download_cache
+
+    def expand(self, pbegin):
+        positions = {input_id: i for i, (input_id, _) in enumerate(self._planned)}
+        return (
+            pbegin
+            | "Inputs" >> beam.Create(self._planned)
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "StageFile" >> beam.ParDo(_StageFile(self._settings, self._download_cache))
+            | "SpreadStaged" >> beam.Reshuffle()
+            | "LoadStaged" >> beam.ParDo(_LoadStaged(positions))
+        )
+
+
+# --- URL dedup -----------------------------------------------------------------------------------
+
+
+def _newer(a: Optional[perfile.Staged], b: Optional[perfile.Staged]) -> Optional[perfile.Staged]:
+    """`select_newest_page` over two candidates, fed in reading order (`Staged.order`) so that its
+    "first seen" tie rule does not depend on bundling (TFDS leaves ties to arrival order; on one
+    worker that is reading order, which this reproduces)."""
+    from c4clean.cleaning.url import select_newest_page
+
+    if a is None or b is None:
+        return a if b is None else b
+    first, second = (a, b) if a.order <= b.order else (b, a)
+    return first if select_newest_page([first.page, second.page]) is first.page else second
+
+
+class _NewestPerUrl(beam.CombineFn):
+    """(newest staged page, number of pages) per normalized URL."""
+
+    def create_accumulator(self):
+        return None, 0
+
+    def add_input(self, accumulator, staged):
+        best, n = accumulator
+        return _newer(best, staged), n + 1
+
+    def merge_accumulators(self, accumulators):
+        best, n = None, 0
+        for other, m in accumulators:
+            best, n = _newer(best, other), n + m
+        return best, n
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+def _count_url_dedup(element):
+    _, (best, n) = element
+    count(reasons.NS_URL_DEDUP, reasons.FILTERED, n - 1)
+    count(reasons.NS_URL_DEDUP, reasons.PASSED)
+    count_stage(URL_DEDUP, n, 1)
+    yield best
+
+
+class SelectNewestPerUrl(beam.PTransform):
+    """PCollection[Staged] -> one Staged per normalized URL, the newest (TFDS select_newest_page)."""
+
+    def expand(self, staged):
+        return (
+            staged
+            | "KeyByNormalizedUrl" >> beam.Map(lambda s: (s.page.normalized_url, s))
+            | "NewestPerUrl" >> beam.CombinePerKey(_NewestPerUrl())
+            | "CountUrlDedup" >> beam.FlatMap(_count_url_dedup)
+        )
+
+
+# --- webtextlike ---------------------------------------------------------------------------------
+
+
+def _join_webtext(element):
+    _, groups = element
+    listed = bool(list(groups["listed"]))
+    for staged in groups["staged"]:
+        count(reasons.NS_WEBTEXT, reasons.PASSED if listed else reasons.FILTERED)
+        count_stage(WEBTEXT, 1, int(listed))
+        if listed:
+            yield staged
+
+
+class KeepListedUrls(beam.PTransform):
+    """PCollection[Staged] -> those whose normalized URL is in the URL list files (inner join, as
+    TFDS joins on the OpenWebText list; the list is never held in one worker's memory)."""
+
+    def __init__(self, url_files: Iterable[str]):
+        super().__init__()
+        self._url_files = sorted(url_files)
+
+    def expand(self, staged):
+        from c4clean.cleaning.url import read_url_list
+
+        listed = (
+            staged.pipeline
+            | "UrlListFiles" >> beam.Create(self._url_files)
+            | "ReadUrlLists" >> beam.FlatMap(read_url_list)
+            | "KeyListed" >> beam.Map(lambda url: (url, None))
+        )
+        keyed = staged | "KeyForJoin" >> beam.Map(lambda s: (s.page.normalized_url, s))
+        return ({"staged": keyed, "listed": listed} | "JoinUrlList" >> beam.CoGroupByKey()
+                | "KeepListed" >> beam.FlatMap(_join_webtext))
+
+
+# --- per-page verdicts of the per-file stage, applied in C4's position ------------------------------
+
+
+class _ApplyStagedVerdict(_Stage):
+    stage = PAGE_RULES
+
+    def __init__(self, namespace: Optional[str]):
+        self._namespace = namespace  # NS_CLEAN, NS_PARAGRAPH, or None when the recipe has neither
+
+    def apply(self, staged: perfile.Staged):
+        namespace = staged.drop[0] if staged.drop else self._namespace
+        for name, value in staged.counts.items():
+            count(namespace, name, value)
+        if staged.drop is None:
+            yield staged.page
+
+
+def apply_staged_verdicts(staged, namespace: Optional[str]):
+    if namespace is None:
+        return staged | "UnwrapStaged" >> beam.Map(lambda s: s.page)
+    return staged | "ApplyPageRules" >> beam.ParDo(_ApplyStagedVerdict(namespace))
+
+
+# --- global line dedup ---------------------------------------------------------------------------
+
+
+class _RemoveLines(_Stage):
+    stage = DEDUP_LINES
+
+    def __init__(self, min_num_sentences: int):
+        self._min_num_sentences = min_num_sentences
+
+    def apply(self, element):
+        from c4clean.cleaning.dedup_lines import remove_lines
+
+        url, groups = element
+        keep = set(groups["keep"])
+        for page in groups["page"]:
+            result = remove_lines(page, keep, self._min_num_sentences)
+            for name, value in result.counts.items():
+                count(reasons.NS_DEDUP_LINES, name, value)
+            if result.page is not None:
+                yield result.page
+
+
+class DedupLines(beam.PTransform):
+    """TFDS `remove_duplicate_text`: each line is kept by one page only (the smallest md5(url)),
+    repeats inside a page go, then pages with too few sentences go.
+
+    The owner of a line is combined per line key (associative `pick_line_owner`), so no step holds
+    the list of all URLs sharing a line; pages then meet the set of line keys they own.
+    """
+
+    def __init__(self, min_num_sentences: int):
+        super().__init__()
+        self._min_num_sentences = min_num_sentences
+
+    def expand(self, pages):
+        from c4clean.cleaning.dedup_lines import emit_line_keys, pick_line_owner
+
+        owned = (
+            pages
+            | "EmitLineKeys" >> beam.FlatMap(emit_line_keys)
+            | "PickLineOwner" >> beam.CombinePerKey(pick_line_owner)
+            | "KeyByOwner" >> beam.Map(lambda kv: (kv[1], kv[0]))
+        )
+        keyed = pages | "KeyByUrl" >> beam.Map(lambda p: (p.url, p))
+        return ({"page": keyed, "keep": owned} | "JoinOwnedLines" >> beam.CoGroupByKey()
+                | "RemoveLines" >> beam.ParDo(_RemoveLines(self._min_num_sentences)))
+
+
+# --- near dedup (engineer D's transform), counted like the other stages -------------------------------
+
+
+def _count_through(stage: str, side: str):
+    def counted(page):
+        count(reasons.NS_STAGES, f"{stage}:{side}")
+        if side == "out":
+            count(reasons.NS_STAGES, f"{stage}:bytes", _text_bytes(page))
+        return page
+
+    return counted
+
+
+class NearDedup(beam.PTransform):
+    def __init__(self, threshold: float, num_perm: int, ngram: int):
+        super().__init__()
+        self._args = dict(threshold=threshold, num_perm=num_perm, ngram=ngram)
+
+    def expand(self, pages):
+        from c4clean.pipelines.near_dedup import RemoveNearDuplicates
+
+        return (pages
+                | "CountNearDedupIn" >> beam.Map(_count_through(NEAR_DEDUP, "in"))
+                | "RemoveNearDuplicates" >> RemoveNearDuplicates(**self._args)
+                | "CountNearDedupOut" >> beam.Map(_count_through(NEAR_DEDUP, "out")))
+
+
+# --- language id ---------------------------------------------------------------------------------
+
+
+class DetectEnglish(_Stage):
+    """TFDS `detect_english` (langdetect, p >= 0.99): English pages only, labelled "en"."""
+
+    stage = LANGUAGE
+
+    def apply(self, page: Page):
+        from c4clean.cleaning.langid import english_verdict
+
+        verdict = english_verdict(page)
+        for name in verdict.counters:
+            count(reasons.NS_ENGLISH, name)
+        if verdict.page is not None:
+            yield verdict.page
+
+
+class DetectLanguage(_Stage):
+    """Multilingual: every page labelled with its language (`und` when unsure) and kept."""
+
+    stage = LANGUAGE
+
+    def apply(self, page: Page):
+        from c4clean.cleaning.langid import detect_language
+
+        language, _ = detect_language(page.text)
+        count(reasons.NS_LANGUAGE, reasons.PASSED)
+        count(reasons.NS_LANGUAGE, reasons.passed_language(language))
+        yield page.replace(language=language)
+
+
+# --- bad words -----------------------------------------------------------------------------------
+
+
+class FilterBadwords(_Stage):
+    stage = BADWORDS
+
+    def __init__(self, filter_fraction: float):
+        self._filter_fraction = filter_fraction
+        self._filter = None
+
+    def setup(self):
+        from c4clean.cleaning.badwords import BadwordsFilter
+
+        self._filter = BadwordsFilter(self._filter_fraction)
+
+    def apply(self, page: Page):
+        decision = self._filter(page)
+        count(reasons.NS_BADWORDS, decision.reason)
+        namespace = self._filter.language_namespace(page)
+        if namespace is not None:
+            count(namespace, decision.reason)
+        if decision.keep:
+            yield page
+
+
+# --- split ---------------------------------------------------------------------------------------
+
+
+class AssignSplit(_Stage):
+    """(split, page): validation iff md5(normalized_url) % 1000 == 0; multilingual splits are
+    `<lang>` and `<lang>-validation`, as mC4 names them."""
+
+    stage = SPLIT
+
+    def __init__(self, english_only: bool):
+        self._english_only = english_only
+
+    def apply(self, page: Page):
+        from c4clean.cleaning.url import TRAIN, split_for_url
+
+        split = split_for_url(page.normalized_url)
+        if not self._english_only:
+            split = page.language if split == TRAIN else f"{page.language}-{split}"
+        count(reasons.NS_SPLIT, split)
+        yield split, page
+
+    @staticmethod
+    def page_of(output) -> Page:
+        return output[1]
+
+
+# --- shards --------------------------------------------------------------------------------------
+
+
+def _write_group(element, directory: str):
+    from c4clean.pipelines.arrow_sink import write_shard
+
+    (split, index, total), pages = element
+    record = write_shard(directory, split, index, total, pages)
+    log.info("wrote %s: %d rows", record["file"], record["rows"])
+    yield record
+
+
+class WriteShards(beam.PTransform):
+    """PCollection[(split, page)] -> shard records; each shard is written (atomically, sorted by
+    URL) into `staging_dir`, and the driver moves the complete set into the output folder."""
+
+    def __init__(self, staging_dir: str, shards_for):
+        super().__init__()
+        self._staging_dir = staging_dir
+        self._shards_for = shards_for
+
+    def expand(self, split_pages):
+        from c4clean.pipelines.arrow_sink import shard_of
+
+        shards_for = self._shards_for
+
+        def key(element):
+            split, page = element
+            n = shards_for(split)
+            return (split, shard_of(page.url, n), n), page
+
+        return (split_pages
+                | "KeyByShard" >> beam.Map(key)
+                | "GroupShard" >> beam.GroupByKey()
+                | "WriteShard" >> beam.FlatMap(_write_group, directory=self._staging_dir))

@@ -1,0 +1,73 @@
+"""Finding shards by name, hashing files and writing outputs atomically (shared by vocab, encode, loader)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-(?P<index>\d{5})-of-(?P<count>\d{5})\.arrow$")
+
+
+@dataclass(frozen=True)
+class ShardName:
+    path: Path
+    split: str
+    index: int
+    count: int
+
+
+def list_shards(directory: str | os.PathLike, split: str | None = None) -> list[ShardName]:
+    """Every `{split}-{i:05d}-of-{n:05d}.arrow` file in `directory`, in (split, index) order.
+
+    A split whose shards are not exactly 0..n-1 is an error: a missing shard would silently drop data.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"shard directory not found: {directory}")
+    shards = []
+    for path in directory.iterdir():
+        match = SHARD_NAME.match(path.name)
+        if match and (split is None or match["split"] == split):
+            shards.append(ShardName(path, match["split"], int(match["index"]), int(match["count"])))
+    shards.sort(key=lambda s: (s.split, s.index))
+    by_split: dict[str, list[ShardName]] = {}
+    for shard in shards:
+        by_split.setdefault(shard.split, []).append(shard)
+    for name, group in by_split.items():
+        counts = {s.count for s in group}
+        if len(counts) != 1 or [s.index for s in group] != list(range(group[0].count)):
+            raise ValueError(
+                f"split {name!r} in {directory} is incomplete or inconsistent: have indices "
+                f"{[s.index for s in group]} with shard counts {sorted(counts)}"
+            )
+    return shards
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())

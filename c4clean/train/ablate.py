@@ -1,0 +1,490 @@
+"""Ablation planning and execution: many independent `c4clean train` runs, resumable, one report.
+
+An ablation is a list of runs. Each run is a normal `c4clean train` run directory under
+`<out>/runs/<name>/`, trained with the same settings except for the ablated options. Run names are
+derived from the axis values alone, so re-running the same command finds the same directories:
+finished runs are skipped, interrupted ones continue with `--resume`, missing ones start.
+
+Budget arithmetic: the budget counts *corpus tokens read* (`tokens_per_sample = "raw"`, the raw
+window span corruption consumes: 568 tokens for 512 inputs). Then `repeats = budget / subset size`
+is the real number of passes over a subset, which is how Table 9 of the T5 paper defines "repeats"
+(2^35 / 2^23 = 4,096). `tokens_per_sample = "inputs"` counts encoder input slots instead (512 per
+sample: the paper's own 2^35 = 2^19 steps x 128 x 512), giving the paper's step count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+log = logging.getLogger(__name__)
+
+PLAN_FILE = "ablation.json"
+RUNS_DIR = "runs"
+STATE_DIR = "state"  # per-run completion markers + cached evaluations (kept out of the run dirs)
+PLAN_VERSION = 1
+MAX_NAME_LEN = 96
+
+# Short axis names people type -> the trainer/loader option they mean.
+AXIS_ALIASES = {
+    "mean_span": "mean_noise_span_length",
+    "span": "mean_noise_span_length",
+    "corruption_rate": "noise_density",
+    "density": "noise_density",
+    "tokens": "max_tokens",
+    "batch": "batch_size",
+    "inputs_length": "input_length",
+    "learning_rate": "lr",
+}
+
+
+class AblationError(ValueError):
+    """A user-facing problem with an ablation spec or its output directory."""
+
+
+# --------------------------------------------------------------------------------------------
+# parsing
+
+
+def parse_count(text: str | int) -> int:
+    """`2^23`, `2**23`, `8388608`, `8_388_608`, `1e6` (exact integers only) -> int."""
+    if isinstance(text, int):
+        return text
+    s = str(text).strip().replace("_", "").replace(",", "")
+    m = re.fullmatch(r"(\d+)\s*(?:\^|\*\*)\s*(\d+)", s)
+    if m:
+        value = int(m.group(1)) ** int(m.group(2))
+    elif re.fullmatch(r"\d+", s):
+        value = int(s)
+    elif re.fullmatch(r"\d+(\.\d+)?[eE]\d+", s) and float(s).is_integer():
+        value = int(float(s))
+    else:
+        raise AblationError(f"not a token count: {text!r} (use 2^23, 8388608 or 1e6)")
+    if value <= 0:
+        raise AblationError(f"token count must be positive: {text!r}")
+    return value
+
+
+def format_count(n: int) -> str:
+    """Inverse of parse_count for display: powers of two as `2^k`."""
+    if n > 0 and n & (n - 1) == 0 and n >= 1024:
+        return f"2^{n.bit_length() - 1}"
+    return str(n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    name: str  # canonical option name (underscores), after alias resolution
+    values: tuple[str, ...]  # as typed: "0.10" stays "0.10" so run names are stable
+    label: str = ""  # the name as typed, for names and reports
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+def canonical_option(name: str) -> str:
+    key = name.strip().lstrip("-").replace("-", "_").lower()
+    return AXIS_ALIASES.get(key, key)
+
+
+def parse_axis(spec: str) -> Axis:
+    """`noise_density=0.10,0.15` -> Axis("noise_density", ("0.10", "0.15"))."""
+    if "=" not in spec:
+        raise AblationError(f"axis {spec!r} must look like name=v1,v2,...")
+    name, _, values_text = spec.partition("=")
+    label = name.strip().lstrip("-").replace("-", "_")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", label):
+        raise AblationError(f"axis name {name!r} is not an option name")
+    values = tuple(v.strip() for v in values_text.split(",") if v.strip())
+    if not values:
+        raise AblationError(f"axis {label!r} has no values")
+    if len(set(values)) != len(values):
+        raise AblationError(f"axis {label!r} repeats a value: {values_text!r}")
+    return Axis(canonical_option(label), values, label)
+
+
+def expand_axes(axes: Sequence[Axis], mode: str = "product") -> list[dict[str, str]]:
+    """All run settings: `product` = every combination (axis order = loop nesting, last fastest);
+    `zip` = i-th value of every axis together (all axes need the same number of values)."""
+    if not axes:
+        return [{}]
+    names = [a.name for a in axes]
+    if len(set(names)) != len(names):
+        raise AblationError(f"the same option appears on two axes: {names}")
+    if mode == "product":
+        combos = itertools.product(*(a.values for a in axes))
+    elif mode == "zip":
+        lengths = {a.display: len(a.values) for a in axes}
+        if len(set(lengths.values())) != 1:
+            raise AblationError(f"--zip needs axes of equal length, got {lengths}")
+        combos = zip(*(a.values for a in axes))
+    else:
+        raise AblationError(f"unknown axis mode {mode!r} (product or zip)")
+    return [dict(zip(names, combo)) for combo in combos]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_") or "_"
+
+
+def run_name(values: Mapping[str, str], labels: Mapping[str, str] | None = None) -> str:
+    """Deterministic directory name from axis values, in axis order: `noise_density-0.10__mean_span-2`.
+
+    Overlong names keep a readable prefix plus a hash of the full name, so they stay unique."""
+    if not values:
+        return "base"
+    labels = labels or {}
+    name = "__".join(f"{_slug(labels.get(k, k))}-{_slug(v)}" for k, v in values.items())
+    if len(name) > MAX_NAME_LEN:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = f"{name[: MAX_NAME_LEN - 11]}~{digest}"
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# budget arithmetic
+
+
+def steps_for_budget(budget_tokens: int, batch_size: int, tokens_per_sample: int) -> int:
+    """Optimizer steps that read `budget_tokens` (rounded up: the budget is a minimum)."""
+    if budget_tokens <= 0 or batch_size <= 0 or tokens_per_sample <= 0:
+        raise AblationError("budget, batch size and tokens per sample must be positive")
+    return max(1, math.ceil(budget_tokens / (batch_size * tokens_per_sample)))
+
+
+def repeats(budget_tokens: int, data_tokens: int) -> float:
+    """Passes over the data a budget makes (Table 9's "Repeats" column: budget / subset size)."""
+    if data_tokens <= 0:
+        raise AblationError("data size must be positive")
+    return budget_tokens / data_tokens
+
+
+def random_spans_lengths(inputs_length: int, noise_density: float, mean_span: float) -> tuple[int, int]:
+    """(raw tokens per sample, targets length): T5's `random_spans_helper`, as the loader computes it."""
+    from c4clean.train.span_corruption import random_spans_helper
+
+    return random_spans_helper(inputs_length, noise_density, mean_span)
+
+
+def tokens_per_sample(mode: str, inputs_length: int, noise_density: float, mean_span: float) -> int:
+    raw, targets = random_spans_lengths(inputs_length, noise_density, mean_span)
+    if mode == "raw":
+        return raw
+    if mode == "inputs":
+        return inputs_length
+    if mode == "inputs+targets":
+        return inputs_length + targets
+    raise AblationError(f"unknown token counting {mode!r} (raw, inputs, inputs+targets)")
+
+
+# --------------------------------------------------------------------------------------------
+# the plan
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run of an ablation and how to judge it."""
+
+    name: str
+    axis_values: dict[str, str]  # what distinguishes this run (report columns)
+    data: str  # token directory the run trains on
+    steps: int
+    options: dict[str, str]  # every other train option (--key value), including ablated ones
+    eval_sets: dict[str, str]  # label -> token dir whose validation split the final model is scored on
+    train_tokens: int | None = None  # size of the data the run sees (subset or corpus), for repeats
+    tokens_per_sample: int = 0
+
+    def settings_key(self) -> str:
+        """What must match for a run directory to be resumed rather than refused."""
+        body = {"data": self.data, "steps": self.steps, "options": self.options}
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Plan:
+    kind: str  # size | domain | sweep
+    out: Path
+    runs: list[RunSpec]
+    settings: dict[str, Any]  # budget, batch, preset, counting mode, corpus sizes, ...
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / RUNS_DIR
+
+    def run_dir(self, run: RunSpec) -> Path:
+        return self.runs_dir / run.name
+
+    def state_path(self, run: RunSpec) -> Path:
+        return self.out / STATE_DIR / f"{run.name}.json"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": PLAN_VERSION,
+            "kind": self.kind,
+            "settings": self.settings,
+            "runs": [dataclasses.asdict(r) for r in self.runs],
+        }
+
+    @classmethod
+    def load(cls, out: Path) -> "Plan":
+        path = Path(out) / PLAN_FILE
+        if not path.is_file():
+            raise AblationError(f"no ablation plan at {path}")
+        doc = json.loads(path.read_text())
+        runs = [RunSpec(**r) for r in doc["runs"]]
+        return cls(doc["kind"], Path(out), runs, doc["settings"])
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_plan(plan: Plan) -> None:
+    """Write the plan, refusing to silently change the settings of runs that already exist.
+
+    Adding runs (a new axis value) to an existing ablation is allowed; changing a run's settings
+    (budget, batch, preset ...) under the same name is not: that would mix two experiments."""
+    path = plan.out / PLAN_FILE
+    if path.is_file():
+        old = Plan.load(plan.out)
+        if old.kind != plan.kind:
+            raise AblationError(f"{plan.out} holds a {old.kind!r} ablation, not {plan.kind!r}")
+        old_keys = {r.name: r.settings_key() for r in old.runs}
+        changed = [r.name for r in plan.runs if r.name in old_keys and old_keys[r.name] != r.settings_key()]
+        if changed:
+            raise AblationError(
+                f"runs {changed} already exist in {plan.out} with different settings; "
+                "use a new --out (or delete those runs) to change budget, batch or options"
+            )
+        # keep runs of the old plan that this invocation does not name, so reports stay complete
+        names = {r.name for r in plan.runs}
+        plan.runs = plan.runs + [r for r in old.runs if r.name not in names]
+    write_atomic(path, json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
+
+
+def select_runs(runs: Sequence[RunSpec], shard: tuple[int, int] | None = None,
+                only: Iterable[str] = ()) -> list[RunSpec]:
+    """The runs this process executes: `--shard i/n` takes every n-th run starting at i (stable,
+    so n machines sharing a file system split an ablation with no coordination); `--only` by name."""
+    only = set(only)
+    unknown = only - {r.name for r in runs}
+    if unknown:
+        raise AblationError(f"--only names no run of this ablation: {sorted(unknown)}")
+    picked = [r for r in runs if not only or r.name in only]
+    if shard is not None:
+        index, count = shard
+        if not 0 <= index < count:
+            raise AblationError(f"--shard {index}/{count}: need 0 <= i < n")
+        picked = [r for i, r in enumerate(picked) if i % count == index]
+    return picked
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not m:
+        raise AblationError(f"--shard must be i/n, got {text!r}")
+    index, count = int(m.group(1)), int(m.group(2))
+    if not 0 <= index < count:
+        raise AblationError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+# --------------------------------------------------------------------------------------------
+# execution: train what is missing, evaluate what is not cached, mark done
+
+
+def load_state(plan: Plan, run: RunSpec) -> dict[str, Any]:
+    path = plan.state_path(run)
+    if not path.is_file():
+        return {}
+    state = json.loads(path.read_text())
+    if state.get("settings_key") != run.settings_key():
+        raise AblationError(f"state of run {run.name} belongs to other settings ({path}); use a new --out")
+    return state
+
+
+def is_done(plan: Plan, run: RunSpec, state: Mapping[str, Any] | None = None) -> bool:
+    """Completion marker: trained to the target step and scored on every evaluation set."""
+    state = load_state(plan, run) if state is None else state
+    return bool(state) and state.get("trained_step") == run.steps and set(run.eval_sets) <= set(state.get("evals", {}))
+
+
+def execute(plan: Plan, backend, runs: Sequence[RunSpec] | None = None, *, echo=log.info) -> dict[str, str]:
+    """Bring every selected run to done; returns run name -> what was done ("skipped", "trained", ...).
+
+    Each step is idempotent, so an ablation killed at any point continues where it stopped:
+    the trainer resumes from its newest checkpoint, cached evaluations are not recomputed."""
+    outcome = {}
+    for run in plan.runs if runs is None else runs:
+        state = load_state(plan, run)
+        if is_done(plan, run, state):
+            echo(f"[{run.name}] done, skipped")
+            outcome[run.name] = "skipped"
+            continue
+        run_dir = plan.run_dir(run)
+        state = {"name": run.name, "settings_key": run.settings_key(), "evals": {}, **state}
+        actions = []
+        step = backend.final_step(run_dir)
+        if step is None or step < run.steps:
+            resume = step is not None
+            echo(f"[{run.name}] {'resuming at step ' + str(step) if resume else 'training'} -> {run.steps} steps")
+            backend.train(run, run_dir, resume=resume)
+            step = backend.final_step(run_dir)
+            if step is None or step < run.steps:
+                raise AblationError(f"run {run.name}: trainer stopped at step {step}, expected {run.steps}")
+            actions.append("trained" if not resume else "resumed")
+        state["trained_step"] = run.steps
+        write_atomic(plan.state_path(run), json.dumps(state, indent=2, sort_keys=True) + "\n")
+        for label, token_dir in run.eval_sets.items():
+            if label in state["evals"]:
+                continue
+            echo(f"[{run.name}] validation loss on {label}")
+            state["evals"][label] = backend.evaluate(run_dir, token_dir)
+            write_atomic(plan.state_path(run), json.dumps(state, indent=2, sort_keys=True) + "\n")
+            actions.append(f"eval:{label}")
+        outcome[run.name] = "+".join(actions) or "marked"
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# building plans: sweep is the general case; size and domain are presets of it
+
+# Trainer/loader defaults used for token counting when an option is not set (T5's span corruption).
+COUNTING_DEFAULTS = {"input_length": 512, "noise_density": 0.15, "mean_noise_span_length": 3.0}
+
+
+def _count_for(options: Mapping[str, str], count: str, defaults: Mapping[str, Any]) -> int:
+    def get(key):
+        return options.get(key, defaults.get(key, COUNTING_DEFAULTS[key]))
+
+    return tokens_per_sample(count, int(get("input_length")), float(get("noise_density")),
+                             float(get("mean_noise_span_length")))
+
+
+def make_run(name: str, axis_values: dict[str, str], data: str, options: dict[str, str], *,
+             budget_tokens: int | None, steps: int | None, count: str, eval_sets: dict[str, str],
+             train_tokens: int | None, defaults: Mapping[str, Any]) -> RunSpec:
+    """One run: steps from the token budget (per run, since batch size, input length or noise
+    density may be ablated), or a fixed step count."""
+    opts = dict(options)
+    batch_size = int(opts.get("batch_size", defaults.get("batch_size", 0)))
+    tps = _count_for(opts, count, defaults)
+    if (budget_tokens is None) == (steps is None):
+        raise AblationError("give exactly one of --budget (tokens) and --steps")
+    n_steps = steps if steps is not None else steps_for_budget(budget_tokens, batch_size, tps)
+    opts.pop("steps", None)
+    return RunSpec(name=name, axis_values=dict(axis_values), data=str(data), steps=int(n_steps), options=opts,
+                   eval_sets=dict(eval_sets), train_tokens=train_tokens, tokens_per_sample=tps)
+
+
+def plan_sweep(out: Path, data: str, axes: Sequence[Axis], *, mode: str, common: Mapping[str, str],
+               budget_tokens: int | None, steps: int | None, count: str, corpus_tokens: int | None,
+               defaults: Mapping[str, Any] = {}) -> Plan:
+    if "data" in {a.name for a in axes}:
+        raise AblationError("ablate data sets with `c4clean ablate domain`, not a --axis")
+    labels = {a.name: a.display for a in axes}
+    runs = []
+    for values in expand_axes(axes, mode):
+        options = {**common, **values}
+        subset = options.get("max_tokens")
+        train_tokens = min(parse_count(subset), corpus_tokens) if subset and corpus_tokens else corpus_tokens
+        runs.append(make_run(run_name(values, labels), values, data, options, budget_tokens=budget_tokens,
+                             steps=steps, count=count, eval_sets={"validation": str(data)},
+                             train_tokens=train_tokens, defaults=defaults))
+    _check_unique(runs)
+    settings = _settings(budget_tokens, count, common, defaults)
+    settings.update({"axes": [a.name for a in axes], "mode": mode, "data": str(data),
+                     "corpus_tokens": corpus_tokens, "primary_eval": "validation"})
+    return Plan("sweep", Path(out), runs, settings)
+
+
+def plan_size(out: Path, data: str, subsets: Sequence[int], *, include_full: bool, common: Mapping[str, str],
+              budget_tokens: int | None, steps: int | None, count: str, corpus_tokens: int,
+              defaults: Mapping[str, Any] = {}) -> Plan:
+    """Table 9: the first N tokens of a fixed document order, repeated to fill the same budget.
+
+    Every run is scored on the FULL corpus's validation split, so the rows are comparable."""
+    if "max_tokens" in common:
+        raise AblationError("the size ablation sets max_tokens itself")
+    runs = []
+    for n in sorted(set(subsets)):
+        if n > corpus_tokens:
+            raise AblationError(f"subset {format_count(n)} is larger than the corpus ({corpus_tokens:,} train tokens)")
+        runs.append(make_run(f"tokens-{_slug(format_count(n).replace('^', 'p'))}", {"max_tokens": str(n)}, data,
+                             {**common, "max_tokens": str(n)}, budget_tokens=budget_tokens, steps=steps,
+                             count=count, eval_sets={"full": str(data)}, train_tokens=n,
+                             defaults=defaults))
+    if include_full:
+        runs.append(make_run("tokens-full", {"max_tokens": "full"}, data, dict(common), budget_tokens=budget_tokens,
+                             steps=steps, count=count, eval_sets={"full": str(data)}, train_tokens=corpus_tokens,
+                             defaults=defaults))
+    if not runs:
+        raise AblationError("no runs: give --tokens or keep the full-data run")
+    settings = _settings(budget_tokens, count, common, defaults)
+    settings.update({"axes": ["max_tokens"], "data": str(data), "corpus_tokens": corpus_tokens,
+                     "primary_eval": "full"})
+    return Plan("size", Path(out), runs, settings)
+
+
+def plan_domain(out: Path, corpora: Mapping[str, str], *, common: Mapping[str, str], budget_tokens: int | None,
+                steps: int | None, count: str, corpus_tokens: Mapping[str, int],
+                validation_tokens: Mapping[str, int] | None = None, defaults: Mapping[str, Any] = {}) -> Plan:
+    """Table 8: one run per corpus, same budget; each final model scored on every corpus."""
+    if len(corpora) < 1:
+        raise AblationError("give at least one corpus as NAME=DIR")
+    runs = [make_run(f"corpus-{_slug(label)}", {"corpus": label}, path, dict(common), budget_tokens=budget_tokens,
+                     steps=steps, count=count, eval_sets=dict(corpora), train_tokens=corpus_tokens[label],
+                     defaults=defaults)
+            for label, path in corpora.items()]
+    _check_unique(runs)
+    settings = _settings(budget_tokens, count, common, defaults)
+    settings.update({"axes": ["corpus"], "corpora": dict(corpora), "corpus_tokens": dict(corpus_tokens),
+                     "corpus_validation_tokens": dict(validation_tokens or {})})
+    return Plan("domain", Path(out), runs, settings)
+
+
+def parse_corpora(specs: Iterable[str]) -> dict[str, str]:
+    corpora: dict[str, str] = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not path:
+            raise AblationError(f"corpus {spec!r} must be NAME=DIR (e.g. en=tokens/en)")
+        if label in corpora:
+            raise AblationError(f"corpus name {label!r} given twice")
+        corpora[label] = path
+    return corpora
+
+
+def _check_unique(runs: Sequence[RunSpec]) -> None:
+    names = [r.name for r in runs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise AblationError(f"two runs would share the directory name(s) {dupes}; make the axis values distinct")
+
+
+def _settings(budget_tokens, count, common, defaults) -> dict[str, Any]:
+    return {"budget_tokens": budget_tokens, "count": count,
+            "batch_size": int(common.get("batch_size", defaults.get("batch_size", 0))),
+            "preset": common.get("preset", defaults.get("preset")), "seed": common.get("seed", defaults.get("seed")),
+            "options_common": {k: v for k, v in common.items() if k not in ("batch_size", "preset", "seed")}}

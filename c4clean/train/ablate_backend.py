@@ -1,0 +1,321 @@
+"""The ablation side of the trainer and loader: turns a run's options into a `TrainConfig`, trains it
+(in this process or a child), reads its metrics and scores its final model on any corpus.
+
+Option routing (any trainer or loader option can be an ablation axis):
+  1. derived axes: `layers` (encoder and decoder layers), `width` (d_model, heads = width/64, d_kv 64,
+     d_ff = 8/3 width rounded to 64: GEGLU with BERT's 4H FFN parameters; 768 -> 2048 as v1.1-base),
+     `masking` (`dynamic`: a new span-corruption mask every epoch, the loader's default; `static`: one
+     mask per window for the whole run, as RoBERTa's static masking)
+  2. `TrainConfig` fields of `c4clean train` (lr, optimizer, warmup_steps, batch_size, seed, ...)
+  3. `T5Config` fields (d_model, num_layers, num_heads, d_ff, dropout_rate, ...) -> model_overrides
+  4. loader options of `T5SpanCorruptionDataset` (noise_density, mean_noise_span_length, input_length,
+     max_tokens, doc_separator) -> data_options
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from c4clean.train.ablate import AblationError, Plan, RunSpec, parse_count
+
+DERIVED = ("layers", "width", "masking")
+# TrainConfig fields an ablation controls itself (or that make no sense per run)
+RESERVED_TRAIN = {"data", "out", "steps", "resume", "model_overrides", "data_options", "progress", "world_size",
+                  "init"}
+# loader arguments the trainer sets itself
+RESERVED_DATA = {"self", "token_dir", "split", "batch_size", "seed", "rank", "world_size", "num_epochs", "shuffle"}
+
+
+def _cast(value: str, default: Any, name: str) -> Any:
+    """A typed option value from its string, by the type of the option's default."""
+    text = str(value).strip()
+    try:
+        if isinstance(default, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(default, int):
+            return parse_count(text) if not text.lstrip("-").isdigit() else int(text)
+        if isinstance(default, float):
+            return float(text)
+        if default is None:
+            if text.lower() in ("none", "null", ""):
+                return None
+            for conv in (int, float):
+                try:
+                    return conv(text)
+                except ValueError:
+                    pass
+        return text
+    except (ValueError, AblationError) as e:
+        raise AblationError(f"option {name}: cannot read {value!r} as {type(default).__name__}") from e
+
+
+def width_overrides(width: int) -> dict[str, int]:
+    if width < 64 or width % 64:
+        raise AblationError(f"width {width} must be a positive multiple of 64 (heads of 64 dimensions)")
+    return {"d_model": width, "num_heads": width // 64, "d_kv": 64, "d_ff": max(64, round(width * 8 / 3 / 64) * 64)}
+
+
+class TrainerBackend:
+    """Adapter from ablation runs to `c4clean.train.trainer.train` and `c4clean.train.data`."""
+
+    def __init__(self, launcher: str = "subprocess", eval_batches: int = 20, eval_batch_size: int = 8,
+                 seed: int = 0, progress: bool = True):
+        if launcher not in ("subprocess", "inprocess"):
+            raise AblationError(f"unknown launcher {launcher!r}")
+        self.launcher, self.eval_batches, self.eval_batch_size = launcher, eval_batches, eval_batch_size
+        self.eval_seed, self.progress = seed, progress
+
+    # --- option routing ----------------------------------------------------------------------
+
+    @staticmethod
+    def _train_defaults() -> dict[str, Any]:
+        from c4clean.train.trainer import TrainConfig
+
+        cfg = TrainConfig(data="", out="")
+        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in RESERVED_TRAIN}
+
+    @staticmethod
+    def _model_defaults() -> dict[str, Any]:
+        from c4clean.train.model import T5Config
+
+        cfg = T5Config()
+        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(T5Config)}
+
+    @staticmethod
+    def _data_defaults() -> dict[str, Any]:
+        from c4clean.train.data import T5SpanCorruptionDataset
+
+        params = inspect.signature(T5SpanCorruptionDataset.__init__).parameters
+        return {k: p.default for k, p in params.items() if k not in RESERVED_DATA}
+
+    def defaults(self) -> dict[str, Any]:
+        """Defaults for token counting and for settings every run shares (batch size, preset, seed)."""
+        return {**self._data_defaults(), **self._train_defaults()}
+
+    def route(self, options: Mapping[str, str]) -> tuple[dict, dict, dict, dict]:
+        """(TrainConfig kwargs, model_overrides, data_options, adapter options) from string options."""
+        train_d, model_d, data_d = self._train_defaults(), self._model_defaults(), self._data_defaults()
+        train, model, data, adapter = {}, {}, {}, {}
+        for key, value in options.items():
+            if key == "layers":
+                n = _cast(value, 0, key)
+                model.update(num_layers=n, num_decoder_layers=n)
+            elif key == "width":
+                model.update(width_overrides(_cast(value, 0, key)))
+            elif key == "masking":
+                if value not in ("static", "dynamic"):
+                    raise AblationError(f"masking must be static or dynamic, not {value!r}")
+                adapter["masking"] = value
+            elif key in train_d:
+                train[key] = _cast(value, train_d[key], key)
+            elif key in model_d:
+                model[key] = _cast(value, model_d[key], key)
+            elif key in data_d:
+                data[key] = _cast(value, data_d[key], key)
+            else:
+                known = sorted({*DERIVED, *train_d, *model_d, *data_d})
+                raise AblationError(f"unknown train/data option {key!r}; ablatable options: {', '.join(known)}")
+        return train, model, data, adapter
+
+    def check_options(self, options: Mapping[str, str]) -> None:
+        self.route(options)
+
+    def train_config(self, run: RunSpec, run_dir: Path, resume: bool):
+        from c4clean.train.trainer import TrainConfig
+
+        train, model, data, _ = self.route(run.options)
+        return TrainConfig(data=run.data, out=str(run_dir), steps=run.steps, resume=resume, model_overrides=model,
+                           data_options=data, progress=self.progress, **train)
+
+    def train_argv(self, run: RunSpec, run_dir: Path, resume: bool) -> list[str]:
+        """The command that trains one run of a saved plan (what `--dry-run` prints for a scheduler)."""
+        out = run_dir.parent.parent
+        return ["ablate", "run", "--out", str(out), "--only", run.name]
+
+    # --- training ----------------------------------------------------------------------------
+
+    def train(self, run: RunSpec, run_dir: Path, resume: bool) -> None:
+        if self.launcher == "subprocess":
+            # a child process per run: memory (and GPU memory) is returned between runs, and a crash
+            # of one run cannot take the ablation's bookkeeping with it
+            cmd = [sys.executable, "-m", "c4clean.train.ablate_backend", str(run_dir.parent.parent), run.name,
+                   "--resume" if resume else "--fresh"]
+            rc = subprocess.call(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            if rc != 0:
+                raise AblationError(f"run {run.name}: training exited with status {rc}")
+            return
+        self.train_inprocess(run, run_dir, resume)
+
+    def train_inprocess(self, run: RunSpec, run_dir: Path, resume: bool) -> dict:
+        from c4clean.train import trainer
+
+        cfg = self.train_config(run, run_dir, resume)
+        _, _, data_options, adapter = self.route(run.options)
+        source = None
+        from c4clean.train import data as D
+
+        # the trainer opens data through `data.trainer_data_source`; build the same source here when
+        # static masks are asked for (or that function is not there)
+        if adapter.get("masking") == "static" or not hasattr(D, "trainer_data_source"):
+            source = span_corruption_source(cfg, data_options, static=adapter.get("masking") == "static")
+        try:
+            return trainer.train(cfg, data=source)
+        except trainer.TrainingError as e:
+            raise AblationError(f"run {run.name}: {e}") from e
+
+    def final_step(self, run_dir: Path) -> int | None:
+        """Step of the newest complete checkpoint (checkpoint dirs appear atomically), None if none."""
+        from c4clean.train.checkpoint import list_checkpoints
+
+        found = list_checkpoints(run_dir)
+        return found[-1][0] if found else None
+
+    # --- reading results ---------------------------------------------------------------------
+
+    @staticmethod
+    def training_curve(run_dir: Path) -> list[tuple[int, float]]:
+        """(step, training loss) from the run's metrics.jsonl (each loss averages one log interval)."""
+        path = Path(run_dir) / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        curve = []
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill; the trainer rewrites the log on resume
+            if "loss" in record and isinstance(record["loss"], (int, float)) and math.isfinite(record["loss"]):
+                curve.append((int(record["step"]), float(record["loss"])))
+        return curve
+
+    def evaluate(self, run_dir: Path, token_dir: str, options: Mapping[str, str] | None = None) -> dict:
+        """Mean loss of the run's newest checkpoint on the validation split of `token_dir`, with the
+        run's own objective (input length, noise density, span length) but never its subset:
+        a fixed, unshuffled set of batches with fixed masks, identical for every run scored on it."""
+        import torch
+
+        from c4clean.train import data as D
+        from c4clean.train.checkpoint import latest_checkpoint, load_model_dir
+
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise AblationError(f"{run_dir} has no checkpoint to evaluate")
+        run_json = json.loads((Path(run_dir) / "run.json").read_text())
+        data_options = {k: v for k, v in run_json["train"].get("data_options", {}).items() if k != "max_tokens"}
+        model = load_model_dir(ckpt)
+        vocab = D.vocab_info(token_dir)
+        if vocab.sha256 != run_json["vocab"]["sha256"]:
+            raise AblationError(f"{token_dir} uses another vocabulary than run {run_dir}: losses would not compare")
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model.to(device).eval()
+        try:
+            dataset = D.T5SpanCorruptionDataset(token_dir, "validation", batch_size=self.eval_batch_size,
+                                                seed=self.eval_seed, shuffle=False, num_epochs=1, **data_options)
+        except ValueError as e:
+            raise AblationError(f"cannot score on {token_dir}: {e} (lower --eval-batch-size)") from e
+        total, batches, tokens = 0.0, 0, 0
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
+            "cpu", enabled=False)
+        with torch.no_grad(), autocast:
+            for batch in dataset:
+                if batches >= self.eval_batches:
+                    break
+                batch = {k: v.to(device) for k, v in batch.items()}
+                total += model(**batch)["loss"].float().item()
+                batches += 1
+                tokens += int((batch["labels"] != -100).sum())
+        return {"loss": total / batches, "batches": batches, "target_tokens": tokens, "checkpoint": ckpt.name}
+
+    @staticmethod
+    def corpus_tokens(token_dir: str, split: str) -> int:
+        from c4clean.tokenize.encode import read_manifest
+
+        manifest = read_manifest(token_dir)
+        if split not in manifest["splits"]:
+            raise AblationError(f"{token_dir} has no {split!r} split (has {sorted(manifest['splits'])})")
+        return int(manifest["splits"][split]["tokens"])
+
+    @staticmethod
+    def check_same_vocabulary(corpora: Mapping[str, str]) -> None:
+        from c4clean.tokenize.encode import read_manifest
+
+        shas = {label: read_manifest(path)["vocab"]["sha256"] for label, path in corpora.items()}
+        if len(set(shas.values())) > 1:
+            raise AblationError(f"the corpora use different vocabularies, so their losses do not compare: {shas}; "
+                                "encode them all with one vocabulary")
+
+
+# --- static masking (RoBERTa's "static"): an adapter over the loader ----------------------------
+
+def _static_dataset_class():
+    from c4clean.train import data as D
+    from c4clean.train.span_corruption import sample_keys, span_corrupt
+
+    class StaticMaskDataset(D.T5SpanCorruptionDataset):
+        """Every window keeps one mask for the whole run: the mask key is (seed, window) instead of
+        (seed, epoch, position), so epochs differ only in order, as with masks fixed at preprocessing."""
+
+        def make_samples(self, epoch, positions):
+            positions = __import__("numpy").asarray(positions, dtype="int64")
+            windows = self.window_index(epoch, positions)
+            tokens = __import__("numpy").stack([self.read_window(w) for w in windows])
+            batch = span_corrupt(tokens, sample_keys(self.seed, 0, windows), vocab_size=self.vocab.vocab_size,
+                                 eos_id=self.vocab.eos_id, pad_id=self.vocab.pad_id, noise_density=self.noise_density,
+                                 mean_noise_span_length=self.mean_noise_span_length)
+            batch["window"] = windows
+            return batch
+
+    return StaticMaskDataset
+
+
+def span_corruption_source(cfg, data_options: Mapping[str, Any], static: bool = False):
+    """A trainer DataSource over the loader (single process); `static` fixes one mask per window."""
+    from c4clean.train import data as D
+    from c4clean.train.trainer import DataSource
+
+    micro = cfg.batch_size // cfg.grad_accum
+    cls = _static_dataset_class() if static else D.T5SpanCorruptionDataset
+    dataset = cls(cfg.data, "train", batch_size=micro, seed=cfg.seed, **data_options)
+    info = dataset.vocab
+    vocab = {"vocab_size": info.vocab_size, "pad_id": info.pad_id, "eos_id": info.eos_id, "sha256": info.sha256}
+    val_options = {k: v for k, v in data_options.items() if k != "max_tokens"}
+
+    def validation():
+        return D.T5SpanCorruptionDataset(cfg.data, "validation", batch_size=cfg.eval_batch_size or micro,
+                                         seed=cfg.seed, shuffle=False, num_epochs=1, **val_options)
+
+    return DataSource(vocab=vocab, train=lambda: D.ResumableLoader(dataset, num_workers=0), validation=validation)
+
+
+def _main(argv: list[str]) -> int:
+    """Child-process entry: `python -m c4clean.train.ablate_backend OUT RUN --resume|--fresh`."""
+    out, name, mode = argv
+    plan = Plan.load(Path(out))
+    run = next((r for r in plan.runs if r.name == name), None)
+    if run is None:
+        print(f"no run {name!r} in {out}", file=sys.stderr)
+        return 2
+    try:
+        TrainerBackend(launcher="inprocess").train_inprocess(run, plan.run_dir(run), resume=mode == "--resume")
+    except AblationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

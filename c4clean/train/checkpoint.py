@@ -1,0 +1,193 @@
+"""Atomic, pickle-free training checkpoints.
+
+A checkpoint is a directory `checkpoints/step-{step:08d}/` holding
+- `model.safetensors` + `config.json` (a "model directory": `load_model_dir` reads it alone),
+- `state.pt`: optimizer, scheduler, loader state(s), every RNG, the step: plain tensors, numbers,
+  strings, lists and dicts only, so `torch.load(weights_only=True)` reads it.
+It is written into a hidden temporary directory, fsynced, then renamed into place: a directory named
+`step-*` is always complete, whatever killed the writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from c4clean.train.model import T5, T5Config
+
+FORMAT = "c4clean-t5-checkpoint/1"
+STEP_DIR = re.compile(r"^step-(\d{8})$")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path):
+    """Yield a temporary sibling directory; on success fsync its files and rename it to `final`
+    (replacing an existing directory); on error remove it and leave `final` untouched."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        if final.exists():  # replacing: move the old one aside first so `final` is never half there
+            old = final.parent / f".old-{final.name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_model_dir(model: T5, directory: Path, extra: dict | None = None) -> None:
+    """Write `model.safetensors` + `config.json` into an existing (temporary) directory."""
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(sd, str(directory / "model.safetensors"), metadata={"format": FORMAT})
+    meta = {"format": FORMAT, "model": model.cfg.to_dict(), **(extra or {})}
+    (directory / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def save_model_dir(model: T5, out_dir: str | Path, extra: dict | None = None) -> Path:
+    with atomic_dir(out_dir) as tmp:
+        write_model_dir(model, tmp, extra)
+    return Path(out_dir)
+
+
+def read_model_config(directory: str | Path) -> tuple[T5Config, dict]:
+    path = Path(directory) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a c4clean model or checkpoint directory")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    return T5Config.from_dict(meta["model"]), meta
+
+
+def load_model_weights(model: T5, directory: str | Path) -> None:
+    """Load `model.safetensors` into `model`, with a clear error when the shapes differ."""
+    cfg, _ = read_model_config(directory)
+    if cfg != model.cfg:
+        diff = {k: (v, getattr(model.cfg, k)) for k, v in cfg.to_dict().items() if getattr(model.cfg, k) != v}
+        raise ValueError(f"checkpoint {directory} is for another model shape (checkpoint, requested): {diff}")
+    sd = load_file(str(Path(directory) / "model.safetensors"), device=str(model.shared.weight.device))
+    model.load_state_dict(sd)
+
+
+def load_model_dir(directory: str | Path) -> T5:
+    cfg, _ = read_model_config(directory)
+    model = T5(cfg)
+    load_model_weights(model, directory)
+    return model
+
+
+# --- RNG state as weights_only-loadable values -------------------------------------------------
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_version, "internal": list(py_internal), "gauss_next": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def plain(value):
+    """numpy scalars/arrays -> Python numbers / tensors, recursively (weights_only cannot read numpy)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --- training checkpoints ----------------------------------------------------------------------
+
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step-{step:08d}"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(run_dir: str | Path, step: int, model: T5, state: dict, meta: dict, keep: int = 2) -> Path:
+    """Atomically write checkpoint `step` (model + `state`), then prune to the newest `keep`."""
+    final = checkpoint_dir(run_dir, step)
+    with atomic_dir(final) as tmp:
+        write_model_dir(model, tmp, {"step": step, **meta})
+        torch.save(plain({"format": FORMAT, "step": step, **state}), tmp / "state.pt")
+    if keep > 0:
+        for _, old in list_checkpoints(run_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_state(ckpt: str | Path, map_location="cpu") -> dict:
+    state = torch.load(Path(ckpt) / "state.pt", map_location=map_location, weights_only=True)
+    if state.get("format") != FORMAT:
+        raise ValueError(f"{ckpt}/state.pt: format {state.get('format')!r}, expected {FORMAT!r}")
+    return state

@@ -1,0 +1,342 @@
+"""T5 v1.1 encoder-decoder in plain PyTorch.
+
+Architecture as Mesh TensorFlow / Hugging Face T5 v1.1: pre-norm blocks with scale-only RMSNorm
+(computed in float32), gated-GELU feed-forward (tanh GELU, HF "gated-gelu"), unscaled attention logits
+(the 1/sqrt(d_kv) lives in the initialisation of q), a learned relative position bias owned by the first
+layer of each stack and shared by the others (bidirectional in the encoder, causal buckets in the
+decoder, none in cross-attention), an input embedding shared by both stacks and an untied lm_head with
+no output rescaling.
+
+Speed choices that do not change the function: q/k/v (self-attention) and k/v (cross-attention) are
+fused into one projection each, the two GEGLU input projections into one, and attention runs through
+`scaled_dot_product_attention` with the position bias (+ masks) as one additive float mask per stack.
+`c4clean.train.hf_export` splits the fused weights back into Hugging Face's names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE_INDEX = -100  # label value excluded from the loss (as Hugging Face)
+
+
+@dataclass(frozen=True)
+class T5Config:
+    vocab_size: int = 32128
+    d_model: int = 512
+    d_kv: int = 64
+    d_ff: int = 1024
+    num_layers: int = 8
+    num_decoder_layers: int = 8
+    num_heads: int = 6
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    dropout_rate: float = 0.0
+    layer_norm_epsilon: float = 1e-6
+    initializer_factor: float = 1.0
+    pad_token_id: int = 0
+    eos_token_id: int = 1
+    decoder_start_token_id: int = 0
+
+    @property
+    def inner_dim(self) -> int:
+        return self.num_heads * self.d_kv
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "T5Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown T5Config fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "T5Config":
+        return dataclasses.replace(self, **changes)
+
+
+# Shapes from the T5 gin files (t5/models/gin/models/t5.1.1.*.gin); "tiny" is ours, for CPU tests.
+PRESETS: dict[str, T5Config] = {
+    "t5-v1_1-tiny": T5Config(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4),
+    "t5-v1_1-small": T5Config(d_model=512, d_kv=64, d_ff=1024, num_layers=8, num_decoder_layers=8, num_heads=6),
+    "t5-v1_1-base": T5Config(d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12, num_heads=12),
+    "t5-v1_1-large": T5Config(d_model=1024, d_kv=64, d_ff=2816, num_layers=24, num_decoder_layers=24, num_heads=16),
+}
+
+
+def preset(name: str, **overrides) -> T5Config:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)
+
+
+def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> torch.Tensor:
+    """Bucket of `key_pos - query_pos`: half the buckets exact, the rest log-spaced up to max_distance.
+
+    Bidirectional splits the buckets between the two signs; the causal (decoder) variant only
+    distinguishes distances to earlier keys and maps every later key to bucket 0 (it is masked anyway).
+    """
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)
+    max_exact = num_buckets // 2
+    # clamp(min=1) only keeps log() finite for the exact range, where the value is not used
+    log_ratio = torch.log(distance.clamp(min=1).float() / max_exact) / math.log(max_distance / max_exact)
+    large = (max_exact + (log_ratio * (num_buckets - max_exact)).long()).clamp(max=num_buckets - 1)
+    return buckets + torch.where(distance < max_exact, distance, large)
+
+
+class RMSNorm(nn.Module):
+    """Scale-only RMS norm, always computed in float32 (T5LayerNorm)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps)
+        # half-precision weights mean a half-precision model: return its dtype; otherwise float32
+        return out.to(self.weight.dtype) if self.weight.dtype in (torch.float16, torch.bfloat16) else out
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.h, self.dk = cfg.num_heads, cfg.d_kv
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.inner_dim, bias=False)
+        self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=False)
+        self.dropout = cfg.dropout_rate
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.h, self.dk).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.o(out.transpose(1, 2).reshape(b, n, self.h * self.dk))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.h, self.dk = cfg.num_heads, cfg.d_kv
+        self.q = nn.Linear(cfg.d_model, cfg.inner_dim, bias=False)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.inner_dim, bias=False)
+        self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=False)
+        self.dropout = cfg.dropout_rate
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, n, _ = x.shape
+        m = memory.shape[1]
+        q = self.q(x).view(b, n, self.h, self.dk).transpose(1, 2)
+        k, v = self.kv(memory).view(b, m, 2, self.h, self.dk).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.o(out.transpose(1, 2).reshape(b, n, self.h * self.dk))
+
+
+class GatedGeluFFN(nn.Module):
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.wi = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)  # [wi_0 (gate); wi_1 (linear)]
+        self.wo = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, lin = self.wi(x).chunk(2, dim=-1)
+        return self.wo(self.dropout(F.gelu(gate, approximate="tanh") * lin))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.layer_norm_epsilon)
+        self.attn = SelfAttention(cfg)
+        self.ffn_norm = RMSNorm(cfg.d_model, cfg.layer_norm_epsilon)
+        self.ffn = GatedGeluFFN(cfg)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def forward(self, x, mask):
+        x = x + self.dropout(self.attn(self.attn_norm(x), mask))
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.self_attn_norm = RMSNorm(cfg.d_model, cfg.layer_norm_epsilon)
+        self.self_attn = SelfAttention(cfg)
+        self.cross_attn_norm = RMSNorm(cfg.d_model, cfg.layer_norm_epsilon)
+        self.cross_attn = CrossAttention(cfg)
+        self.ffn_norm = RMSNorm(cfg.d_model, cfg.layer_norm_epsilon)
+        self.ffn = GatedGeluFFN(cfg)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def forward(self, x, self_mask, memory, cross_mask):
+        x = x + self.dropout(self.self_attn(self.self_attn_norm(x), self_mask))
+        x = x + self.dropout(self.cross_attn(self.cross_attn_norm(x), memory, cross_mask))
+        return x + self.dropout(self.ffn(self.ffn_norm(x)))
+
+
+class Stack(nn.Module):
+    """Encoder or decoder stack; owns the (shared) relative position bias table."""
+
+    def __init__(self, cfg: T5Config, is_decoder: bool):
+        super().__init__()
+        self.cfg, self.is_decoder = cfg, is_decoder
+        self.relative_attention_bias = nn.Embedding(cfg.relative_attention_num_buckets, cfg.num_heads)
+        n = cfg.num_decoder_layers if is_decoder else cfg.num_layers
+        layer = DecoderLayer if is_decoder else EncoderLayer
+        self.layers = nn.ModuleList(layer(cfg) for _ in range(n))
+        self.final_norm = RMSNorm(cfg.d_model, cfg.layer_norm_epsilon)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def position_bias(self, q_len: int, k_len: int, device) -> torch.Tensor:
+        """[1, H, q_len, k_len] learned bias, computed once per forward and shared by every layer."""
+        ctx = torch.arange(q_len, device=device)[:, None]
+        mem = torch.arange(k_len, device=device)[None, :]
+        buckets = relative_position_bucket(mem - ctx, bidirectional=not self.is_decoder,
+                                           num_buckets=self.cfg.relative_attention_num_buckets,
+                                           max_distance=self.cfg.relative_attention_max_distance)
+        return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)
+
+    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
+                memory: torch.Tensor | None = None, memory_padding_mask: torch.Tensor | None = None):
+        """`x` embedded tokens [B, L, D]; masks are bool [B, L] with True = real token."""
+        n = x.shape[1]
+        dtype = _compute_dtype(x)
+        allowed = None  # bool mask broadcastable to [B, H, Lq, Lk]; None = everything visible
+        if self.is_decoder:
+            allowed = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()[None, None]
+        if padding_mask is not None:
+            pad = padding_mask[:, None, None, :].bool()
+            allowed = pad if allowed is None else allowed & pad
+        mask = _additive(self.position_bias(n, n, x.device).to(dtype), allowed)
+        cross = None
+        if memory_padding_mask is not None:
+            cross = _additive(torch.zeros((), dtype=dtype, device=x.device),
+                              memory_padding_mask[:, None, None, :].bool())
+        x = self.dropout(x)
+        for layer in self.layers:
+            x = layer(x, mask, memory, cross) if self.is_decoder else layer(x, mask)
+        return self.dropout(self.final_norm(x))
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """dtype the attention matmuls run in (SDPA wants the float mask in the query's dtype)."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def _additive(bias: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    # finfo.min of the compute dtype, as Hugging Face: exp() underflows to exactly 0 without
+    # producing NaN on the diagonal-only rows of the causal mask.
+    if allowed is None:
+        return bias
+    return bias.masked_fill(~allowed, torch.finfo(bias.dtype).min)
+
+
+class T5(nn.Module):
+    """T5 v1.1 for span-corruption pre-training: `forward(...)` returns logits and, given labels, the loss."""
+
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.cfg = cfg
+        self.shared = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.encoder = Stack(cfg, is_decoder=False)
+        self.decoder = Stack(cfg, is_decoder=True)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Mesh TensorFlow's initialisation (as HF `_init_weights` / nanoT5): it folds the attention
+        logit scaling into q, so attention itself runs unscaled."""
+        c, f = self.cfg, self.cfg.initializer_factor
+        nn.init.normal_(self.shared.weight, std=f * 1.0)
+        nn.init.normal_(self.lm_head.weight, std=f * 1.0)
+        inner = c.inner_dim
+        for m in self.modules():
+            if isinstance(m, RMSNorm):
+                m.weight.fill_(f * 1.0)
+            elif isinstance(m, Stack):
+                nn.init.normal_(m.relative_attention_bias.weight, std=f * c.d_model ** -0.5)
+            elif isinstance(m, SelfAttention):
+                w = m.qkv.weight  # rows: [q; k; v]
+                nn.init.normal_(w[:inner], std=f * (c.d_model * c.d_kv) ** -0.5)
+                nn.init.normal_(w[inner:], std=f * c.d_model ** -0.5)
+                nn.init.normal_(m.o.weight, std=f * inner ** -0.5)
+            elif isinstance(m, CrossAttention):
+                nn.init.normal_(m.q.weight, std=f * (c.d_model * c.d_kv) ** -0.5)
+                nn.init.normal_(m.kv.weight, std=f * c.d_model ** -0.5)
+                nn.init.normal_(m.o.weight, std=f * inner ** -0.5)
+            elif isinstance(m, GatedGeluFFN):
+                nn.init.normal_(m.wi.weight, std=f * c.d_model ** -0.5)
+                nn.init.normal_(m.wo.weight, std=f * c.d_ff ** -0.5)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(self.shared(input_ids), attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                decoder_attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Logits [B, Lt, V]; `loss` (token mean, IGNORE_INDEX excluded) when labels are given.
+        Without decoder_input_ids, they are the labels shifted right after decoder_start_token_id."""
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("forward needs decoder_input_ids or labels")
+            decoder_input_ids = shift_right(labels, self.cfg.decoder_start_token_id, self.cfg.pad_token_id)
+        memory = self.encode(input_ids, attention_mask)
+        hidden = self.decoder(self.shared(decoder_input_ids), decoder_attention_mask, memory, attention_mask)
+        logits = self.lm_head(hidden)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.reshape(-1),
+                                          ignore_index=IGNORE_INDEX)
+        return out
+
+
+def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:
+    out = labels.new_full(labels.shape, start_id)
+    out[:, 1:] = labels[:, :-1]
+    return out.masked_fill(out == IGNORE_INDEX, pad_id)
+
+
+def count_parameters(cfg: T5Config) -> int:
+    """Closed-form parameter count (equals `T5(cfg).num_parameters()`; cheap for large presets)."""
+    d, inner, ff, h = cfg.d_model, cfg.inner_dim, cfg.d_ff, cfg.num_heads
+    attn = 4 * d * inner
+    ffn = 3 * d * ff
+    bias = cfg.relative_attention_num_buckets * h
+    enc = cfg.num_layers * (attn + ffn + 2 * d) + bias + d
+    dec = cfg.num_decoder_layers * (2 * attn + ffn + 3 * d) + bias + d
+    return 2 * cfg.vocab_size * d + enc + dec
+
+
+def train_flops_per_example(cfg: T5Config, enc_len: int, dec_len: int) -> float:
+    """Forward+backward FLOPs of one example: 6 x matmul-parameters x tokens they see, plus
+    12 x Lq x Lk x inner for the attention score and value products (3 passes x 2 matmuls x 2)."""
+    d, inner, ff, v = cfg.d_model, cfg.inner_dim, cfg.d_ff, cfg.vocab_size
+    enc = cfg.num_layers * (4 * d * inner + 3 * d * ff) * enc_len
+    dec = cfg.num_decoder_layers * ((6 * d * inner + 3 * d * ff) * dec_len + 2 * d * inner * enc_len)
+    matmul = 6 * (enc + dec + d * v * dec_len)
+    attn = 12 * inner * (cfg.num_layers * enc_len * enc_len
+                         + cfg.num_decoder_layers * (dec_len * dec_len + dec_len * enc_len))
+    return float(matmul + attn)

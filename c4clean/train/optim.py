@@ -1,0 +1,113 @@
+"""Optimizers and learning-rate schedules.
+
+- `adafactor`: our own Adafactor with Mesh TensorFlow's T5 settings (factored second moments for
+  matrices whose two dims are >= 128, decay 1 - t^-0.8, epsilon1 1e-30, update clipping at RMS 1.0,
+  step scaled by max(1e-3, RMS(param)), no momentum, no weight decay) and the T5 paper's
+  inverse-square-root schedule lr(n) = lr * sqrt(k / max(n, k)), k = warm-up steps (10,000): with the
+  default lr 0.01 this is exactly 1/sqrt(max(n, 10^4)).
+- `adamw`: torch AdamW (fused on CUDA) with linear warm-up and cosine decay to `min_lr`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+OPTIMIZERS = ("adafactor", "adamw")
+DEFAULT_LR = {"adafactor": 1e-2, "adamw": 1e-3}
+
+
+class Adafactor(torch.optim.Optimizer):
+    """Adafactor (Shazeer & Stern 2018) as configured for T5 in Mesh TensorFlow.
+
+    `lr` is the external (scheduled) step size; it is multiplied by max(eps2, RMS(param)).
+    """
+
+    def __init__(self, params, lr: float = 1e-2, eps1: float = 1e-30, eps2: float = 1e-3,
+                 clip_threshold: float = 1.0, decay_pow: float = 0.8, min_dim_size_to_factor: int = 128):
+        defaults = dict(lr=lr, eps1=eps1, eps2=eps2, clip_threshold=clip_threshold, decay_pow=decay_pow,
+                        min_dim_size_to_factor=min_dim_size_to_factor)
+        super().__init__(params, defaults)
+
+    @staticmethod
+    def _factored(p: torch.Tensor, min_dim: int) -> bool:
+        return p.dim() >= 2 and p.shape[-1] >= min_dim and p.shape[-2] >= min_dim
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.float()
+                state = self.state[p]
+                factored = self._factored(p, group["min_dim_size_to_factor"])
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    if factored:
+                        state["exp_avg_sq_row"] = grad.new_zeros(grad.shape[:-1])
+                        state["exp_avg_sq_col"] = grad.new_zeros(grad.shape[:-2] + grad.shape[-1:])
+                    else:
+                        state["exp_avg_sq"] = torch.zeros_like(grad)
+                state["step"] += 1
+                decay = 1.0 - state["step"].item() ** -group["decay_pow"]
+                sq = grad.square() + group["eps1"]
+                if factored:
+                    row, col = state["exp_avg_sq_row"], state["exp_avg_sq_col"]
+                    row.lerp_(sq.mean(dim=-1), 1.0 - decay)
+                    col.lerp_(sq.mean(dim=-2), 1.0 - decay)
+                    # v ~= row x col / mean(row): rank-1 estimate of the second moment
+                    row_factor = (row / row.mean(dim=-1, keepdim=True)).rsqrt_().unsqueeze(-1)
+                    update = grad * row_factor * col.rsqrt().unsqueeze(-2)
+                else:
+                    v = state["exp_avg_sq"]
+                    v.lerp_(sq, 1.0 - decay)
+                    update = grad * v.rsqrt()
+                rms_update = update.square().mean().sqrt()
+                update.div_((rms_update / group["clip_threshold"]).clamp_(min=1.0))
+                p_float = p.float()  # p itself when p is float32
+                scale = p_float.square().mean().sqrt().clamp(min=group["eps2"])
+                p_float.sub_(update * (group["lr"] * scale))
+                if p_float.data_ptr() != p.data_ptr():
+                    p.copy_(p_float)
+        return loss
+
+
+def inverse_sqrt_schedule(warmup_steps: int):
+    """Multiplier of the base lr at step n (0-based): constant for `warmup_steps`, then rsqrt decay."""
+    k = max(1, warmup_steps)
+    return lambda n: math.sqrt(k / max(n + 1, k))
+
+
+def cosine_schedule(warmup_steps: int, total_steps: int, min_ratio: float):
+    """Linear warm-up from ~0 to 1, then cosine decay to `min_ratio` at `total_steps`."""
+    def factor(n: int) -> float:
+        if n < warmup_steps:
+            return (n + 1) / warmup_steps
+        progress = min(1.0, (n - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor
+
+
+def build_optimizer(name: str, model: torch.nn.Module, lr: float | None, warmup_steps: int, total_steps: int,
+                    weight_decay: float = 0.0, min_lr: float = 1e-5):
+    """(optimizer, LambdaLR scheduler) for `name` in OPTIMIZERS; lr None = the recipe's default."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    lr = DEFAULT_LR[name] if lr is None else lr
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "adafactor":
+        opt = Adafactor(params, lr=lr)
+        schedule = inverse_sqrt_schedule(warmup_steps)
+    else:
+        fused = all(p.is_cuda for p in params)
+        opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay,
+                                fused=fused or None)
+        schedule = cosine_schedule(warmup_steps, total_steps, min(1.0, min_lr / lr))
+    return opt, LambdaLR(opt, schedule)

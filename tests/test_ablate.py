@@ -1,0 +1,339 @@
+"""Ablations: axis parsing and run naming, budget arithmetic, plan/resume/skip logic, reports from
+fake run logs, and one real toy size ablation through the trainer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+
+import pytest
+
+from c4clean.train import ablate as A
+from c4clean.train import ablate_report as R
+
+# ---------------------------------------------------------------------------------------------
+# parsing and naming
+
+
+@pytest.mark.parametrize("text,value", [("2^23", 1 << 23), ("2**23", 1 << 23), ("8388608", 1 << 23),
+                                        ("8_388_608", 1 << 23), ("1e6", 10**6), (" 2 ^ 35 ", 1 << 35)])
+def test_parse_count(text, value):
+    assert A.parse_count(text) == value
+
+
+@pytest.mark.parametrize("bad", ["", "2^", "abc", "1.5", "0", "-4", "1e-3"])
+def test_parse_count_rejects(bad):
+    with pytest.raises(A.AblationError):
+        A.parse_count(bad)
+
+
+def test_format_count_round_trips_powers_of_two():
+    for k in range(10, 40):
+        assert A.parse_count(A.format_count(1 << k)) == 1 << k
+    assert A.format_count(1000) == "1000"
+
+
+def test_parse_axis_resolves_aliases_and_keeps_values_as_typed():
+    axis = A.parse_axis("mean_span=2,3,5,10")
+    assert axis.name == "mean_noise_span_length" and axis.label == "mean_span"
+    assert axis.values == ("2", "3", "5", "10")
+    assert A.parse_axis("--noise-density=0.10,0.15").values == ("0.10", "0.15")  # "0.10" not "0.1"
+    for bad in ["noise_density", "noise_density=", "1x=3", "a=1,1"]:
+        with pytest.raises(A.AblationError):
+            A.parse_axis(bad)
+
+
+def test_expand_product_and_zip():
+    a, b = A.parse_axis("noise_density=0.10,0.15,0.25,0.50"), A.parse_axis("mean_span=2,3,5,10")
+    product = A.expand_axes([a, b], "product")
+    assert len(product) == 16
+    assert len({tuple(sorted(p.items())) for p in product}) == 16  # every combination exactly once
+    assert product[0] == {"noise_density": "0.10", "mean_noise_span_length": "2"}
+    assert [p["mean_noise_span_length"] for p in product[:4]] == ["2", "3", "5", "10"]  # last axis fastest
+    zipped = A.expand_axes([a, b], "zip")
+    assert [(p["noise_density"], p["mean_noise_span_length"]) for p in zipped] == list(zip(a.values, b.values))
+    with pytest.raises(A.AblationError):
+        A.expand_axes([a, A.parse_axis("seed=1,2")], "zip")
+    with pytest.raises(A.AblationError):
+        A.expand_axes([a, A.parse_axis("density=0.3")], "product")  # same option twice via alias
+    assert A.expand_axes([], "product") == [{}]
+
+
+def test_run_names_are_deterministic_distinct_and_safe():
+    axes = [A.parse_axis("noise_density=0.10,0.15,0.25,0.50"), A.parse_axis("mean_span=2,3,5,10")]
+    labels = {a.name: a.display for a in axes}
+    names = [A.run_name(v, labels) for v in A.expand_axes(axes)]
+    again = [A.run_name(v, labels) for v in A.expand_axes(axes)]
+    assert names == again and len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[A-Za-z0-9._+~-]+", n) for n in names)
+    assert "noise_density-0.10" in names[0] and "mean_span-2" in names[0]
+    long_a = {"x": "a" * 200 + "1"}
+    long_b = {"x": "a" * 200 + "2"}
+    assert A.run_name(long_a) != A.run_name(long_b)
+    assert len(A.run_name(long_a)) <= A.MAX_NAME_LEN
+    assert A.run_name({"path": "../../etc"}).count("/") == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# budget arithmetic
+
+
+def test_random_spans_lengths_match_t5_table():
+    # the reference's random_spans_helper values (t5-trainer.md section 1.2)
+    for inputs, raw, targets in [(128, 141, 29), (256, 284, 58), (512, 568, 114), (1024, 1137, 229)]:
+        assert A.random_spans_lengths(inputs, 0.15, 3.0) == (raw, targets)
+
+
+@pytest.mark.parametrize("budget,batch,tps", [(1 << 35, 128, 568), (1000, 3, 7), (10, 4, 100), (1 << 20, 8, 141)])
+def test_steps_cover_the_budget_minimally(budget, batch, tps):
+    steps = A.steps_for_budget(budget, batch, tps)
+    assert steps * batch * tps >= budget
+    assert steps == 1 or (steps - 1) * batch * tps < budget
+
+
+def test_paper_budget_gives_paper_steps_and_repeats():
+    # T5 paper: 2^19 steps x 128 sequences x 512 tokens = 2^35 tokens; Table 9 repeats 64..4096
+    assert A.steps_for_budget(1 << 35, 128, A.tokens_per_sample("inputs", 512, 0.15, 3.0)) == 1 << 19
+    for k, paper_repeats in [(29, 64), (27, 256), (25, 1024), (23, 4096)]:
+        assert A.repeats(1 << 35, 1 << k) == paper_repeats == R.PAPER_TABLE9[1 << k][0]
+    # counting raw windows reads more tokens per sample, so fewer steps for the same budget
+    assert A.steps_for_budget(1 << 35, 128, A.tokens_per_sample("raw", 512, 0.15, 3.0)) < 1 << 19
+
+
+def test_size_plan_rows_report_table9_repeats(tmp_path):
+    plan = A.plan_size(tmp_path, "tok", [1 << 23, 1 << 25, 1 << 27, 1 << 29], include_full=True,
+                       common={"preset": "p", "batch_size": "128", "seed": "0"}, budget_tokens=1 << 35, steps=None,
+                       count="inputs", corpus_tokens=1 << 40)
+    rows = R.build_rows(plan, {}, {})
+    got = {r["max_tokens"]: r["repeats"] for r in rows}
+    assert got == {str(1 << 23): 4096, str(1 << 25): 1024, str(1 << 27): 256, str(1 << 29): 64, "full": 1 / 32}
+    assert {r.steps for r in plan.runs} == {1 << 19}  # same schedule for every row
+    assert all(r.eval_sets == {"full": "tok"} for r in plan.runs)  # all scored on the full corpus
+    assert plan.runs[0].options["max_tokens"] == str(1 << 23) and "max_tokens" not in plan.runs[-1].options
+
+
+def test_budget_follows_ablated_batch_and_density(tmp_path):
+    plan = A.plan_sweep(tmp_path, "tok", [A.parse_axis("batch_size=8,16"), A.parse_axis("noise_density=0.15,0.5")],
+                        mode="product", common={"preset": "p", "batch_size": "4"}, budget_tokens=1 << 20,
+                        steps=None, count="raw", corpus_tokens=1 << 16)
+    for run in plan.runs:
+        b = int(run.options["batch_size"])
+        assert run.steps == A.steps_for_budget(1 << 20, b, run.tokens_per_sample)
+    by = {(r.options["batch_size"], r.options["noise_density"]): r for r in plan.runs}
+    assert by[("8", "0.15")].steps > by[("16", "0.15")].steps
+    assert by[("8", "0.5")].tokens_per_sample != by[("8", "0.15")].tokens_per_sample
+
+
+# ---------------------------------------------------------------------------------------------
+# plan persistence, sharding, resume and skip
+
+
+def _sweep(tmp_path, values="1,2,3", budget=1 << 12):
+    return A.plan_sweep(tmp_path / "abl", "tok", [A.parse_axis(f"seed={values}")], mode="product",
+                        common={"preset": "p", "batch_size": "2"}, budget_tokens=budget, steps=None, count="raw",
+                        corpus_tokens=1000, defaults={"input_length": 128})
+
+
+def test_save_plan_refuses_changed_settings_but_allows_new_runs(tmp_path):
+    A.save_plan(_sweep(tmp_path))
+    A.save_plan(_sweep(tmp_path))  # identical: fine
+    grown = _sweep(tmp_path, "1,2,3,4")
+    A.save_plan(grown)
+    assert len(A.Plan.load(tmp_path / "abl").runs) == 4
+    partial = _sweep(tmp_path, "4")
+    A.save_plan(partial)  # naming fewer runs keeps the others in the plan
+    assert len(A.Plan.load(tmp_path / "abl").runs) == 4
+    with pytest.raises(A.AblationError, match="different settings"):
+        A.save_plan(_sweep(tmp_path, budget=1 << 14))
+
+
+def test_shards_partition_the_runs():
+    runs = [A.RunSpec(f"r{i}", {}, "d", 1, {}, {}) for i in range(7)]
+    parts = [A.select_runs(runs, A.parse_shard(f"{i}/3")) for i in range(3)]
+    names = [r.name for p in parts for r in p]
+    assert sorted(names) == sorted(r.name for r in runs) and len(names) == len(set(names))
+    assert [r.name for r in A.select_runs(runs, only=["r3"])] == ["r3"]
+    with pytest.raises(A.AblationError):
+        A.select_runs(runs, only=["nope"])
+    for bad in ["3/3", "1", "a/b"]:
+        with pytest.raises(A.AblationError):
+            A.parse_shard(bad)
+
+
+class FakeBackend:
+    """Trains by writing a checkpoint step counter; can be told to crash part-way through a run."""
+
+    def __init__(self, crash_run=None, crash_at=None):
+        self.calls, self.crash_run, self.crash_at = [], crash_run, crash_at
+        self.evals = []
+
+    def final_step(self, run_dir):
+        f = run_dir / "step"
+        return int(f.read_text()) if f.is_file() else None
+
+    def train(self, run, run_dir, resume):
+        self.calls.append((run.name, resume, self.final_step(run_dir)))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        start = self.final_step(run_dir) or 0
+        for step in range(start + 1, run.steps + 1):
+            (run_dir / "step").write_text(str(step))
+            if run.name == self.crash_run and step == self.crash_at:
+                raise KeyboardInterrupt
+
+    def evaluate(self, run_dir, token_dir):
+        self.evals.append((run_dir.name, token_dir))
+        return {"loss": 1.0 + len(self.evals), "tokens": 10}
+
+
+def test_interrupted_ablation_continues_with_missing_runs_and_steps(tmp_path):
+    plan = _sweep(tmp_path)
+    A.save_plan(plan)
+    names = [r.name for r in plan.runs]
+    crashing = FakeBackend(crash_run=names[1], crash_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        A.execute(plan, crashing)
+    assert [c[0] for c in crashing.calls] == names[:2]
+    assert A.is_done(plan, plan.runs[0]) and not A.is_done(plan, plan.runs[1])
+
+    again = FakeBackend()
+    outcome = A.execute(A.Plan.load(plan.out), again)
+    assert outcome[names[0]] == "skipped"
+    assert again.calls[0] == (names[1], True, 3)  # resumed at the step it reached, not restarted
+    assert again.calls[1] == (names[2], False, None)
+    assert all(A.is_done(plan, r) for r in plan.runs)
+    assert len(again.evals) == 2  # the finished run's evaluation was cached, not redone
+
+    third = FakeBackend()
+    assert set(A.execute(plan, third).values()) == {"skipped"} and not third.calls and not third.evals
+
+
+def test_trained_run_missing_its_evaluation_is_only_evaluated(tmp_path):
+    plan = _sweep(tmp_path, "1")
+    run = plan.runs[0]
+    run_dir = plan.run_dir(run)
+    run_dir.mkdir(parents=True)
+    (run_dir / "step").write_text(str(run.steps))  # e.g. trained on another machine
+    backend = FakeBackend()
+    assert A.execute(plan, backend)[run.name] == "eval:validation"
+    assert not backend.calls and len(backend.evals) == 1
+
+
+def test_trainer_stopping_early_is_an_error(tmp_path):
+    plan = _sweep(tmp_path, "1")
+
+    class Short(FakeBackend):
+        def train(self, run, run_dir, resume):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "step").write_text("1")
+
+    with pytest.raises(A.AblationError, match="stopped at step 1"):
+        A.execute(plan, Short())
+
+
+def test_domain_plan_scores_every_run_on_every_corpus(tmp_path):
+    corpora = A.parse_corpora(["en=t/en", "realnewslike=t/rn", "noclean=t/nc"])
+    plan = A.plan_domain(tmp_path, corpora, common={"preset": "p", "batch_size": "4"}, budget_tokens=1 << 16,
+                         steps=None, count="raw", corpus_tokens={"en": 100, "realnewslike": 50, "noclean": 400},
+                         defaults={"input_length": 128})
+    assert [r.data for r in plan.runs] == ["t/en", "t/rn", "t/nc"]
+    assert all(r.eval_sets == corpora for r in plan.runs)
+    assert len({r.steps for r in plan.runs}) == 1  # same budget and settings
+    for bad in [["en"], ["en=a", "en=b"], ["=x"]]:
+        with pytest.raises(A.AblationError):
+            A.parse_corpora(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# reports from fake run logs
+
+
+def _fake_size_ablation(tmp_path):
+    """Smaller subsets: lower training loss, higher validation loss (memorization), as Figure 6."""
+    subsets = [1 << 12, 1 << 14, 1 << 16]
+    plan = A.plan_size(tmp_path / "abl", "tok", subsets, include_full=True, common={"preset": "p", "batch_size": "4"},
+                       budget_tokens=1 << 20, steps=None, count="raw", corpus_tokens=1 << 18,
+                       defaults={"input_length": 128})
+    states, curves = {}, {}
+    for i, run in enumerate(plan.runs):  # order: 2^12, 2^14, 2^16, full
+        final_train = 1.0 + 0.5 * i
+        curves[run.name] = [(s, final_train + 3.0 * math.exp(-s / 50) + 0.01 * (s % 3)) for s in range(1, run.steps + 1)]
+        states[run.name] = {"trained_step": run.steps, "evals": {"full": {"loss": 4.0 - 0.4 * i}}}
+    return plan, states, curves
+
+
+def test_size_report_csv_markdown_and_plots(tmp_path):
+    plan, states, curves = _fake_size_ablation(tmp_path)
+    paths = R.write_report(plan, states, curves)
+    assert {p.name for p in paths} == {"results.csv", "report.md", "training_loss.png", "loss_vs_size.png"}
+    for p in paths:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+    rows = list(csv.DictReader(io.StringIO((plan.out / "results.csv").read_text())))
+    assert [r["run"] for r in rows] == [r.name for r in plan.runs]
+    for row, run in zip(rows, plan.runs):
+        assert row["status"] == "done"
+        assert int(row["steps"]) * 4 * run.tokens_per_sample == int(row["budget_tokens"])
+        assert float(row["repeats"]) == pytest.approx(int(row["budget_tokens"]) / run.train_tokens, rel=1e-3)
+        assert float(row["val_loss"]) == pytest.approx(states[run.name]["evals"]["full"]["loss"])
+        tail = curves[run.name][-max(1, round(len(curves[run.name]) * 0.1)):]
+        assert float(row["final_train_loss"]) == pytest.approx(sum(v for _, v in tail) / len(tail), abs=1e-4)
+    # smaller subsets repeat more: repeats decrease as the subset grows
+    reps = [float(r["repeats"]) for r in rows]
+    assert reps == sorted(reps, reverse=True)
+    md = (plan.out / "report.md").read_text()
+    assert "All runs finished" in md and "T5 paper" in md and "not ours" in md
+    for row in rows:
+        assert f"{float(row['val_loss']):.3f}" in md
+    assert md.count("\n| ") >= len(rows) + 1
+
+
+def test_report_marks_missing_runs(tmp_path):
+    plan, states, curves = _fake_size_ablation(tmp_path)
+    missing = plan.runs[1].name
+    del states[missing], curves[missing]
+    R.write_report(plan, states, curves)
+    rows = {r["run"]: r for r in csv.DictReader(io.StringIO((plan.out / "results.csv").read_text()))}
+    assert rows[missing]["status"] == "missing" and rows[missing]["val_loss"] == ""
+    assert "Incomplete" in (plan.out / "report.md").read_text() and missing in (plan.out / "report.md").read_text()
+
+
+def test_domain_report_has_full_matrix(tmp_path):
+    corpora = {"en": "t/en", "realnewslike": "t/rn", "noclean": "t/nc"}
+    plan = A.plan_domain(tmp_path / "abl", corpora, common={"preset": "p", "batch_size": "4"}, budget_tokens=1 << 14,
+                         steps=None, count="raw", corpus_tokens={"en": 1000, "realnewslike": 300, "noclean": 5000},
+                         validation_tokens={"en": 100, "realnewslike": 30, "noclean": 500},
+                         defaults={"input_length": 128})
+    loss = {(a, b): 2.0 + (0 if a == b else 0.5) + 0.1 * i + 0.01 * j
+            for i, a in enumerate(corpora) for j, b in enumerate(corpora)}
+    states = {r.name: {"trained_step": r.steps, "evals": {b: {"loss": loss[(r.axis_values["corpus"], b)]} for b in corpora}}
+              for r in plan.runs}
+    curves = {r.name: [(s, 5.0 / s) for s in range(1, r.steps + 1)] for r in plan.runs}
+    R.write_report(plan, states, curves)
+    rows = list(csv.DictReader(io.StringIO((plan.out / "results.csv").read_text())))
+    for row in rows:
+        for b in corpora:
+            assert float(row[f"val_loss[{b}]"]) == pytest.approx(loss[(row["corpus"], b)])
+        assert float(row["val_loss"]) == pytest.approx(loss[(row["corpus"], row["corpus"])])  # own corpus
+    md = (plan.out / "report.md").read_text()
+    assert "RealNews-like" in md and "C4, unfiltered" in md  # the paper's rows beside ours
+    assert (plan.out / "domain_matrix.png").stat().st_size > 10_000
+
+
+def test_sweep_report_two_axes(tmp_path):
+    axes = [A.parse_axis("noise_density=0.10,0.15,0.25,0.50"), A.parse_axis("mean_span=2,3,5,10")]
+    plan = A.plan_sweep(tmp_path / "abl", "tok", axes, mode="product", common={"preset": "p", "batch_size": "4"},
+                        budget_tokens=None, steps=5, count="raw", corpus_tokens=1000, defaults={"input_length": 128})
+    states = {r.name: {"trained_step": 5, "evals": {"validation": {"loss": float(r.options["noise_density"]) * 10
+                                                                    + float(r.options["mean_noise_span_length"])}}}
+              for r in plan.runs}
+    curves = {r.name: [(s, 6.0 - s) for s in range(1, 6)] for r in plan.runs}
+    R.write_report(plan, states, curves)
+    md = (plan.out / "report.md").read_text()
+    assert "Table 6" in md and "Table 7" in md
+    rows = list(csv.DictReader(io.StringIO((plan.out / "results.csv").read_text())))
+    assert len(rows) == 16 and {r["noise_density"] for r in rows} == {"0.10", "0.15", "0.25", "0.50"}
+    assert (plan.out / "sweep.png").stat().st_size > 10_000
+    assert json.loads((plan.out / "ablation.json").read_text()) if (plan.out / "ablation.json").exists() else True

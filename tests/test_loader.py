@@ -1,0 +1,155 @@
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from c4clean.tokenize.encode import encode_corpus, read_manifest
+from c4clean.train.data import T5SpanCorruptionDataset, TokenCorpus, feistel_permute, make_loader, vocab_info
+
+# session fixtures (text shards, vocabulary, token shards) built once for all tokenizer/loader test modules
+pytest_plugins = ["tokens_testdata"]
+
+KW = dict(input_length=128, batch_size=8, seed=3)
+
+
+def _stream(token_dir, split="train", eos=False):
+    tokens = []
+    for entry in read_manifest(token_dir)["shards"]:
+        if entry["split"] == split:
+            with pa.memory_map(str(token_dir / entry["file"]), "r") as source:
+                for row in pa.ipc.open_file(source).read_all().column("tokens").to_pylist():
+                    tokens.extend(row + [1] if eos else row)
+    return np.asarray(tokens)
+
+
+def test_corpus_is_memory_mapped_and_reads_the_concatenated_stream(token_dir):
+    before = pa.total_allocated_bytes()
+    corpus = TokenCorpus(token_dir, "train")
+    assert pa.total_allocated_bytes() == before
+    assert all(not v.flags.owndata for v in corpus._values)
+    stream = _stream(token_dir)
+    assert corpus.num_tokens == len(stream)
+    for start in np.random.default_rng(0).integers(0, len(stream) - 568, 200):
+        assert np.array_equal(corpus.read(int(start), 568), stream[start:start + 568])
+
+
+def test_window_across_a_shard_boundary(token_dir):
+    corpus = TokenCorpus(token_dir, "train")
+    first_shard = read_manifest(token_dir)["shards"][0]
+    assert first_shard["file"].startswith("train-00000")
+    boundary = first_shard["tokens"]
+    window = corpus.read(boundary - 100, 568)
+    stream = _stream(token_dir)
+    assert np.array_equal(window, stream[boundary - 100:boundary + 468])
+    ds = T5SpanCorruptionDataset(token_dir, **{**KW, "input_length": 512}, shuffle=False)
+    crossing = (boundary - 100) // ds.raw_length
+    assert crossing * ds.raw_length < boundary < (crossing + 1) * ds.raw_length
+    assert np.array_equal(ds.read_window(crossing), stream[crossing * 568:(crossing + 1) * 568])
+
+
+def test_separator_mode_matches_a_stream_with_eos_after_each_document(token_dir, text_shards, vocab_dir, tmp_path):
+    ds = T5SpanCorruptionDataset(token_dir, **KW, doc_separator="eos", shuffle=False)
+    stream = _stream(token_dir, eos=True)
+    assert ds.stream_tokens == len(stream)
+    for w in range(ds.num_windows):
+        assert np.array_equal(ds.read_window(w), stream[w * 141:(w + 1) * 141])
+    # the same as encoding with --doc-separator eos
+    encode_corpus(text_shards, vocab_dir, tmp_path, doc_separator="eos")
+    encoded = T5SpanCorruptionDataset(tmp_path, **KW)
+    assert encoded.doc_separator == "eos"
+    assert all(np.array_equal(encoded.make_batch(1, 2)[k], ds_b) for k, ds_b in
+               T5SpanCorruptionDataset(token_dir, **KW, doc_separator="eos").make_batch(1, 2).items())
+    with pytest.raises(ValueError, match="already end every document"):
+        T5SpanCorruptionDataset(tmp_path, **KW, doc_separator="eos")
+
+
+def test_feistel_permutation_is_a_bijection():
+    for n in (1, 2, 7, 1000, 4097):
+        p = feistel_permute(np.arange(n), n, key=9)
+        assert sorted(p.tolist()) == list(range(n))
+    assert not np.array_equal(feistel_permute(np.arange(1000), 1000, 1), feistel_permute(np.arange(1000), 1000, 2))
+
+
+def test_epoch_shuffle_covers_each_window_once(token_dir):
+    ds = T5SpanCorruptionDataset(token_dir, **KW)
+    info = vocab_info(token_dir)
+    assert ds.vocab == info and ds.raw_length == 141 and ds.target_length == 29
+    order0 = ds.window_index(0, np.arange(ds.num_windows))
+    order1 = ds.window_index(1, np.arange(ds.num_windows))
+    assert sorted(order0.tolist()) == list(range(ds.num_windows)) == sorted(order1.tolist())
+    assert not np.array_equal(order0, order1)
+    batch = ds.make_batch(0, 0)
+    assert {k: tuple(v.shape) for k, v in batch.items()} == {
+        "input_ids": (8, 128), "labels": (8, 29), "decoder_input_ids": (8, 29)}
+    assert all(v.dtype.is_floating_point is False and str(v.dtype) == "torch.int64" for v in batch.values())
+    assert int(batch["input_ids"].max()) == info.first_sentinel_id
+
+
+def test_determinism_and_single_sample_regeneration(token_dir):
+    a = T5SpanCorruptionDataset(token_dir, **KW).make_batch(2, 5)
+    b = T5SpanCorruptionDataset(token_dir, **KW).make_batch(2, 5)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    ds = T5SpanCorruptionDataset(token_dir, **KW)
+    alone = ds.make_samples(2, [5 * 8 + 3])
+    assert np.array_equal(alone["input_ids"][0], a["input_ids"][3].numpy())
+    other_seed = T5SpanCorruptionDataset(token_dir, **{**KW, "seed": 4}).make_batch(2, 5)
+    assert not np.array_equal(a["input_ids"], other_seed["input_ids"])
+
+
+def test_rank_splitting(token_dir):
+    single = T5SpanCorruptionDataset(token_dir, **{**KW, "batch_size": 8})
+    ranks = [T5SpanCorruptionDataset(token_dir, **{**KW, "batch_size": 4}, rank=r, world_size=2) for r in range(2)]
+    assert ranks[0].batches_per_epoch == single.batches_per_epoch
+    seen = []
+    for step in range(single.batches_per_epoch):
+        parts = [r.make_samples(0, r.positions(step)) for r in ranks]
+        whole = single.make_samples(0, single.positions(step))
+        assert np.array_equal(np.concatenate([p["input_ids"] for p in parts]), whole["input_ids"])
+        seen.extend(np.concatenate([p["window"] for p in parts]).tolist())
+    assert len(seen) == len(set(seen)) == single.samples_per_epoch  # none twice, none skipped
+
+
+def _take(iterable, n):
+    out = []
+    for batch in iterable:
+        out.append(batch)
+        if len(out) == n:
+            break
+    return out
+
+
+def _equal(xs, ys):
+    return len(xs) == len(ys) and all(all(np.array_equal(x[k], y[k]) for k in x) for x, y in zip(xs, ys))
+
+
+def test_workers_and_exact_resume(token_dir):
+    reference = _take(T5SpanCorruptionDataset(token_dir, **KW, max_tokens=141 * 8 * 4), 10)  # 4 batches per epoch
+    loader = make_loader(token_dir, num_workers=2, **KW, max_tokens=141 * 8 * 4)
+    assert len(loader) == 4
+    first = _take(loader, 6)
+    assert _equal(first, reference[:6])
+    state = loader.state_dict()
+    assert (state["epoch"], state["step"]) == (1, 2)
+    resumed = make_loader(token_dir, num_workers=2, **KW, max_tokens=141 * 8 * 4)
+    resumed.load_state_dict(state)
+    assert _equal(_take(resumed, 4), reference[6:10])
+    # in-process iteration keeps its own state too
+    ds = T5SpanCorruptionDataset(token_dir, **KW, max_tokens=141 * 8 * 4)
+    _take(ds, 3)
+    again = T5SpanCorruptionDataset(token_dir, **KW, max_tokens=141 * 8 * 4)
+    again.load_state_dict(ds.state_dict())
+    assert _equal(_take(again, 2), reference[3:5])
+
+
+def test_max_tokens_subset_and_repeats(token_dir):
+    full = T5SpanCorruptionDataset(token_dir, **KW)
+    sub = T5SpanCorruptionDataset(token_dir, **KW, max_tokens=141 * 8 * 3 + 50)
+    assert sub.num_windows == 24 and sub.batches_per_epoch == 3 and sub.samples_per_epoch == 24
+    assert sub.epochs_for(240) == 10.0
+    windows = set()
+    for epoch in range(3):
+        for step in range(sub.batches_per_epoch):
+            windows.update(sub.make_samples(epoch, sub.positions(step))["window"].tolist())
+    assert windows == set(range(24))  # only the first tokens of the fixed document order
+    assert np.array_equal(sub.read_window(5), full.read_window(5))
+    with pytest.raises(ValueError, match="exceeds"):
+        T5SpanCorruptionDataset(token_dir, **KW, max_tokens=full.stream_tokens + 1)

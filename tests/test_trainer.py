@@ -1,0 +1,200 @@
+"""Trainer: exact resume after SIGKILL, checkpoints, bad input, optimizers (tiny model, real tokens)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from c4clean.train import checkpoint as ckpt
+from c4clean.train.optim import Adafactor, build_optimizer, cosine_schedule, inverse_sqrt_schedule
+from c4clean.train.trainer import TrainConfig, TrainingError, train
+from tokens_testdata import sample_docs, text_shards, token_dir, vocab_dir  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+# tiny model, short sequences: each step is milliseconds of compute
+FAST = {"preset": "t5-v1_1-tiny", "batch_size": 4, "data_options": {"input_length": 32}, "eval_batches": 2,
+        "progress": False, "log_every": 1}
+
+
+def _cfg(token_dir, out, **kw) -> TrainConfig:
+    return TrainConfig(data=str(token_dir), out=str(out), **{**FAST, **kw})
+
+
+def _records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _comparable(records):
+    """The logged values that must be identical between runs (timings are not)."""
+    keys = ("step", "loss", "lr", "grad_norm", "val_loss")
+    return [{k: r[k] for k in keys if k in r} for r in records if "event" not in r]
+
+
+CLI = [sys.executable, "-m", "c4clean.cli", "train", "--preset", "t5-v1_1-tiny", "--steps", "8",
+       "--batch-size", "4", "--input-length", "32", "--save-every", "3", "--eval-every", "4",
+       "--eval-batches", "2", "--log-every", "1", "--no-progress"]
+# same thread count in every process: float reductions, hence losses, depend on it
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_resume_after_sigkill_gives_identical_batches_and_losses(token_dir, tmp_path):
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    subprocess.run([*CLI, "--data", str(token_dir), "--out", str(ref)], check=True, env=ENV, cwd=REPO,
+                   capture_output=True)
+    proc = subprocess.Popen([*CLI, "--data", str(token_dir), "--out", str(run)], env=ENV, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while ckpt.latest_checkpoint(run) is None:  # kill right after the first checkpoint (step 3 of 8)
+        assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "final").exists(), "the run finished before the kill: nothing was tested"
+    killed_at = int(ckpt.latest_checkpoint(run).name.split("-")[1])
+    assert killed_at < 8
+    subprocess.run([*CLI, "--data", str(token_dir), "--out", str(run), "--resume"], check=True, env=ENV,
+                   cwd=REPO, capture_output=True)
+    expected, got = _comparable(_records(ref)), _comparable(_records(run))
+    assert [r["step"] for r in expected if "loss" in r] == list(range(1, 9))
+    assert got == expected  # exact float equality, evaluations included
+    # the final weights are bit-identical too
+    a = ckpt.load_model_dir(ref / "final").state_dict()
+    b = ckpt.load_model_dir(run / "final").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_contents_load_without_pickle(token_dir, tmp_path):
+    summary = train(_cfg(token_dir, tmp_path / "r", steps=2, save_every=2, eval_every=2))
+    assert summary["step"] == 2 and summary["val_loss"] is not None
+    state = ckpt.load_state(ckpt.latest_checkpoint(tmp_path / "r"))  # torch.load(weights_only=True)
+    assert state["step"] == 2
+    assert set(state["rng"][0]) >= {"torch", "numpy", "python"}
+    assert state["loader"][0]["step"] == 2  # the loader's position: two batches consumed
+    assert state["optimizer"]["state"] and state["scheduler"]["last_epoch"] == 2
+    assert not list((tmp_path / "r" / "checkpoints").glob(".tmp-*"))
+
+
+def test_grad_accumulation_matches_full_batch(token_dir, tmp_path):
+    full = train(_cfg(token_dir, tmp_path / "full", steps=2, eval_every=0, save_every=100))
+    accum = train(_cfg(token_dir, tmp_path / "accum", steps=2, eval_every=0, save_every=100, grad_accum=2))
+    a = _comparable(_records(tmp_path / "full"))
+    b = _comparable(_records(tmp_path / "accum"))
+    for x, y in zip(a, b):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-5)
+    assert full["loss"] == pytest.approx(accum["loss"], rel=1e-5)
+
+
+def test_bad_inputs_give_clear_errors(token_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TrainingError, match="manifest"):
+        train(_cfg(empty, tmp_path / "a", steps=1))
+
+    # a token directory whose manifest lost its vocabulary
+    novocab = tmp_path / "novocab"
+    novocab.mkdir()
+    for f in token_dir.iterdir():
+        (novocab / f.name).symlink_to(f)
+    manifest = json.loads((token_dir / "manifest.json").read_text())
+    del manifest["vocab"]
+    (novocab / "manifest.json").unlink()
+    (novocab / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(TrainingError, match="vocab"):
+        train(_cfg(novocab, tmp_path / "b", steps=1))
+
+
+def test_resume_refuses_other_vocabulary_and_model_shape(token_dir, tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(token_dir, run, steps=1, save_every=1, eval_every=0))
+    with pytest.raises(TrainingError, match="already has checkpoints"):
+        train(_cfg(token_dir, run, steps=2))
+    with pytest.raises(TrainingError, match="another shape"):
+        train(_cfg(token_dir, run, steps=2, resume=True, model_overrides={"d_ff": 512}))
+    other = tmp_path / "other_vocab"
+    other.mkdir()
+    for f in token_dir.iterdir():
+        if f.name != "manifest.json":
+            (other / f.name).symlink_to(f)
+    manifest = json.loads((token_dir / "manifest.json").read_text())
+    manifest["vocab"]["sha256"] = "0" * 64
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(TrainingError, match="vocabulary mismatch"):
+        train(_cfg(other, run, steps=2, resume=True))
+    # loading weights of another shape directly: a clear error, not a state-dict traceback
+    from c4clean.train.model import T5, preset
+    with pytest.raises(ValueError, match="another model shape"):
+        ckpt.load_model_weights(T5(preset("t5-v1_1-tiny", vocab_size=1024, d_ff=64)), ckpt.latest_checkpoint(run))
+
+
+def test_nan_loss_stops_without_writing_a_checkpoint(token_dir, tmp_path):
+    run = tmp_path / "nan"
+    # AdamW moves every weight by ~lr per step whatever the gradient: 1e30 overflows the logits
+    with pytest.raises(TrainingError, match="loss is nan|loss is inf"):
+        train(_cfg(token_dir, run, steps=6, save_every=1, eval_every=0, optimizer="adamw", lr=1e30,
+                   warmup_steps=1, clip_grad=0.0))
+    steps = [s for s, _ in ckpt.list_checkpoints(run)]
+    assert steps == [1]  # the finite step was saved, nothing after the NaN
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "checkpoints" / "step-00000005"
+    with pytest.raises(RuntimeError):
+        with ckpt.atomic_dir(target) as tmp:
+            (tmp / "model.safetensors").write_bytes(b"half")
+            raise RuntimeError("killed mid-write")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    # a directory left by a SIGKILLed writer is never mistaken for a checkpoint
+    (target.parent / ".tmp-step-00000009-123").mkdir()
+    assert ckpt.latest_checkpoint(tmp_path) is None
+
+
+def test_adafactor_matches_transformers_reference():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    shapes = [(128, 256), (256,), (32, 4)]  # factored matrix, vector, small (unfactored) matrix
+    ours = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    opt_a = Adafactor(ours, lr=0.01)
+    opt_b = transformers.optimization.Adafactor(ref, lr=0.01, scale_parameter=True, relative_step=False,
+                                                warmup_init=False, decay_rate=-0.8, clip_threshold=1.0)
+    for _ in range(3):
+        grads = [torch.randn(s) for s in shapes]
+        for p, q, g in zip(ours, ref, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt_a.step()
+        opt_b.step()
+    # transformers factors every matrix; Mesh TF (ours) only dims >= 128: compare where both factor or neither
+    torch.testing.assert_close(ours[0], ref[0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(ours[1], ref[1], atol=1e-6, rtol=1e-5)
+    assert "exp_avg_sq" in opt_a.state[ours[2]]
+
+
+def test_schedules():
+    isr = inverse_sqrt_schedule(10_000)
+    # T5: lr(n) = 1/sqrt(max(n, 10^4)) with base 0.01, i.e. 0.01 for 10k steps then rsqrt decay
+    assert [0.01 * isr(n) for n in (0, 9_999)] == [0.01, 0.01]
+    assert 0.01 * isr(39_999) == pytest.approx(1 / (40_000 ** 0.5))
+    cos = cosine_schedule(10, 110, 0.01)
+    assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
+    assert cos(60) == pytest.approx(0.505) and cos(110) == pytest.approx(0.01)
+    model = torch.nn.Linear(4, 4)
+    opt, sched = build_optimizer("adamw", model, 1e-3, 10, 110)
+    assert isinstance(opt, torch.optim.AdamW) and sched.get_last_lr()[0] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        build_optimizer("sgd", model, None, 1, 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_compile_step(token_dir, tmp_path):
+    summary = train(_cfg(token_dir, tmp_path / "gpu", steps=3, save_every=3, eval_every=3, compile=True))
+    assert summary["step"] == 3 and summary["loss"] == summary["loss"]
+    rec = [r for r in _records(tmp_path / "gpu") if "loss" in r][-1]
+    assert rec["tokens_per_s"] > 0
