@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--input-length", type=int, default=512)
     parser.add_argument("--doc-separator", choices=["none", "eos"], default=None)
+    parser.add_argument("--workers", type=int, default=0, help="also time a ResumableLoader with this many workers")
     args = parser.parse_args()
 
     import torch
@@ -73,6 +74,15 @@ def main() -> None:
     print(f"window read (shuffled):  {n / read_s:10,.0f} samples/s")
     print(f"span corruption:         {n / corrupt_s:10,.0f} samples/s")
     print(f"make_batch (both, int64 tensors): {n / total_s:10,.0f} samples/s per core")
+    if args.workers:
+        from c4clean.train.data import ResumableLoader
+
+        loader = iter(ResumableLoader(ds, num_workers=args.workers))
+        next(loader)  # worker start-up is not throughput
+        t0 = time.perf_counter()
+        for _ in range(args.batches):
+            next(loader)
+        print(f"ResumableLoader, {args.workers} workers: {n / (time.perf_counter() - t0):10,.0f} samples/s")
 
 
 if __name__ == "__main__":

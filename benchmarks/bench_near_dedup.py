@@ -1,6 +1,6 @@
 """MinHash near-dedup: signature throughput per core, the whole Beam transform, and quality.
 
-    python benchmarks/bench_near_dedup.py [--data DIR] [--limit N] [--workers 1 2] [--quality SAMPLE_DIR]
+    python benchmarks/bench_near_dedup.py [--data DIR] [--limit N] [--workers 1 2] [--quality SAMPLE_DIR | --no-quality]
 
 1. Per-core pieces on the pages of `--data` (default ../shared/data/wet/bench, 20,000 pages), after
    clean_page, which is where the pipeline runs near-dedup: shingling, signatures
@@ -63,7 +63,7 @@ def per_core(pages: list[Page]) -> None:
     print(f"  band keys ({b}x{r})     {n / (t3 - t2):8.0f} pages/s per core")
 
 
-def whole_transform(pages: list[Page], workers: int) -> None:
+def whole_transform(pages: list[Page], workers: int, baseline: bool = False) -> None:
     import apache_beam as beam
     from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -74,14 +74,20 @@ def whole_transform(pages: list[Page], workers: int) -> None:
     options = PipelineOptions(["--runner=FnApiRunner", f"--direct_num_workers={workers}",
                                f"--direct_running_mode={mode}"])
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with beam.Pipeline(options=options) as p:
-            _ = (p | beam.Create(pages, reshuffle=False) | RemoveNearDuplicates()
-                 | beam.Map(lambda page: page.url) | beam.io.WriteToText(f"{tmp}/kept"))
-        wall = time.perf_counter() - start
+            pcoll = p | beam.Create(pages, reshuffle=False)
+            if not baseline:
+                pcoll |= RemoveNearDuplicates()
+            _ = pcoll | beam.Map(lambda page: page.url) | beam.io.WriteToText(f"{tmp}/kept")
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     counters = {r.key.metric.name: r.committed for r in
                 p.result.metrics().query(MetricsFilter().with_namespace(reasons.NS_NEAR_DEDUP))["counters"]}
-    print(f"  workers={workers}: {wall:.1f} s wall, {len(pages) / wall:.0f} pages/s; {json.dumps(counters, sort_keys=True)}")
+    what = "baseline (Create -> Write, no near-dedup)" if baseline else f"workers={workers}"
+    # CPU time of this process only counts the work when the runner runs in it (1 worker).
+    cpu_note = f", {cpu:.1f} s CPU of this process" if workers == 1 else ""
+    print(f"  {what}: {wall:.1f} s wall{cpu_note}, {len(pages) / wall:.0f} pages/s; "
+          f"{json.dumps(counters, sort_keys=True)}")
 
 
 def quality(sample: Path) -> None:
@@ -122,11 +128,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most this many pages")
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--quality", type=Path, default=REPO / "sample_data" / "wet")
+    ap.add_argument("--no-quality", dest="quality", action="store_const", const=None)
     args = ap.parse_args()
     pages = read_pages(args.data, args.limit)
     print("== per core (after clean_page)")
     per_core(pages)
     print("== whole transform (RemoveNearDuplicates, FnApiRunner, defaults)")
+    whole_transform(pages, 1, baseline=True)
     for w in args.workers:
         whole_transform(pages, w)
     if args.quality:

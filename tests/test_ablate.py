@@ -9,10 +9,15 @@ import json
 import math
 import re
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from c4clean.train import ablate as A
 from c4clean.train import ablate_report as R
+
+sys.path.insert(0, str(Path(__file__).parent))  # tokens_testdata, the tokenizer tests' helper
 
 # ---------------------------------------------------------------------------------------------
 # parsing and naming
@@ -337,3 +342,62 @@ def test_sweep_report_two_axes(tmp_path):
     assert len(rows) == 16 and {r["noise_density"] for r in rows} == {"0.10", "0.15", "0.25", "0.50"}
     assert (plan.out / "sweep.png").stat().st_size > 10_000
     assert json.loads((plan.out / "ablation.json").read_text()) if (plan.out / "ablation.json").exists() else True
+
+
+# ---------------------------------------------------------------------------------------------
+# one real toy ablation: sample WET -> vocabulary -> token shards (E's APIs) -> tiny T5 runs (F's trainer)
+
+
+@pytest.fixture(scope="module")
+def toy_tokens(tmp_path_factory, sample_wet):
+    import tokens_testdata as TD
+
+    from c4clean.tokenize.encode import encode_corpus
+    from c4clean.tokenize.vocab import train_vocab
+
+    root = tmp_path_factory.mktemp("ablate_tokens")
+    TD.write_text_shards(root / "text", TD.wet_documents(sample_wet), splits=(("train", 2), ("validation", 1)),
+                         validation_every=5)
+    train_vocab(root / "text", root / "vocab", vocab_size=300, sample_bytes=1 << 18)
+    encode_corpus(root / "text", root / "vocab", root / "tokens")
+    return root / "tokens"
+
+
+def test_real_toy_size_ablation_resumes_and_reports(toy_tokens, tmp_path):
+    from click.testing import CliRunner
+
+    from c4clean.cli import main
+
+    out = tmp_path / "abl"
+    args = ["ablate", "size", "--data", str(toy_tokens), "--tokens", "2^10,2^12", "--no-full", "--budget", "2^9",
+            "--preset", "t5-v1_1-tiny", "--batch-size", "2", "--set", "input_length=32", "--set", "log_every=1",
+            "--set", "eval_every=0", "--set", "warmup_steps=2", "--set", "optimizer=adamw",
+            "--launcher", "inprocess", "--eval-batches", "2", "--out", str(out)]
+    first = CliRunner().invoke(main, [*args, "--only", "tokens-2p10"])
+    assert first.exit_code == 0, first.output
+    plan = A.Plan.load(out)
+    small = plan.run_dir(plan.runs[0])
+    ckpt = sorted((small / "checkpoints").iterdir())[-1] / "model.safetensors"
+    mtime = ckpt.stat().st_mtime_ns
+
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    assert "tokens-2p10] done, skipped" in second.output
+    assert ckpt.stat().st_mtime_ns == mtime  # the finished run was not trained again
+
+    raw = A.random_spans_lengths(32, 0.15, 3.0)[0]
+    rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
+    assert [r["max_tokens"] for r in rows] == [str(1 << 10), str(1 << 12)]
+    for row, run in zip(rows, plan.runs):
+        assert row["status"] == "done"
+        assert run.steps == A.steps_for_budget(1 << 9, 2, raw) and run.tokens_per_sample == raw
+        assert float(row["repeats"]) == pytest.approx(run.steps * 2 * raw / int(row["max_tokens"]), rel=1e-4)
+        assert math.isfinite(float(row["val_loss"])) and math.isfinite(float(row["final_train_loss"]))
+        run_json = json.loads((plan.run_dir(run) / "run.json").read_text())  # a normal train run directory
+        assert run_json["train"]["data_options"]["max_tokens"] == int(row["max_tokens"])
+        logged = [json.loads(x)["step"] for x in (plan.run_dir(run) / "metrics.jsonl").read_text().splitlines()]
+        assert max(logged) == run.steps
+    for name in ("training_loss.png", "loss_vs_size.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    md = (out / "report.md").read_text()
+    assert "All runs finished" in md and "2^10" in md and "2^12" in md

@@ -109,3 +109,73 @@ def test_cli_encode(text_shards, vocab_dir, token_dir, tmp_path):
     assert result.exit_code == 0, result.output
     totals = json.loads((token_dir / "manifest.json").read_text())["splits"]
     assert f"train: 3 shards, {totals['train']['documents']} documents, {totals['train']['tokens']} tokens" in result.output
+
+
+def test_bad_shard_is_reported_and_the_others_are_kept(text_shards, vocab_dir, tmp_path):
+    import shutil
+
+    text = tmp_path / "text"
+    shutil.copytree(text_shards, text)
+    (text / "train-00001-of-00003.arrow").write_bytes(b"not an arrow file")
+    out = tmp_path / "tok"
+    with pytest.raises(RuntimeError, match="1 of 4 shards could not be encoded.*train-00001-of-00003.arrow"):
+        encode_corpus(text, vocab_dir, out, workers=2)
+    manifest = read_manifest(out)
+    assert not manifest["complete"]
+    assert sorted(e["file"] for e in manifest["shards"]) == [
+        "train-00000-of-00003.arrow", "train-00002-of-00003.arrow", "validation-00000-of-00001.arrow"]
+    no_text = tmp_path / "no_text"
+    no_text.mkdir()
+    table = pa.table({"url": ["u"]})
+    with pa.OSFile(str(no_text / "train-00000-of-00001.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    with pytest.raises(RuntimeError, match="no 'text' column"):
+        encode_corpus(no_text, vocab_dir, tmp_path / "tok2")
+
+
+def test_missing_shard_of_a_split_is_an_error(text_shards, vocab_dir, tmp_path):
+    import shutil
+
+    text = tmp_path / "text"
+    shutil.copytree(text_shards, text)
+    (text / "train-00001-of-00003.arrow").unlink()
+    with pytest.raises(ValueError, match="incomplete"):
+        encode_corpus(text, vocab_dir, tmp_path / "tok")
+
+
+def test_large_vocabularies_use_uint32():
+    from c4clean.tokenize.encode import _record_batch, token_schema
+    from c4clean.tokenize.vocab import VocabInfo
+
+    info = VocabInfo(sp_pieces=70000, extra_ids=100, vocab_size=70100, pad_id=0, eos_id=1, unk_id=2,
+                     byte_fallback=True, sha256="0" * 64)
+    schema = token_schema(info)
+    batch = _record_batch(schema, [2, 0, 1], [np.array([69999, 3], np.uint32), np.array([65536], np.uint32)])
+    assert schema.field("tokens").type.value_type == pa.uint32()
+    assert batch.column(0).to_pylist() == [[69999, 3], [], [65536]]
+
+
+def test_empty_shard_and_empty_documents(vocab_dir, tmp_path):
+    # `c4clean run` writes a validation shard with no rows when no page hashes into it
+    from tokens_testdata import SCHEMA
+
+    text = tmp_path / "text"
+    text.mkdir()
+    for name, texts in (("train-00000-of-00001.arrow", ["Some words here.", "", "More words."]),
+                        ("validation-00000-of-00001.arrow", [])):
+        n = len(texts)
+        table = pa.table({"url": [f"u{i}" for i in range(n)], "text": texts, "timestamp": ["t"] * n,
+                          "content_length": ["0"] * n, "language": ["en"] * n}, schema=SCHEMA)
+        with pa.OSFile(str(text / name), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
+            writer.write_table(table)
+    manifest = encode_corpus(text, vocab_dir, tmp_path / "tok", workers=1)
+    assert manifest["splits"]["validation"] == {"shards": 1, "documents": 0, "tokens": 0}
+    assert _rows(tmp_path / "tok" / "validation-00000-of-00001.arrow") == []
+    rows = _rows(tmp_path / "tok" / "train-00000-of-00001.arrow")
+    assert len(rows) == 3 and rows[1] == [] and rows[0] and rows[2]  # the empty document keeps its row
+    train_entry = next(e for e in manifest["shards"] if e["split"] == "train")
+    assert train_entry["empty_documents"] == 1
+    with pytest.raises(ValueError, match="cannot fill one global batch"):
+        from c4clean.train.data import T5SpanCorruptionDataset
+
+        T5SpanCorruptionDataset(tmp_path / "tok", "validation", batch_size=1)

@@ -106,3 +106,28 @@ def test_import_rejects_tied_v1_0_layout_and_pickles(tmp_path):
     (tmp_path / "bin" / "pytorch_model.bin").write_bytes(b"not read")
     with pytest.raises(FileNotFoundError, match="safetensors"):
         import_hf(tmp_path / "bin")
+
+
+def test_export_cli_round_trip(tmp_path):
+    """`c4clean export RUN --out HF` then `c4clean export --from-hf HF --out DIR` keep the function."""
+    from click.testing import CliRunner
+
+    from c4clean.cli import main
+    from c4clean.train.checkpoint import load_model_dir, save_model_dir
+
+    model = _perturbed_tiny()
+    save_model_dir(model, tmp_path / "run" / "final")
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "hf")])
+    assert result.exit_code == 0, result.output
+    hf = _load_hf(tmp_path / "hf")
+    result = runner.invoke(main, ["export", "--from-hf", str(tmp_path / "hf"), "--out", str(tmp_path / "back")])
+    assert result.exit_code == 0, result.output
+    back = load_model_dir(tmp_path / "back").eval()
+    ids, labels, _ = _batch()
+    with torch.no_grad():
+        ref = hf(input_ids=ids, labels=labels).logits
+        torch.testing.assert_close(model(ids, labels=labels)["logits"], ref, atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(back(ids, labels=labels)["logits"], ref, atol=1e-4, rtol=1e-5)
+    missing = runner.invoke(main, ["export", str(tmp_path / "hf_missing_parent"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code != 0

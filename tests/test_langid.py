@@ -41,6 +41,7 @@ EDGE_TEXTS = [
     "http://example.com/" + "a" * 3000 + " " + ENGLISH,
     ENGLISH[:40], "ok", "a", "I",
     "", "12345 67890", "!!! ??? ...", "https://only.a/url", "x@y.zz",
+    "\ud800 lone surrogate \udfff " + RUSSIAN,
 ]
 
 
@@ -158,3 +159,13 @@ def test_only_the_first_10000_prepared_characters_count():
 
 def test_inline_random_draw_matches_random_choice():
     assert langid._inline_randbelow_matches_choice()
+
+
+def test_sums_follow_pythons_sum_on_any_version(monkeypatch, all_texts, langdetect_outcomes):
+    # Python 3.12+ `sum` is compensated; the walk then sums with `sum` itself. Forcing that path
+    # here must still give langdetect's results on 3.11 (where both sums agree bit for bit).
+    monkeypatch.setattr(langid, "_SUM_IS_SEQUENTIAL", False)
+    texts = all_texts[:40] + EDGE_TEXTS
+    expected = langdetect_outcomes[:40] + langdetect_outcomes[-len(EDGE_TEXTS):]
+    assert [_outcome(langid.detect_langs, t) for t in texts] == expected
+    assert [_as_outcome(r) for r in langid.detect_langs_many(texts)] == expected

@@ -104,8 +104,10 @@ def test_bad_files_are_counted_and_named_and_the_run_completes(bad_inputs, stric
     result, out = strict_run
     stats = json.loads((out / "stats.json").read_text())
     truncated, garbage = str(bad_inputs / "truncated.wet.gz"), str(bad_inputs / "garbage.wet.gz")
-    assert set(stats["files_with_issues"]) >= {truncated, garbage}
-    assert str(bad_inputs / "good.wet") not in stats["read_issues"]
+    assert stats["files_with_errors"] == sorted([garbage, truncated])
+    # TFDS's fake pages have wrong Content-Length headers: listed as notes, not errors.
+    good_issues = stats["read_issues"].get(str(bad_inputs / "good.wet"), [])
+    assert not any(issue["code"].startswith("error:") for issue in good_issues)
     assert all(issue["code"].startswith("error:") for issue in stats["read_issues"][truncated])
     read = stats["counters"]["split-wet-file"]
     assert sum(v for k, v in read.items() if k.startswith("error:")) >= 2

@@ -198,3 +198,39 @@ def test_cuda_bf16_compile_step(token_dir, tmp_path):
     assert summary["step"] == 3 and summary["loss"] == summary["loss"]
     rec = [r for r in _records(tmp_path / "gpu") if "loss" in r][-1]
     assert rec["tokens_per_s"] > 0
+
+
+def test_ddp_two_cpu_ranks_match_one_process(token_dir, tmp_path):
+    """torchrun with 2 gloo ranks (global batch split by the loader) trains like 1 process on the whole batch."""
+    args = ["--data", str(token_dir), "--preset", "t5-v1_1-tiny", "--steps", "2", "--batch-size", "4",
+            "--input-length", "32", "--eval-every", "2", "--eval-batches", "1", "--save-every", "2",
+            "--log-every", "1", "--no-progress"]
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "c4clean.cli",
+                    "train", *args, "--out", str(tmp_path / "ddp")], check=True, env=ENV, cwd=REPO,
+                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "c4clean.cli", "train", *args, "--out", str(tmp_path / "one")],
+                   check=True, env=ENV, cwd=REPO, capture_output=True)
+    ddp, one = _comparable(_records(tmp_path / "ddp")), _comparable(_records(tmp_path / "one"))
+    assert [r["step"] for r in ddp] == [r["step"] for r in one] == [1, 2, 2]
+    for a, b in zip(ddp, one):
+        for key in ("loss", "val_loss", "grad_norm"):
+            if key in b:
+                assert a[key] == pytest.approx(b[key], rel=1e-4)
+    assert len(ckpt.load_state(ckpt.latest_checkpoint(tmp_path / "ddp"))["loader"]) == 2  # every rank's state
+
+
+def test_init_from_hugging_face_directory(token_dir, tmp_path):
+    """--init HF_DIR starts from those weights: the first logged loss is that model's loss on batch 1."""
+    from c4clean.train import data as D
+    from c4clean.train.hf_export import export_hf
+    from c4clean.train.model import T5, preset
+
+    torch.manual_seed(3)
+    start = T5(preset("t5-v1_1-tiny", vocab_size=1024))  # 900 token ids -> 1024 rows
+    export_hf(start, tmp_path / "hf")
+    first = next(iter(D.make_loader(token_dir, "train", batch_size=4, input_length=32, num_workers=0)))
+    with torch.no_grad():
+        expected = start(**first)["loss"].item()
+    train(_cfg(token_dir, tmp_path / "run", steps=1, eval_every=0, save_every=1, init=str(tmp_path / "hf")))
+    logged = [r for r in _records(tmp_path / "run") if "loss" in r][0]["loss"]
+    assert logged == pytest.approx(expected, rel=1e-6)

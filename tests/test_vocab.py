@@ -1,20 +1,20 @@
 import json
-import sys
 
-import numpy as np
 import pytest
 import sentencepiece as spm
 from click.testing import CliRunner
 
 from c4clean.cli import main
-from c4clean.tokenize.vocab import Vocabulary, corpus_text_bytes, load_vocab_info, sample_lines, train_vocab
-from tokens_testdata import TEST_VOCAB_SIZE
+from c4clean.tokenize.vocab import (Vocabulary, corpus_text_bytes, load_hf_tokenizer, load_vocab_info, sample_lines,
+                                   train_vocab)
 
 # session fixtures (text shards, vocabulary, token shards) built once for all tokenizer/loader test modules
 pytest_plugins = ["tokens_testdata"]
 
 
 def test_t5_special_ids_and_sentinels(vocab_dir):
+    from tokens_testdata import TEST_VOCAB_SIZE  # the size the fixture asked for
+
     sp = spm.SentencePieceProcessor(model_file=str(vocab_dir / "spiece.model"))
     assert (sp.pad_id(), sp.eos_id(), sp.unk_id(), sp.bos_id()) == (0, 1, 2, -1)
     assert [sp.id_to_piece(i) for i in range(3)] == ["<pad>", "</s>", "<unk>"]
@@ -62,44 +62,44 @@ def test_byte_fallback_option(text_shards, tmp_path):
 
 
 def _hf_tokenizer(cls, vocab_dir):
-    # sentencepiece 0.2.3 ships a protobuf-7 module while beam/tfds pin protobuf 6: give transformers its own
-    # copy of the same schema so it reads spiece.model with sentencepiece's proto instead of failing over to tiktoken.
-    import transformers.utils.sentencepiece_model_pb2_new as pb2
-
-    sys.modules.setdefault("sentencepiece.sentencepiece_model_pb2", pb2)
-    try:
-        import sentencepiece.sentencepiece_model_pb2  # noqa: F401
-    except Exception:
-        sys.modules["sentencepiece.sentencepiece_model_pb2"] = pb2
+    load_hf_tokenizer(vocab_dir)  # works around sentencepiece's protobuf-7 module (see its docstring)
     return cls.from_pretrained(str(vocab_dir))
 
 
-@pytest.mark.parametrize("name", ["T5Tokenizer", "T5TokenizerFast"])
-def test_hugging_face_t5_tokenizer_agrees(vocab_dir, sample_docs, name):
+def test_hugging_face_t5_tokenizer_agrees(vocab_dir, sample_docs):
     transformers = pytest.importorskip("transformers")
-    tok = _hf_tokenizer(getattr(transformers, name), vocab_dir)
+    # in transformers 5.x T5TokenizerFast is T5Tokenizer (the Rust `tokenizers` backend); in 4.x both exist
+    for cls in {transformers.T5Tokenizer, transformers.T5TokenizerFast}:
+        _check_hf_agreement(_hf_tokenizer(cls, vocab_dir), vocab_dir, sample_docs)
+
+
+def _check_hf_agreement(tok, vocab_dir, sample_docs):
     info = load_vocab_info(vocab_dir)
     assert len(tok) == info.vocab_size
     assert tok.convert_tokens_to_ids(["<pad>", "</s>", "<unk>"]) == [0, 1, 2]
     assert tok.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(100)]) == [info.sentinel_id(i) for i in range(100)]
+    assert tok("a b")["input_ids"][-1] == 1  # HF appends </s> by default; c4clean adds no EOS inside documents
     vocab = Vocabulary(vocab_dir)
-    texts = [t for _, t in sample_docs]
-    ours = vocab.encode(texts)
-    theirs = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-    assert tok("a b", add_special_tokens=True)["input_ids"][-1] == 1  # HF appends </s>; c4clean never does inside docs
-    same_docs = sum(a == b for a, b in zip(ours, theirs))
-    total = sum(len(a) for a in ours)
-    same_tokens = sum(np.sum(np.asarray(a[:len(b)]) == np.asarray(b[:len(a)])) for a, b in zip(ours, theirs)
-                      if len(a) == len(b))
-    # Two known differences of transformers 5.23 from SentencePiece (which seqio/T5 use, and c4clean):
-    # its Rust Unigram picks another segmentation of a few digit runs ("0|36" vs "03|6": both segment the
-    # same text), and it normalises U+0085 to a space where SentencePiece gives <unk>.
-    assert same_docs >= 0.97 * len(texts)
-    assert same_tokens >= 0.995 * total
+    lines = [line for _, text in sample_docs for line in text.split("\n") if line.strip()]
+    ours, theirs = vocab.encode(lines), tok(lines, add_special_tokens=False)["input_ids"]
     sp = vocab.processor
-    for a, b in zip(ours, theirs):
-        if a != b and len(a) == len(b):
-            assert sp.decode(a) == sp.decode(b)
+
+    def score(ids):
+        return sum(sp.get_score(i) for i in ids)
+
+    differing = [(line, a, b) for line, a, b in zip(lines, ours, theirs) if a != b]
+    for line, a, b in differing:
+        if "\x85" in line:
+            continue  # the one normalisation difference: HF maps U+0085 (NEL) to a space, SentencePiece does not
+        # otherwise only exact ties ("66|6" vs "6|66"), which the two Viterbi implementations break differently
+        assert sp.decode(a) == sp.decode(b) and score(a) == pytest.approx(score(b), abs=1e-6)
+    assert len(differing) <= 0.001 * len(lines)
+    # Whole documents: SentencePiece sums Viterbi path scores in float32, so in a long document (a running score of
+    # ~1e5) near-ties between segmentations such as "0|36" and "03|6" fall to rounding, where the Rust Unigram
+    # (float64) keeps the best path. c4clean encodes with SentencePiece, as seqio/T5 did.
+    texts = [text for _, text in sample_docs]
+    same_docs = sum(a == b for a, b in zip(vocab.encode(texts), tok(texts, add_special_tokens=False)["input_ids"]))
+    assert same_docs >= 0.97 * len(texts)
 
 
 def test_cli_train_vocab(text_shards, tmp_path):

@@ -15,8 +15,8 @@ the same order, without the lock and without langdetect's per-character Python w
   n-gram buffer restarts at every space), so they are computed once per distinct word and cached;
 * the random walk draws from `random.Random(0)` in the reference's order (one `gauss`, then one
   `choice` per update, 7 trials); each update multiplies by a row of `weight + P(ngram|lang)` (the
-  same two roundings as `prob[i] *= weight + p[i]`), each check sums sequentially
-  (`np.add.accumulate`, as Python's `sum` on 3.11) and divides;
+  same two roundings as `prob[i] *= weight + p[i]`), each check sums as Python's `sum` does
+  (sequentially, `np.add.accumulate`, up to 3.11; with `sum` itself on 3.12+) and divides;
 * `detect_langs_many` / `english_verdicts` run the walks of many texts in lock-step, one numpy
   operation per step for all of them (each text keeps its own random stream), which is where most
   of the remaining time went.
@@ -30,6 +30,7 @@ import dataclasses
 import random
 import re
 import threading
+from itertools import chain
 from typing import Optional
 
 import numpy as np
@@ -49,9 +50,6 @@ SEED = 0
 _N_TRIAL = 7                   # Detector.n_trial
 _MAX_TEXT_LENGTH = 10000       # Detector.max_text_length
 _LATIN = re.compile("[A-z]")   # Detector.cleaning_text: 'A' <= ch <= 'z' (includes [\]^_`)
-# cleaning_text compares unicode_block(ch), an int, with a block *name*: always unequal, so every
-# character from U+0300 on counts as non-Latin.
-_NON_LATIN = re.compile("[\u0300-\U0010ffff]")
 _SPACE_RUNS = re.compile("  +")
 
 
@@ -64,35 +62,26 @@ class _NormalizedChars(dict):
         return value
 
 
-class _Profiles:
-    """langdetect's profiles as a numpy table, built once per process."""
+class _WordRows(dict):
+    """word -> table rows of the n-grams langdetect's NGram buffer emits for it, filled on first
+    sight. `followed_by_space`: the word is followed by a space (every word but a text's last),
+    whose step emits the word's final 2- and 3-grams ending in " "."""
 
-    def __init__(self):
-        detector_factory.init_factory()
-        factory = detector_factory._factory
-        self.langlist = list(factory.langlist)
-        ngrams = list(factory.word_lang_prob_map)
-        self.row = {ngram: i for i, ngram in enumerate(ngrams)}
-        self.table = np.array([factory.word_lang_prob_map[g] for g in ngrams], dtype=np.float64)
-        self.uniform = 1.0 / len(self.langlist)
-        self.normalized = _NormalizedChars()
-        self.word_cache: dict[tuple[str, bool], tuple[int, ...]] = {}
+    MAX_WORDS = 500_000  # bound memory on endless vocabularies
 
-    def word_rows(self, word: str, followed_by_space: bool) -> tuple[int, ...]:
-        """Table rows of the n-grams langdetect's NGram buffer emits for one word.
+    def __init__(self, row: dict, followed_by_space: bool):
+        super().__init__()
+        self.row = row
+        self.followed_by_space = followed_by_space
 
-        Detector._extract_ngrams run on `word` (plus the space after it): the buffer starts as " ",
-        and a position is skipped when it and the previous character are both upper case.
-        """
-        key = (word, followed_by_space)
-        rows = self.word_cache.get(key)
-        if rows is not None:
-            return rows
+    def __missing__(self, word: str) -> tuple:
+        # Detector._extract_ngrams on one word: the buffer starts as " " (it restarts at every
+        # space), and a position is skipped when it and the previous character are upper case.
         row = self.row
         out = []
         grams = " "
         last = " "
-        for ch in word + " " if followed_by_space else word:
+        for ch in word + " " if self.followed_by_space and word else word:
             if len(grams) >= NGram.N_GRAM:
                 grams = grams[1:]
             grams += ch
@@ -104,11 +93,26 @@ class _Profiles:
                 gram = grams[-n:]
                 if gram != " " and gram in row:
                     out.append(row[gram])
-        rows = tuple(out)
-        if len(self.word_cache) > 500_000:  # bound memory on endless vocabularies
-            self.word_cache.clear()
-        self.word_cache[key] = rows
+        if len(self) > self.MAX_WORDS:
+            self.clear()
+        rows = self[word] = tuple(out)
         return rows
+
+
+class _Profiles:
+    """langdetect's profiles as a numpy table, built once per process."""
+
+    def __init__(self):
+        detector_factory.init_factory()
+        factory = detector_factory._factory
+        self.langlist = list(factory.langlist)
+        ngrams = list(factory.word_lang_prob_map)
+        row = {ngram: i for i, ngram in enumerate(ngrams)}
+        self.table = np.array([factory.word_lang_prob_map[g] for g in ngrams], dtype=np.float64)
+        self.uniform = 1.0 / len(self.langlist)
+        self.normalized = _NormalizedChars()
+        self.inner_words = _WordRows(row, followed_by_space=True)
+        self.final_words = _WordRows(row, followed_by_space=False)
 
 
 _profiles: Optional[_Profiles] = None
@@ -131,20 +135,21 @@ def prepare_text(text: str) -> str:
         text = Detector.MAIL_RE.sub(" ", text)
     text = NGram.normalize_vi(text)
     text = _SPACE_RUNS.sub(" ", text[:_MAX_TEXT_LENGTH])
-    latin = len(text) - len(_LATIN.sub("", text))
-    non_latin = len(text) - len(_NON_LATIN.sub("", text))
-    if latin * 2 < non_latin:
+    # Detector.cleaning_text, counted with numpy over the code points. It compares
+    # unicode_block(ch), an int, with a block *name*: always unequal, so every character from
+    # U+0300 on counts as non-Latin.
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    latin = int(np.count_nonzero((codes >= 0x41) & (codes <= 0x7A)))
+    if latin * 2 < int(np.count_nonzero(codes >= 0x300)):
         text = _LATIN.sub("", text)
     return text
 
 
 def _ngram_rows(profiles: _Profiles, text: str) -> list[int]:
+    """Detector._extract_ngrams as table rows: the normalized text's words looked up in order."""
     words = text.translate(profiles.normalized).split(" ")
-    last = len(words) - 1
-    rows: list[int] = []
-    for i, word in enumerate(words):
-        if word:
-            rows.extend(profiles.word_rows(word, i < last))
+    rows = list(chain.from_iterable(map(profiles.inner_words.__getitem__, words[:-1])))
+    rows.extend(profiles.final_words[words[-1]])
     return rows
 
 
@@ -216,6 +221,19 @@ def detect_langs_many(texts, batch_size: int = 512) -> list:
     return [_languages(profiles, next(walked)) if r else _no_features() for r in rows]
 
 
+# Detector._normalize_prob sums with Python's `sum`: plain left-to-right addition up to 3.11,
+# compensated (Neumaier) from 3.12. np.add.accumulate is the former; otherwise use `sum` itself.
+_SUM_IS_SEQUENTIAL = sum([1.0, 1e100, 1.0, -1e100]) == 0.0
+
+
+def _row_sums(prob: np.ndarray) -> np.ndarray:
+    """Python's `sum` of each row (of a 1-D array: of the array), shaped to divide `prob` by."""
+    if _SUM_IS_SEQUENTIAL:
+        return np.add.accumulate(prob, axis=-1)[..., -1:]
+    return np.array([sum(row) for row in prob.reshape(-1, prob.shape[-1]).tolist()]).reshape(
+        prob.shape[:-1] + (1,))
+
+
 def _random_walk(profiles: _Profiles, rows: list[int]) -> list[float]:
     """Detector._detect_block after n-gram extraction: the averaged language probabilities."""
     distinct, position = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
@@ -233,8 +251,7 @@ def _random_walk(profiles: _Profiles, rows: list[int]) -> list[float]:
         while True:
             prob *= factors[position[draw()]]
             if i % 5 == 0:
-                total = np.add.accumulate(prob)[-1]
-                prob /= total
+                prob /= _row_sums(prob)
                 if prob.max() > Detector.CONV_THRESHOLD or i >= Detector.ITERATION_LIMIT:
                     break
             i += 1
@@ -274,7 +291,7 @@ def _random_walk_batch(profiles: _Profiles, rows_per_text: list[list[int]]) -> l
         while True:
             prob *= table[[rows[draw()] for rows, draw in walkers]] + weight
             if i % 5 == 0:
-                prob /= np.add.accumulate(prob, axis=1)[:, -1:]
+                prob /= _row_sums(prob)
                 if i >= Detector.ITERATION_LIMIT:
                     done = np.ones(len(active), dtype=bool)
                 else:

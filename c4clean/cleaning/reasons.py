@@ -34,6 +34,10 @@ NO_CONTENT = "filtered:no_content"
 NO_TIMESTAMP = "filtered:no_timestamp"
 # A whole input file failed in a way the reader could not report as a value (pipeline-level catch).
 READ_FAILED = "error:read_failed"
+# Reader codes of this kind mean data was lost (`--strict` fails on them); others are notes.
+READ_ERROR_PREFIX = "error:"
+# A `--cc-dump` WET file could not be downloaded whole (after retries, or a 404).
+DOWNLOAD_FAILED = "error:download_failed"
 # Reader issues TFDS does not have (it crashes or mis-reads instead); `wet.ReadIssue.code`.
 READ_UNREADABLE = "error:unreadable"                # missing file, unreadable object, I/O error mid-read
 READ_EMPTY_FILE = "error:empty_file"                # no bytes, or only whitespace

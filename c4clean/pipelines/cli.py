@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -32,7 +33,7 @@ from c4clean.pipelines.options import DEFAULT_CC_BASE_URL, VARIANTS, RunOptions
 @click.option("--webtext-urls", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="URL list file(s) for --variant webtextlike.")
 @click.option("--resume", is_flag=True, help="Reuse per-file results of an interrupted run.")
-@click.option("--strict", is_flag=True, help="Exit 1 if any input file had read issues.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any input file had a read error (data lost).")
 @click.option("--keep-work", is_flag=True, help="Keep <output>/.work (per-file results).")
 @click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
               help="Local worker processes (DirectRunner).")
@@ -49,6 +50,8 @@ def run(inputs, output, variant, cc_dump, cc_base_url, max_files, cache_dir, nea
     """
     from c4clean.pipelines import pipeline
 
+    # Per-stage progress lines by default (the group's -v adds Beam's own INFO output).
+    logging.getLogger("c4clean").setLevel(min(logging.getLogger().level, logging.INFO))
     try:
         options = RunOptions(
             output=output, inputs=tuple(inputs), variant=variant, cc_dump=cc_dump,

@@ -62,7 +62,8 @@ def versions() -> dict[str, str]:
 
 
 def stage_rows(counters: dict) -> list[dict]:
-    """Summary rows (stage, pages in/out, text bytes out, CPU seconds) in pipeline order."""
+    """Summary rows (stage, pages in/out, text bytes out, CPU seconds of the stage's functions
+    summed over workers) in pipeline order."""
     from c4clean.pipelines.transforms import STAGE_ORDER
 
     stages = counters.get(reasons.NS_STAGES, {})
@@ -74,7 +75,7 @@ def stage_rows(counters: dict) -> list[dict]:
         rows.append({"stage": stage, "pages_in": stages.get(f"{stage}:in", 0),
                      "pages_out": stages.get(f"{stage}:out", 0),
                      "bytes_out": stages.get(f"{stage}:bytes"),
-                     "cpu_s": None if ms is None else round(ms / 1000, 2)})
+                     "seconds": None if ms is None else round(ms / 1000, 2)})
     return rows
 
 
@@ -91,7 +92,7 @@ def format_table(header: list[str], rows: list[list]) -> str:
 
 
 def summary_table(stats: dict) -> str:
-    rows = [[r["stage"], r["pages_in"], r["pages_out"], r["bytes_out"], r["cpu_s"]]
+    rows = [[r["stage"], r["pages_in"], r["pages_out"], r["bytes_out"], r["seconds"]]
             for r in stats["stages"]]
     return format_table(["stage", "pages in", "pages out", "text bytes out", "cpu s"], rows)
 
@@ -172,11 +173,14 @@ def commit(options: RunOptions, planned, counters: dict, started: float,
     _move_shards(options, staging_dir(options), records)
     inputs = _input_summaries(options, planned)
     issues = {s["input"]: s["issues"] for s in inputs if s.get("issues")}
+    errors = sorted(f for f, found in issues.items()
+                    if any(i["code"].startswith(reasons.READ_ERROR_PREFIX) for i in found))
     missing = [s["input"] for s in inputs if s.get("missing")]
     elapsed = round(time.time() - started, 2)
 
     stats = {"format_version": FORMAT_VERSION, "counters": counters, "stages": stage_rows(counters),
-             "read_issues": issues, "files_with_issues": sorted(issues), "wall_seconds": elapsed}
+             "read_issues": issues, "files_with_issues": sorted(issues),
+             "files_with_errors": errors, "wall_seconds": elapsed}
     splits: dict[str, dict] = {}
     for r in records:
         info = splits.setdefault(r["split"], {"pages": 0, "shards": 0, "text_bytes": 0})
@@ -204,7 +208,9 @@ def commit(options: RunOptions, planned, counters: dict, started: float,
         f"{len(inputs)} input files, {sum(i['pages'] for i in splits.values())} pages out, "
         f"{elapsed} s wall time, near-dedup {'on' if options.near_dedup else 'off'}.",
         table, splits_table(manifest),
-        "Files with read issues: " + (", ".join(sorted(issues)) if issues else "none") + "."]) + "\n"
+        "Files with read errors: " + (", ".join(errors) if errors else "none") + ".",
+        "Files with other read issues (notes, repairs): "
+        + (", ".join(sorted(set(issues) - set(errors))) or "none") + "."]) + "\n"
     _write_json(FileSystems.join(out, STATS), stats)
     arrow_sink.write_atomically(FileSystems.join(out, REPORT), report.encode("utf-8"))
     _write_json(manifest_path, manifest)
@@ -212,9 +218,11 @@ def commit(options: RunOptions, planned, counters: dict, started: float,
         FileSystems.delete([work_dir(options)])
     echo(table)
     echo(splits_table(manifest))
-    if issues:
-        echo(f"read issues in {len(issues)} file(s): {', '.join(sorted(issues))} (see {STATS})")
-    failed = bool(missing) or (options.strict and bool(issues))
+    echo(f"{sum(i['pages'] for i in splits.values())} pages in {len(records)} shards written to "
+         f"{out} in {elapsed} s")
+    if errors:
+        echo(f"read errors in {len(errors)} file(s): {', '.join(errors)} (see {STATS})")
+    failed = bool(missing) or (options.strict and bool(errors))
     if missing:
         echo(f"no per-file result for: {', '.join(missing)}")
     return RunOutcome(manifest, stats, 1 if failed else 0)

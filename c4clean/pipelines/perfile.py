@@ -167,7 +167,7 @@ def process_file(input_id: str, local_path: str, rules: _Rules) -> tuple[list[St
     counters = collections.Counter()
     issues: list[dict] = []
     staged: list[Staged] = []
-    start = time.perf_counter()
+    start = time.thread_time()
     rule_seconds = 0.0
 
     def count(namespace: str, name: str) -> None:
@@ -196,9 +196,9 @@ def process_file(input_id: str, local_path: str, rules: _Rules) -> tuple[list[St
                     if not decision.keep:
                         continue
                 page = page.replace(normalized_url=rules.normalize_url(page.url))
-                rule_start = time.perf_counter()
+                rule_start = time.thread_time()
                 staged.append(rules.stage(page))
-                rule_seconds += time.perf_counter() - rule_start
+                rule_seconds += time.thread_time() - rule_start
     except Exception as error:  # noqa: BLE001 - any failure of one file must not end the run
         # The reader reports damage as values; this catches what it could not (e.g. a vanished
         # file). Pages read before the failure are kept, as for a truncated file.
@@ -206,8 +206,8 @@ def process_file(input_id: str, local_path: str, rules: _Rules) -> tuple[list[St
         issues.append({"file": input_id, "code": reasons.READ_FAILED, "record_index": None,
                        "detail": f"{type(error).__name__}: {error}"})
         log.error("%s: reading failed: %s: %s", input_id, type(error).__name__, error)
-    # CPU time of reading (and length/domain filters) vs the per-page rule, for the summary table.
-    ms = {"read": int((time.perf_counter() - start - rule_seconds) * 1000),
+    # CPU time (this thread) of reading, length/domain filters vs the per-page rule, for the summary.
+    ms = {"read": int((time.thread_time() - start - rule_seconds) * 1000),
           "rules": int(rule_seconds * 1000)}
     summary = {"input": input_id, "local_path": local_path, "pages": len(staged),
                "counters": dict(sorted(counters.items())), "issues": issues, "ms": ms}
@@ -231,6 +231,23 @@ def run_file(input_id: str, local_path: str, rules: _Rules) -> str:
     write_atomically(arrow_path, _encode(staged))
     write_atomically(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
     log.info("staged %s: %d pages, %d read issues", input_id, len(staged), len(summary["issues"]))
+    return arrow_path
+
+
+def record_failure(input_id: str, settings: PerFileSettings, code: str, detail: str) -> str:
+    """Saves an input that could not even be fetched as a file with no pages and one issue.
+
+    Its identity is None, so `--resume` tries it again.
+    """
+    from c4clean.pipelines.arrow_sink import write_atomically
+
+    arrow_path, json_path = work_paths(settings.work_dir, input_id, settings.signature)
+    issue = {"file": input_id, "code": code, "record_index": None, "detail": detail}
+    log.error("%s: %s (%s)", input_id, code, detail)
+    summary = {"input": input_id, "local_path": None, "pages": 0, "issues": [issue],
+               "counters": {f"{reasons.NS_READ}\t{code}": 1}, "identity": None}
+    write_atomically(arrow_path, _encode([]))
+    write_atomically(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
     return arrow_path
 
 

@@ -127,7 +127,8 @@ def _prepare_output(options: RunOptions) -> None:
     """Clears the shard staging folder (never the per-file results `--resume` relies on)."""
     from apache_beam.io.filesystems import FileSystems
 
-    FileSystems.mkdirs(options.output) if not FileSystems.exists(options.output) else None
+    if not FileSystems.exists(options.output):
+        FileSystems.mkdirs(options.output)
     stage = staging_dir(options)
     if FileSystems.exists(stage):
         FileSystems.delete([stage])

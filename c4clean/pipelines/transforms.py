@@ -62,9 +62,9 @@ class _Stage(beam.DoFn):
         self._bundle = [0, 0, 0.0]
 
     def process(self, element):
-        start = time.perf_counter()
+        start = time.thread_time()
         outputs = list(self.apply(element))
-        elapsed = time.perf_counter() - start
+        elapsed = time.thread_time() - start
         count_stage(self.stage, 1, len(outputs), sum(_text_bytes(self.page_of(o)) for o in outputs),
                     int(elapsed * 1000))
         self._bundle[0] += 1
@@ -98,9 +98,14 @@ class _StageFile(beam.DoFn):
     def process(self, element):
         input_id, location = element
         if self._download_cache is not None:
-            from c4clean.pipelines.download import download_wet_file
+            from c4clean.pipelines.download import DownloadError, download_wet_file
 
-            location = download_wet_file(location, self._download_cache)
+            try:
+                location = download_wet_file(location, self._download_cache)
+            except DownloadError as error:
+                yield perfile.record_failure(input_id, self._settings, reasons.DOWNLOAD_FAILED,
+                                             str(error))
+                return
         yield perfile.run_file(input_id, location, self._rules)
 
 

@@ -44,7 +44,7 @@ def _record_batch(schema: pa.Schema, lengths: list[int], pieces: list[np.ndarray
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     value_type = schema.field(TOKENS_COLUMN).type.value_type
-    values = np.concatenate(pieces) if pieces else np.zeros(0, dtype=value_type.to_pandas_dtype())
+    values = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16 if value_type == pa.uint16() else np.uint32)
     array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type),
                                      type=schema.field(TOKENS_COLUMN).type)
     return pa.RecordBatch.from_arrays([array], schema=schema)
@@ -157,18 +157,35 @@ def encode_corpus(input_dir: str | Path, vocab_dir: str | Path, output_dir: str 
 
     todo = [s for s in shards if s.path.name not in done]
     jobs = [(str(s.path), str(output_dir / s.path.name), str(vocab_dir), doc_separator) for s in todo]
+    failures: list[str] = []
+
+    def finished(job, entry=None, error=None):
+        if error is not None:  # keep going: the other shards' work is kept and a rerun retries only this one
+            log.error("encoding %s failed: %s", job[0], error)
+            failures.append(f"{os.path.basename(job[0])}: {error}")
+            return
+        done[entry["file"]] = entry
+        atomic_write_json(manifest_path, _manifest(info, doc_separator, done, splits_of))
+
     if workers <= 1:
         for job in jobs:
-            entry = encode_shard(*job)
-            done[entry["file"]] = entry
-            atomic_write_json(manifest_path, _manifest(info, doc_separator, done, splits_of))
+            try:
+                entry = encode_shard(*job)
+            except (OSError, ValueError, pa.ArrowException) as error:
+                finished(job, error=error)
+            else:
+                finished(job, entry)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(encode_shard, *job) for job in jobs]
+            futures = {pool.submit(encode_shard, *job): job for job in jobs}
             for future in as_completed(futures):
-                entry = future.result()
-                done[entry["file"]] = entry
-                atomic_write_json(manifest_path, _manifest(info, doc_separator, done, splits_of))
+                error = future.exception()
+                if error is not None and not isinstance(error, (OSError, ValueError, pa.ArrowException)):
+                    raise error
+                finished(futures[future], future.result() if error is None else None, error)
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(shards)} shards could not be encoded (the others are "
+                           f"written and recorded; rerun to retry): " + "; ".join(failures))
     manifest = _manifest(info, doc_separator, done, splits_of)
     atomic_write_json(manifest_path, manifest)
     return manifest

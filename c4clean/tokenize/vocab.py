@@ -28,7 +28,12 @@ MODEL_FILE = "spiece.model"  # the name Hugging Face's T5Tokenizer looks for
 INFO_FILE = "vocab.json"
 # SentencePiece silently skips longer "sentences"; we cut lines to this many characters instead of losing them.
 MAX_LINE_CHARS = 4096
-DEFAULT_SAMPLE_BYTES = 1 << 30
+# SentencePiece holds the sample in memory (~20 bytes of RAM per byte of text) and trains at ~0.7 MB/s on 2
+# threads: 100 MB is ~2 GB and a few minutes, and plenty for 32k pieces.
+DEFAULT_SAMPLE_BYTES = 100_000_000
+# A constant, not the machine's core count: the unigram EM sums per-thread statistics, so another thread count
+# gives (slightly) another vocabulary.
+DEFAULT_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -182,13 +187,13 @@ def sample_lines(input_dir: str | Path, sample_bytes: int, *, split: str | None 
 
 def train_vocab(input_dir: str | Path, output_dir: str | Path, *, vocab_size: int = 32000,
                 sample_bytes: int = DEFAULT_SAMPLE_BYTES, byte_fallback: bool = False, split: str | None = "train",
-                seed: int = 0, num_threads: int = 1, character_coverage: float = 0.9995) -> VocabInfo:
+                seed: int = 0, num_threads: int = DEFAULT_THREADS, character_coverage: float = 0.9995) -> VocabInfo:
     """Train spiece.model the T5 way and write it with vocab.json and Hugging Face tokenizer files.
 
     Determinism: the sample is a pure function of (shards, sample_bytes, seed); SentencePiece gets it in
     order with its own sentence sampling/shuffling off (`input_sentence_size=0`) and its random generator
     seeded; the unigram EM merges per-thread statistics in thread order, so the result is the same bytes
-    for any fixed `num_threads` (tested for 1 and 2).
+    for any fixed `num_threads` (a different thread count changes the float sums, hence a few pieces).
     """
     import sentencepiece as spm
 
@@ -234,3 +239,23 @@ def train_vocab(input_dir: str | Path, output_dir: str | Path, *, vocab_size: in
 
 def load_vocab_info(directory: str | Path) -> VocabInfo:
     return VocabInfo.from_json(json.loads((Path(directory) / INFO_FILE).read_text()))
+
+
+def load_hf_tokenizer(directory: str | Path):
+    """The vocabulary as a Hugging Face `T5Tokenizer` (needs transformers, which c4clean does not require).
+
+    sentencepiece 0.2.3's `sentencepiece_model_pb2` is generated for protobuf 7, while Beam/TFDS keep protobuf
+    6 installed; transformers 5.x then fails to read spiece.model and falls back to a tiktoken reader. Giving it
+    transformers' own copy of the same schema avoids that.
+    """
+    import sys
+
+    try:
+        import sentencepiece.sentencepiece_model_pb2  # noqa: F401
+    except Exception:  # protobuf's VersionError
+        import transformers.utils.sentencepiece_model_pb2_new as pb2
+
+        sys.modules["sentencepiece.sentencepiece_model_pb2"] = pb2
+    from transformers import T5Tokenizer
+
+    return T5Tokenizer.from_pretrained(str(directory))

@@ -3,7 +3,8 @@
 The corpus of a split is one stream of tokens: its documents in shard order then row order, concatenated
 with no separator (as T5 did; `doc_separator="eos"` puts EOS after every document, as Hugging Face and
 nanoT5 do). The stream is cut into windows of `raw_length` tokens (568 for inputs of 512); the tail shorter
-than a window is not used. Each epoch visits the windows in a pseudo-random order (a keyed Feistel
+than a window is not used, nor, in each epoch, the last windows of the shuffled order that do not fill a
+whole global batch (other windows each epoch, as the order changes). Each epoch visits the windows in a pseudo-random order (a keyed Feistel
 permutation: no index array, any position computable alone), in global batches of
 `batch_size * world_size` samples; rank r takes the r-th slice of each global batch; DataLoader workers
 take whole batches in turn. Sample `g` of epoch `e` is a pure function of (seed, e, g), so the state to
@@ -13,8 +14,6 @@ resume exactly is just (epoch, step).
 from __future__ import annotations
 
 import bisect
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,6 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from c4clean.tokenize.encode import TOKENS_COLUMN, read_manifest
 from c4clean.tokenize.vocab import VocabInfo
 from c4clean.train.span_corruption import combine, random_spans_helper, sample_keys, span_corrupt, splitmix64
-
-log = logging.getLogger(__name__)
 
 _FEISTEL_ROUNDS = 4
 
@@ -54,14 +51,6 @@ def feistel_permute(index, n: int, key: int) -> np.ndarray:
         out[outside] = encrypt(out[outside])
         outside = out >= np.uint64(n)
     return out
-
-
-@dataclass
-class _Segment:
-    """One record batch of one token shard: zero-copy views of its token values and document offsets."""
-
-    values: np.ndarray  # flat tokens (uint16/uint32 view into the memory map)
-    offsets: np.ndarray  # int64 document boundaries into `values`, length documents + 1 (O(docs) only if eos mode)
 
 
 class TokenCorpus:
@@ -99,6 +88,7 @@ class TokenCorpus:
         self.segment_doc_starts = np.asarray(doc_starts, dtype=np.int64)
         self.num_tokens = int(self.segment_starts[-1])
         self.num_documents = int(self.segment_doc_starts[-1])
+        self._virtual_starts = self.segment_starts + self.segment_doc_starts  # segment starts with separators
         expected = sum(s["tokens"] for s in shards)
         if self.num_tokens != expected:
             raise ValueError(f"{token_dir}: shards hold {self.num_tokens} tokens, the manifest says {expected}")
@@ -136,9 +126,8 @@ class TokenCorpus:
         """Positions [start, start + length) of the stream in which each document is followed by EOS."""
         if start < 0 or start + length > self.num_tokens_with_separators:
             raise IndexError(f"window [{start}, {start + length}) outside the stream")
-        virtual_starts = self.segment_starts + self.segment_doc_starts
-        seg = int(np.searchsorted(virtual_starts, start, side="right")) - 1
-        local = start - int(virtual_starts[seg])
+        seg = int(np.searchsorted(self._virtual_starts, start, side="right")) - 1
+        local = start - int(self._virtual_starts[seg])
         out = np.empty(length, dtype=self._values[0].dtype)
         filled = 0
         while filled < length:
@@ -171,13 +160,18 @@ class T5SpanCorruptionDataset(IterableDataset):
     def __init__(self, token_dir: str | Path, split: str = "train", *, input_length: int = 512,
                  noise_density: float = 0.15, mean_noise_span_length: float = 3.0, batch_size: int = 128,
                  seed: int = 0, shuffle: bool = True, max_tokens: int | None = None,
-                 doc_separator: str | None = None, rank: int = 0, world_size: int = 1,
+                 doc_separator: str | None = None, rank: int | None = None, world_size: int | None = None,
                  num_epochs: int | None = None):
         self.token_dir, self.split = Path(token_dir), split
         self.input_length, self.noise_density, self.mean_noise_span_length = (
             input_length, noise_density, mean_noise_span_length)
         self.raw_length, self.target_length = random_spans_helper(input_length, noise_density, mean_noise_span_length)
         self.batch_size, self.seed, self.shuffle, self.num_epochs = batch_size, seed, shuffle, num_epochs
+        if rank is None or world_size is None:  # default: the torch.distributed process group, if any
+            distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+            rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
+            world_size = world_size if world_size is not None else (
+                torch.distributed.get_world_size() if distributed else 1)
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} not in [0, {world_size})")
         self.rank, self.world_size = rank, world_size
@@ -242,11 +236,12 @@ class T5SpanCorruptionDataset(IterableDataset):
     def make_samples(self, epoch: int, positions) -> dict[str, np.ndarray]:
         """Samples at `positions` of `epoch` (numpy int64), regenerated from (seed, epoch, position) alone."""
         positions = np.asarray(positions, dtype=np.int64)
-        windows = np.stack([self.read_window(w) for w in self.window_index(epoch, positions)])
+        window_ids = self.window_index(epoch, positions)
+        windows = np.stack([self.read_window(w) for w in window_ids])
         batch = span_corrupt(windows, sample_keys(self.seed, epoch, positions), vocab_size=self.vocab.vocab_size,
                              eos_id=self.vocab.eos_id, pad_id=self.vocab.pad_id, noise_density=self.noise_density,
                              mean_noise_span_length=self.mean_noise_span_length)
-        batch["window"] = self.window_index(epoch, positions)
+        batch["window"] = window_ids
         return batch
 
     def positions(self, step: int) -> np.ndarray:

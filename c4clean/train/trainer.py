@@ -392,62 +392,63 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
     interval_steps, interval_examples, interval_tokens = 0, 0, 0
     t_interval = time.perf_counter()
     last_loss, last_val = math.nan, None
-    while step < cfg.steps:
-        for micro_step in range(cfg.grad_accum):
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            if flops_per_example is None:
-                flops_per_example = train_flops_per_example(model_cfg, batch["input_ids"].shape[1],
-                                                            batch["labels"].shape[1])
-            sync = not d.enabled or micro_step == cfg.grad_accum - 1
-            with (contextlib.nullcontext() if sync else step_model.no_sync()), autocast():
-                loss = step_model(**batch)["loss"]
-            (loss / cfg.grad_accum).backward()
-            loss_sum += loss.detach().float() / cfg.grad_accum
-            interval_examples += batch["input_ids"].shape[0]
-            interval_tokens += batch["input_ids"].numel()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                                   cfg.clip_grad if cfg.clip_grad > 0 else math.inf)
-        optimizer.step()
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        interval_steps += 1
-        if bar is not None:
-            bar.update(1)
-
-        if step % cfg.log_every == 0 or step == cfg.steps or step % cfg.save_every == 0:
-            if d.enabled:
-                dist.all_reduce(loss_sum, op=dist.ReduceOp.AVG)
-            last_loss = loss_sum.item() / interval_steps
-            check_finite(last_loss, step)
-            elapsed = time.perf_counter() - t_interval
-            record = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": grad_norm.item(),
-                      "tokens_per_s": interval_tokens * d.world_size / elapsed,
-                      "examples_per_s": interval_examples * d.world_size / elapsed}
-            if peak and flops_per_example:
-                record["mfu"] = flops_per_example * interval_examples / elapsed / peak
-            metrics.write(record)
+    try:
+        while step < cfg.steps:
+            for micro_step in range(cfg.grad_accum):
+                batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+                if flops_per_example is None:
+                    flops_per_example = train_flops_per_example(model_cfg, batch["input_ids"].shape[1],
+                                                                batch["labels"].shape[1])
+                sync = not d.enabled or micro_step == cfg.grad_accum - 1
+                with (contextlib.nullcontext() if sync else step_model.no_sync()), autocast():
+                    loss = step_model(**batch)["loss"]
+                (loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach().float() / cfg.grad_accum
+                interval_examples += batch["input_ids"].shape[0]
+                interval_tokens += batch["input_ids"].numel()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                       cfg.clip_grad if cfg.clip_grad > 0 else math.inf)
+            optimizer.step()
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            interval_steps += 1
             if bar is not None:
-                bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
-            loss_sum.zero_()
-            interval_steps, interval_examples, interval_tokens = 0, 0, 0
-            t_interval = time.perf_counter()
-        if cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
-            last_val = evaluate()
-            if last_val is not None:
-                metrics.write({"step": step, "val_loss": last_val})
-            t_interval = time.perf_counter()
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            save(step)
-            t_interval = time.perf_counter()
+                bar.update(1)
 
-    if bar is not None:
-        bar.close()
+            if step % cfg.log_every == 0 or step == cfg.steps or step % cfg.save_every == 0:
+                if d.enabled:  # SUM, not AVG: gloo (CPU DDP) has no AVG
+                    dist.all_reduce(loss_sum)
+                last_loss = loss_sum.item() / interval_steps / d.world_size
+                check_finite(last_loss, step)
+                elapsed = time.perf_counter() - t_interval
+                record = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": grad_norm.item(),
+                          "tokens_per_s": interval_tokens * d.world_size / elapsed,
+                          "examples_per_s": interval_examples * d.world_size / elapsed}
+                if peak and flops_per_example:
+                    record["mfu"] = flops_per_example * interval_examples / elapsed / peak
+                metrics.write(record)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
+                loss_sum.zero_()
+                interval_steps, interval_examples, interval_tokens = 0, 0, 0
+                t_interval = time.perf_counter()
+            if cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
+                last_val = evaluate()
+                if last_val is not None:
+                    metrics.write({"step": step, "val_loss": last_val})
+                t_interval = time.perf_counter()
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                save(step)
+                t_interval = time.perf_counter()
+    finally:  # also on errors (NaN loss): flush the log, end the bar
+        if bar is not None:
+            bar.close()
+        metrics.close()
     final_dir = run_dir / "final"
     if d.main:
         ckpt.save_model_dir(model, final_dir, {"step": step, "vocab": data.vocab})
-    metrics.close()
     if d.enabled:
         dist.barrier()
     return {"step": step, "loss": last_loss, "val_loss": last_val, "final_dir": str(final_dir)}

@@ -1,0 +1,91 @@
+"""Runner selection and the exact Beam options of local and Dataflow runs (no pipeline is run,
+except a Dataflow dry run when `apache-beam[gcp]` is installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, SetupOptions,
+                                                  StandardOptions, WorkerOptions)
+
+from c4clean.pipelines import runner
+from c4clean.pipelines.cli import run as run_command
+from c4clean.pipelines.options import RunOptions
+
+DATAFLOW_ARGS = ("--project=my-project", "--region=europe-west4",
+                 "--temp_location=gs://my-bucket/tmp", "--num_workers=20", "--max_num_workers=100",
+                 "--machine_type=n2-standard-4")
+
+
+def test_local_runs_use_the_offline_python_runner_in_multiprocessing_mode():
+    options = runner.pipeline_options("direct", 4)
+    direct = options.view_as(DirectOptions)
+    assert options.view_as(StandardOptions).runner == "FnApiRunner"
+    assert direct.direct_num_workers == 4 and direct.direct_running_mode == "multi_processing"
+    single = runner.pipeline_options("direct", 1).view_as(DirectOptions)
+    assert single.direct_running_mode == "in_memory"
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    assert isinstance(runner.make_runner("direct"), FnApiRunner)
+    assert runner.make_runner("dataflow") is None  # Beam resolves remote runners by name
+
+
+def test_dataflow_options_are_passed_through_and_the_package_is_staged():
+    options = runner.pipeline_options("dataflow", 1, DATAFLOW_ARGS)
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    gcp = options.view_as(GoogleCloudOptions)
+    assert (gcp.project, gcp.region, gcp.temp_location) == (
+        "my-project", "europe-west4", "gs://my-bucket/tmp")
+    workers = options.view_as(WorkerOptions)
+    assert (workers.num_workers, workers.max_num_workers, workers.machine_type) == (
+        20, 100, "n2-standard-4")
+    setup_file = options.view_as(SetupOptions).setup_file
+    assert setup_file is not None and setup_file.endswith("pyproject.toml")
+    assert "direct_num_workers" not in " ".join(runner.beam_flags("dataflow", 8, DATAFLOW_ARGS))
+
+
+def test_a_users_own_staging_replaces_the_default_one():
+    flags = runner.beam_flags("dataflow", 1, DATAFLOW_ARGS + ("--requirements_file=req.txt",))
+    assert not any(f.startswith("--setup_file") for f in flags)
+    options = runner.pipeline_options("flink", 1, ("--flink_master=localhost:8081",))
+    assert options.view_as(StandardOptions).runner == "FlinkRunner"
+
+
+def test_cli_passes_everything_after_double_dash_to_beam():
+    ctx = run_command.make_context("run", ["--input", "wet/", "--output", "out/", "--runner",
+                                           "dataflow", "--workers", "3", "--", *DATAFLOW_ARGS])
+    assert ctx.params["beam_args"] == DATAFLOW_ARGS
+    assert ctx.params["runner"] == "dataflow" and ctx.params["workers"] == 3
+
+
+@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("apitools", "build", "wheel"))
+                    or importlib.util.find_spec("google.cloud") is None,
+                    reason="apache-beam[gcp] is not installed (optional extra: pip install 'c4clean[gcp]')")
+def test_dataflow_dry_run_builds_the_job_offline(sample_wet, tmp_path):
+    from c4clean.pipelines import pipeline
+
+    options = RunOptions(output=str(tmp_path / "out"), inputs=(str(sample_wet),), runner="dataflow",
+                         beam_args=DATAFLOW_ARGS + ("--dry_run=True",
+                                                    f"--setup_file={runner.source_tree_project_file()}"))
+    planned, cache = pipeline.plan_inputs(options)
+    # Validates the options and builds (and stages, as an sdist) the job without submitting it.
+    result = pipeline.build_pipeline(options, planned, cache).run()
+    assert result.state == "DONE"
+    assert result.job.proto.type_.name == "JOB_TYPE_BATCH"
+
+
+def test_inputs_directories_globs_and_several_inputs(shared_data):
+    from c4clean.pipelines.pipeline import expand_inputs
+
+    small = shared_data / "wet" / "small"
+    # A directory gives its WET files only (not manifest.json or pages.jsonl.xz beside them).
+    from_dir = expand_inputs([str(small)])
+    assert [p.rsplit("/", 1)[1] for p in from_dir] == sorted(p.name for p in small.glob("*.wet.gz"))
+    from_glob = expand_inputs([str(small / "*00001.warc.wet.gz")])
+    assert len(from_glob) == 1 and from_glob[0] in from_dir
+    fake = shared_data / "wet" / "synthetic" / "tfds_c4"
+    both = expand_inputs([str(fake), str(small), str(small / "*.wet.gz")])
+    assert len(both) == len(from_dir) + 2 and both == sorted(both)  # sorted, duplicates once
+    with pytest.raises(FileNotFoundError):
+        expand_inputs([str(small / "no-such-file.wet.gz")])
