@@ -234,7 +234,7 @@ def langdetect_breakdown(texts):
         if rows:
             langid._random_walk(profiles, rows)
         t3 = clock()
-        ours["prepare_text (regexes)"] += t1 - t0
+        ours["prepare_text (regexes, numpy counts)"] += t1 - t0
         ours["n-grams (per distinct word, cached)"] += t2 - t1
         ours["random walk (numpy rows, inline draws)"] += t3 - t2
     texts_with_rows = [r for r in (langid._ngram_rows(profiles, langid.prepare_text(t))

@@ -77,7 +77,7 @@ def test_resume_after_kill_skips_finished_files_and_gives_identical_shards(input
 def _page_counters(out: Path) -> dict:
     counters = json.loads((out / "stats.json").read_text())["counters"]
     stages = counters.pop(reasons.NS_STAGES)
-    counters["stages"] = {k: v for k, v in stages.items() if not k.endswith(":ms")}
+    counters["stages"] = {k: v for k, v in stages.items() if not k.endswith(":us")}
     return counters
 
 

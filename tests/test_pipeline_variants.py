@@ -131,3 +131,14 @@ def test_multilingual_splits_by_language_with_paragraph_filter(sample_wet, tmp):
 def test_webtextlike_requires_a_url_list(tmp):
     with pytest.raises(ValueError, match="webtext-urls"):
         RunOptions(output=str(tmp / "x"), inputs=("a",), variant="webtextlike")
+
+
+def test_rerun_with_fewer_shards_replaces_the_old_shard_set(sample_wet, tmp, en):
+    out = tmp / "en"  # the `en` fixture's output, 8 train shards
+    assert len(list(out.glob("train-*-of-00008.arrow"))) == 8
+    rows = _run(sample_wet, out, "en", num_shards=2)
+    assert sorted(p.name for p in out.glob("*.arrow")) == [
+        "train-00000-of-00002.arrow", "train-00001-of-00002.arrow", "validation-00000-of-00001.arrow"]
+    assert rows.keys() == en.keys()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["file"] for s in manifest["shards"]] == sorted(p.name for p in out.glob("*.arrow"))

@@ -58,6 +58,8 @@ def test_resume_after_sigkill_gives_identical_batches_and_losses(token_dir, tmp_
     assert not (run / "final").exists(), "the run finished before the kill: nothing was tested"
     killed_at = int(ckpt.latest_checkpoint(run).name.split("-")[1])
     assert killed_at < 8
+    with open(run / "metrics.jsonl", "a") as f:  # as if the kill had cut a log line short
+        f.write('{"step": 7, "loss": 3.1')
     subprocess.run([*CLI, "--data", str(token_dir), "--out", str(run), "--resume"], check=True, env=ENV,
                    cwd=REPO, capture_output=True)
     expected, got = _comparable(_records(ref)), _comparable(_records(run))
@@ -153,6 +155,8 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
     # a directory left by a SIGKILLed writer is never mistaken for a checkpoint
     (target.parent / ".tmp-step-00000009-123").mkdir()
     assert ckpt.latest_checkpoint(tmp_path) is None
+    ckpt.remove_stale_temporaries(tmp_path)  # what a resumed run does first
+    assert list(target.parent.iterdir()) == []
 
 
 def test_adafactor_matches_transformers_reference():

@@ -19,7 +19,7 @@ NS_NEAR_DEDUP = "near-dedup"
 NS_ENGLISH = "english-filter"
 NS_BADWORDS = "badwords-filter"
 NS_SPLIT = "split"
-# c4clean's own per-stage accounting (`<stage>:in`, `:out`, `:bytes`, `:ms`) for the run summary table.
+# c4clean's own per-stage accounting (`<stage>:in`, `:out`, `:bytes`, `:us`) for the run summary table.
 NS_STAGES = "c4clean-stages"
 
 # --- generic outcomes ------------------------------------------------------------------------------

@@ -71,11 +71,11 @@ def stage_rows(counters: dict) -> list[dict]:
     for stage in STAGE_ORDER:
         if f"{stage}:in" not in stages and f"{stage}:out" not in stages:
             continue
-        ms = stages.get(f"{stage}:ms")
+        us = stages.get(f"{stage}:us")
         rows.append({"stage": stage, "pages_in": stages.get(f"{stage}:in", 0),
                      "pages_out": stages.get(f"{stage}:out", 0),
                      "bytes_out": stages.get(f"{stage}:bytes"),
-                     "seconds": None if ms is None else round(ms / 1000, 2)})
+                     "seconds": None if us is None else round(us / 1e6, 2)})
     return rows
 
 

@@ -127,7 +127,7 @@ def decode(data: bytes, file_position: int = 0):
         yield Staged(page, drop, json.loads(row["counts"]), (file_position, ordinal))
 
 
-class _Rules:
+class PageRules:
     """The per-page functions of this stage, built once per worker."""
 
     def __init__(self, settings: PerFileSettings):
@@ -158,7 +158,7 @@ class _Rules:
         return Staged(page, None, {})
 
 
-def process_file(input_id: str, local_path: str, rules: _Rules) -> tuple[list[Staged], dict]:
+def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list[Staged], dict]:
     """Reads and stages one input file; returns its staged pages and its summary (for the JSON)."""
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
@@ -207,14 +207,14 @@ def process_file(input_id: str, local_path: str, rules: _Rules) -> tuple[list[St
                        "detail": f"{type(error).__name__}: {error}"})
         log.error("%s: reading failed: %s: %s", input_id, type(error).__name__, error)
     # CPU time (this thread) of reading, length/domain filters vs the per-page rule, for the summary.
-    ms = {"read": int((time.thread_time() - start - rule_seconds) * 1000),
-          "rules": int(rule_seconds * 1000)}
+    cpu_us = {"read": int((time.thread_time() - start - rule_seconds) * 1e6),
+              "rules": int(rule_seconds * 1e6)}
     summary = {"input": input_id, "local_path": local_path, "pages": len(staged),
-               "counters": dict(sorted(counters.items())), "issues": issues, "ms": ms}
+               "counters": dict(sorted(counters.items())), "issues": issues, "cpu_us": cpu_us}
     return staged, summary
 
 
-def run_file(input_id: str, local_path: str, rules: _Rules) -> str:
+def run_file(input_id: str, local_path: str, rules: PageRules) -> str:
     """Stages one file unless `--resume` finds it done; returns the path of its staged pages."""
     from c4clean.pipelines.arrow_sink import write_atomically
 

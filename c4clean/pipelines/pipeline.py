@@ -2,8 +2,8 @@
 
 Order (TFDS c4 v3.1.0 `_get_pages_pcollection`, then the splits):
 read -> length filter -> [domain list] -> URL normalize + newest page per URL -> [URL list join]
--> [paragraph filter] -> [clean_page] -> [line dedup, then >= 3 sentences when cleaned]
--> [MinHash near-dedup] -> language id -> [bad words] -> split -> shards.
+-> [paragraph filter] -> [clean_page] -> [MinHash near-dedup (options.NEAR_DEDUP_POSITION says why)]
+-> [line dedup, then >= 3 sentences when cleaned] -> language id -> [bad words] -> split -> shards.
 
 The first four steps and the per-page rule (clean_page / paragraph filter) run per input file and are
 saved in `<output>/.work/files/` (see `perfile`): their verdicts are applied at C4's position.
@@ -88,12 +88,15 @@ def per_file_settings(options: RunOptions) -> perfile.PerFileSettings:
         resume=options.resume)
 
 
-def build_pipeline(options: RunOptions, planned, download_cache: Optional[str] = None):
-    """The Beam pipeline of `options` over `planned` inputs; shards land in `staging_dir(options)`."""
+def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[str] = None):
+    """The Beam pipeline of `options` (over `planned` inputs, by default `plan_inputs(options)`);
+    shards land in `staging_dir(options)` and `manifest.commit` moves them into place."""
     import apache_beam as beam
 
     from c4clean.pipelines import transforms as t
 
+    if planned is None:
+        planned, download_cache = plan_inputs(options)
     recipe = options.recipe
     pipeline = beam.Pipeline(runner=runner.make_runner(options.runner),
                              options=runner.pipeline_options(options.runner, options.workers,
@@ -106,13 +109,13 @@ def build_pipeline(options: RunOptions, planned, download_cache: Optional[str] =
     rule_namespace = (reasons.NS_CLEAN if recipe.clean
                       else reasons.NS_PARAGRAPH if recipe.paragraph_filter else None)
     pages = t.apply_staged_verdicts(staged, rule_namespace)
-    if recipe.dedupe_lines:
-        pages |= "DedupLines" >> t.DedupLines(recipe.min_num_sentences)
     if options.near_dedup:
         pages |= "NearDedup" >> t.NearDedup(options.near_dedup_threshold, options.num_perm,
                                             options.ngram)
+    if recipe.dedupe_lines:
+        pages |= "DedupLines" >> t.DedupLines(recipe.min_num_sentences)
     if recipe.english_only:
-        pages |= "DetectEnglish" >> beam.ParDo(t.DetectEnglish())
+        pages |= "DetectEnglish" >> t.DetectEnglish()
     else:
         pages |= "DetectLanguage" >> beam.ParDo(t.DetectLanguage())
     if recipe.badwords_fraction > 0.0:

@@ -2,7 +2,7 @@
 what they decide; none holds a rule of its own.
 
 Every stage also counts pages in, pages out, text bytes out and milliseconds spent under
-`reasons.NS_STAGES` (`<stage>:in`, ...), which the run summary table reads.
+`reasons.NS_STAGES` (`<stage>:in`, `:out`, `:bytes`, `:us`), which the run summary table reads.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ NEAR_DEDUP = "near dedup"
 LANGUAGE = "language id"
 BADWORDS = "bad words"
 SPLIT = "split"
-STAGE_ORDER = (READ, TOO_LONG, DOMAINS, URL_DEDUP, WEBTEXT, PAGE_RULES, DEDUP_LINES, NEAR_DEDUP,
+STAGE_ORDER = (READ, TOO_LONG, DOMAINS, URL_DEDUP, WEBTEXT, PAGE_RULES, NEAR_DEDUP, DEDUP_LINES,
                LANGUAGE, BADWORDS, SPLIT)
 
 
@@ -41,11 +41,11 @@ def count(namespace: str, name: str, amount: int = 1) -> None:
         Metrics.counter(namespace, name).inc(amount)
 
 
-def count_stage(stage: str, pages_in: int, pages_out: int, bytes_out: int = 0, ms: int = 0) -> None:
+def count_stage(stage: str, pages_in: int, pages_out: int, bytes_out: int = 0, us: int = 0) -> None:
     count(reasons.NS_STAGES, f"{stage}:in", pages_in)
     count(reasons.NS_STAGES, f"{stage}:out", pages_out)
     count(reasons.NS_STAGES, f"{stage}:bytes", bytes_out)
-    count(reasons.NS_STAGES, f"{stage}:ms", ms)
+    count(reasons.NS_STAGES, f"{stage}:us", us)  # CPU microseconds (per page, ms would round to 0)
 
 
 def _text_bytes(page: Page) -> int:
@@ -66,7 +66,7 @@ class _Stage(beam.DoFn):
         outputs = list(self.apply(element))
         elapsed = time.thread_time() - start
         count_stage(self.stage, 1, len(outputs), sum(_text_bytes(self.page_of(o)) for o in outputs),
-                    int(elapsed * 1000))
+                    int(elapsed * 1e6))
         self._bundle[0] += 1
         self._bundle[1] += len(outputs)
         self._bundle[2] += elapsed
@@ -93,7 +93,7 @@ class _StageFile(beam.DoFn):
         self._rules = None
 
     def setup(self):
-        self._rules = perfile._Rules(self._settings)
+        self._rules = perfile.PageRules(self._settings)
 
     def process(self, element):
         input_id, location = element
@@ -128,10 +128,10 @@ class _LoadStaged(beam.DoFn):
         records = sum(v for k, v in counters.items() if k.startswith(reasons.NS_READ + "\t"))
         read_out = get(reasons.NS_READ, reasons.PASSED)
         length_out = get(reasons.NS_TOO_LONG, reasons.PASSED)
-        ms = summary.get("ms", {})
-        count_stage(READ, records, read_out, ms=ms.get("read", 0))
+        us = summary.get("cpu_us", {})
+        count_stage(READ, records, read_out, us=us.get("read", 0))
         count_stage(TOO_LONG, read_out, length_out)
-        count(reasons.NS_STAGES, f"{PAGE_RULES}:ms", ms.get("rules", 0))
+        count(reasons.NS_STAGES, f"{PAGE_RULES}:us", us.get("rules", 0))
         if any(k.startswith(reasons.NS_REALNEWS + "\t") for k in counters):
             count_stage(DOMAINS, length_out, summary["pages"])
         yield from staged
@@ -350,19 +350,31 @@ class NearDedup(beam.PTransform):
 # --- language id ---------------------------------------------------------------------------------
 
 
-class DetectEnglish(_Stage):
+class _DetectEnglishBatch(beam.DoFn):
+    """`english_verdicts` over a batch: the same verdicts as page by page, about twice as fast
+    (langdetect's random walks of many pages advance together)."""
+
+    def process(self, batch):
+        from c4clean.cleaning.langid import english_verdicts
+
+        start = time.thread_time()
+        verdicts = english_verdicts(batch)
+        kept = [v.page for v in verdicts if v.page is not None]
+        for verdict in verdicts:
+            for name in verdict.counters:
+                count(reasons.NS_ENGLISH, name)
+        count_stage(LANGUAGE, len(batch), len(kept), sum(map(_text_bytes, kept)),
+                    int((time.thread_time() - start) * 1e6))
+        yield from kept
+
+
+class DetectEnglish(beam.PTransform):
     """TFDS `detect_english` (langdetect, p >= 0.99): English pages only, labelled "en"."""
 
-    stage = LANGUAGE
-
-    def apply(self, page: Page):
-        from c4clean.cleaning.langid import english_verdict
-
-        verdict = english_verdict(page)
-        for name in verdict.counters:
-            count(reasons.NS_ENGLISH, name)
-        if verdict.page is not None:
-            yield verdict.page
+    def expand(self, pages):
+        return (pages
+                | "Batch" >> beam.BatchElements(min_batch_size=32, max_batch_size=512)
+                | "Detect" >> beam.ParDo(_DetectEnglishBatch()))
 
 
 class DetectLanguage(_Stage):

@@ -76,7 +76,7 @@ def parse_count(text: str | int) -> int:
 
 def format_count(n: int) -> str:
     """Inverse of parse_count for display: powers of two as `2^k`."""
-    if n > 0 and n & (n - 1) == 0 and n >= 1024:
+    if n >= 16 and n & (n - 1) == 0:
         return f"2^{n.bit_length() - 1}"
     return str(n)
 

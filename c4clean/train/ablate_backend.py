@@ -30,6 +30,8 @@ DERIVED = ("layers", "width", "masking")
 # TrainConfig fields an ablation controls itself (or that make no sense per run)
 RESERVED_TRAIN = {"data", "out", "steps", "resume", "model_overrides", "data_options", "progress", "world_size",
                   "init"}
+# model fields the trainer derives from the token directory's vocabulary
+RESERVED_MODEL = {"vocab_size", "pad_token_id", "eos_token_id", "decoder_start_token_id"}
 # loader arguments the trainer sets itself
 RESERVED_DATA = {"self", "token_dir", "split", "batch_size", "seed", "rank", "world_size", "num_epochs", "shuffle"}
 
@@ -51,10 +53,10 @@ def _cast(value: str, default: Any, name: str) -> Any:
         if default is None:
             if text.lower() in ("none", "null", ""):
                 return None
-            for conv in (int, float):
+            for conv in (int, float, parse_count):  # parse_count: 2^20 for max_tokens
                 try:
                     return conv(text)
-                except ValueError:
+                except (ValueError, AblationError):
                     pass
         return text
     except (ValueError, AblationError) as e:
@@ -91,7 +93,7 @@ class TrainerBackend:
         from c4clean.train.model import T5Config
 
         cfg = T5Config()
-        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(T5Config)}
+        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(T5Config) if f.name not in RESERVED_MODEL}
 
     @staticmethod
     def _data_defaults() -> dict[str, Any]:
@@ -163,13 +165,8 @@ class TrainerBackend:
 
         cfg = self.train_config(run, run_dir, resume)
         _, _, data_options, adapter = self.route(run.options)
-        source = None
-        from c4clean.train import data as D
-
-        # the trainer opens data through `data.trainer_data_source`; build the same source here when
-        # static masks are asked for (or that function is not there)
-        if adapter.get("masking") == "static" or not hasattr(D, "trainer_data_source"):
-            source = span_corruption_source(cfg, data_options, static=adapter.get("masking") == "static")
+        # static masks: the trainer's own data source with the training loader swapped
+        source = static_mask_source(cfg, data_options) if adapter.get("masking") == "static" else None
         try:
             return trainer.train(cfg, data=source)
         except trainer.TrainingError as e:
@@ -262,6 +259,8 @@ class TrainerBackend:
 # --- static masking (RoBERTa's "static"): an adapter over the loader ----------------------------
 
 def _static_dataset_class():
+    import numpy as np
+
     from c4clean.train import data as D
     from c4clean.train.span_corruption import sample_keys, span_corrupt
 
@@ -270,9 +269,8 @@ def _static_dataset_class():
         (seed, epoch, position), so epochs differ only in order, as with masks fixed at preprocessing."""
 
         def make_samples(self, epoch, positions):
-            positions = __import__("numpy").asarray(positions, dtype="int64")
-            windows = self.window_index(epoch, positions)
-            tokens = __import__("numpy").stack([self.read_window(w) for w in windows])
+            windows = self.window_index(epoch, np.asarray(positions, dtype=np.int64))
+            tokens = np.stack([self.read_window(w) for w in windows])
             batch = span_corrupt(tokens, sample_keys(self.seed, 0, windows), vocab_size=self.vocab.vocab_size,
                                  eos_id=self.vocab.eos_id, pad_id=self.vocab.pad_id, noise_density=self.noise_density,
                                  mean_noise_span_length=self.mean_noise_span_length)
@@ -282,23 +280,18 @@ def _static_dataset_class():
     return StaticMaskDataset
 
 
-def span_corruption_source(cfg, data_options: Mapping[str, Any], static: bool = False):
-    """A trainer DataSource over the loader (single process); `static` fixes one mask per window."""
+def static_mask_source(cfg, data_options: Mapping[str, Any]):
+    """The trainer's DataSource (vocabulary, validation) with a static-mask training loader."""
     from c4clean.train import data as D
-    from c4clean.train.trainer import DataSource
+    from c4clean.train import trainer
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise AblationError("masking=static runs on one process (one GPU); run it without torchrun")
     micro = cfg.batch_size // cfg.grad_accum
-    cls = _static_dataset_class() if static else D.T5SpanCorruptionDataset
-    dataset = cls(cfg.data, "train", batch_size=micro, seed=cfg.seed, **data_options)
-    info = dataset.vocab
-    vocab = {"vocab_size": info.vocab_size, "pad_id": info.pad_id, "eos_id": info.eos_id, "sha256": info.sha256}
-    val_options = {k: v for k, v in data_options.items() if k != "max_tokens"}
-
-    def validation():
-        return D.T5SpanCorruptionDataset(cfg.data, "validation", batch_size=cfg.eval_batch_size or micro,
-                                         seed=cfg.seed, shuffle=False, num_epochs=1, **val_options)
-
-    return DataSource(vocab=vocab, train=lambda: D.ResumableLoader(dataset, num_workers=0), validation=validation)
+    base = trainer.open_token_data(cfg.data, micro, cfg.eval_batch_size or micro, cfg.seed, 0, 1,
+                                   dict(data_options))
+    dataset = _static_dataset_class()(cfg.data, "train", batch_size=micro, seed=cfg.seed, **data_options)
+    return dataclasses.replace(base, train=lambda: D.ResumableLoader(dataset, num_workers=0))
 
 
 def _main(argv: list[str]) -> int:

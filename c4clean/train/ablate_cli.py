@@ -80,7 +80,7 @@ def _finish(plan: A.Plan, backend, kw) -> None:
     if kw["dry_run"]:
         for run in runs:
             click.echo(f"# {run.name}: {run.steps} steps")
-            click.echo(shlex.join(["c4clean", "train", *backend.train_argv(run, plan.run_dir(run), resume=False)]))
+            click.echo(shlex.join(["c4clean", *backend.train_argv(run, plan.run_dir(run), resume=False)]))
         return
     if not kw["report_only"]:
         outcome = A.execute(plan, backend, runs, echo=lambda m: click.echo(m, err=True))

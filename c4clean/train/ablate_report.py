@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from c4clean.train.ablate import Plan, RunSpec, format_count, write_atomic
+from c4clean.train.ablate import Plan, format_count, write_atomic
 
 # The T5 paper (arXiv 1910.10683), for orientation only: downstream scores after fine-tuning a
 # ~220M model pre-trained on 2^35 tokens with the i.i.d. denoising objective. Never compare them
@@ -57,6 +57,7 @@ PAPER_NOTE = (
     "objective. They are here for orientation (which direction the paper found), not for numeric "
     "comparison with our pre-training losses."
 )
+OBJECTIVE_OPTIONS = {"noise_density", "mean_noise_span_length", "input_length", "doc_separator"}
 TAIL_FRACTION = 0.1  # final training loss = mean over the last 10% of logged steps
 
 
@@ -145,7 +146,7 @@ def _table(header: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
 def _repeats_text(value: Any) -> str:
     if value in ("", None):
         return "—"
-    return f"{value:,.0f}" if value >= 10 else f"{value:.2f}"
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2f}" if value >= 1 else f"{value:.2g}"
 
 
 def _settings_text(plan: Plan) -> str:
@@ -239,8 +240,13 @@ def sweep_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     header = [*axes, "Steps", "Repeats", "Train loss (final)", "Validation loss"]
     body = [[*(r[a] for a in axes), r["steps"], _repeats_text(r["repeats"]), r["final_train_loss"], r["val_loss"]]
             for r in rows]
-    parts = ["## Sweep: " + " × ".join(axes) if axes else "## Sweep", _table(header, body),
-             "![training loss](training_loss.png)\n\n![sweep](sweep.png)"]
+    parts = ["## Sweep: " + " × ".join(axes) if axes else "## Sweep", _table(header, body)]
+    if set(axes) & OBJECTIVE_OPTIONS:
+        parts.append("Validation loss is measured with each run's own objective (its corruption rate, span "
+                     "length, input length): runs with different objectives solve different tasks, so their "
+                     "losses rank runs of one objective, not objectives against each other. The paper compared "
+                     "objectives by fine-tuned downstream scores.")
+    parts.append("![training loss](training_loss.png)\n\n![sweep](sweep.png)")
     if "noise_density" in axes:
         parts += ["### *T5 paper*, Table 6 (corruption rate), for orientation", PAPER_NOTE,
                   _table(["Corruption rate", *(f"*T5 paper* {c}" for c in PAPER_COLUMNS)],
@@ -258,7 +264,8 @@ def report_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     missing = [r["run"] for r in rows if r["status"] != "done"]
     status = (f"**Incomplete: runs not finished yet: {', '.join(missing)}.** Re-run the same command to continue."
               if missing else "All runs finished.")
-    notes = ("Final training loss = mean of the last 10% of logged training losses (one batch each). "
+    notes = ("Final training loss = mean of the last 10% of logged training losses (each the mean of one "
+             "logging interval). "
              "Budget tokens = steps × batch × tokens per sample; repeats = budget tokens / tokens the run "
              "trains on. Every run directory under `runs/` is a normal `c4clean train` run.")
     return "\n\n".join([f"# Ablation report: {plan.kind}", _settings_text(plan), status, body, notes]) + "\n"
@@ -268,11 +275,13 @@ def report_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
 # plots (matplotlib Agg; each figure is written atomically)
 
 
-def _smooth(values: Sequence[float], alpha: float) -> list[float]:
-    out, acc = [], None
-    for v in values:
-        acc = v if acc is None else alpha * acc + (1 - alpha) * v
-        out.append(acc)
+def _smooth(values: Sequence[float]) -> list[float]:
+    """Centred moving average over ~5% of the points: no lag, unlike an exponential average."""
+    half = max(0, len(values) // 40)
+    out = []
+    for i in range(len(values)):
+        window = values[max(0, i - half): i + half + 1]
+        out.append(sum(window) / len(window))
     return out
 
 
@@ -304,6 +313,7 @@ def plot_training_curves(plan: Plan, rows, curves, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     cmap = plt.get_cmap("viridis" if plan.kind == "size" else "tab10")
+    late = []  # losses after the first quarter of each run: the y-range that shows the differences
     for i, row in enumerate(rows):
         curve = curves.get(row["run"], [])
         if not curve:
@@ -312,14 +322,20 @@ def plot_training_curves(plan: Plan, rows, curves, path: Path) -> None:
         color = cmap(0.85 * i / max(1, len(rows) - 1)) if plan.kind == "size" else cmap(i % 10)
         steps = [s for s, _ in curve]
         losses = [v for _, v in curve]
-        ax.plot(steps, losses, color=color, alpha=0.2, linewidth=0.8)
-        ax.plot(steps, _smooth(losses, 0.9 if len(curve) > 50 else 0.6), color=color, linewidth=1.8,
-                label=_label(plan, row))
+        ax.plot(steps, losses, color=color, alpha=0.25, linewidth=0.8)
+        ax.plot(steps, _smooth(losses), color=color, linewidth=1.8, label=_label(plan, row))
+        late += losses[len(losses) // 4:]
         if not math.isnan(row["val_loss"]):
-            ax.scatter([steps[-1]], [row["val_loss"]], color=color, marker="D", s=40, zorder=3, edgecolor="black")
+            ax.scatter([steps[-1]], [row["val_loss"]], color=color, marker="D", s=45, zorder=3, edgecolor="black")
+            late.append(row["val_loss"])
+    if late:
+        # the first steps of a T5 run sit far above the rest (untrained logits); zoom on what differs
+        low, high = min(late), max(late)
+        pad = 0.08 * (high - low or 1.0)
+        ax.set_ylim(low - pad, high + pad)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (smoothed; faint = raw)")
-    ax.set_title(f"Training loss, {plan.kind} ablation (◆ = final validation loss)")
+    ax.set_title(f"Training loss, {plan.kind} ablation (◆ = final validation loss; first steps cut off)", fontsize=10)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, title="run")

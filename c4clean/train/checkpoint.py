@@ -186,6 +186,13 @@ def save_checkpoint(run_dir: str | Path, step: int, model: T5, state: dict, meta
     return final
 
 
+def remove_stale_temporaries(run_dir: str | Path) -> None:
+    """Remove what a killed writer left behind (never a complete checkpoint: those are `step-*`)."""
+    root = Path(run_dir) / "checkpoints"
+    for junk in list(root.glob(".tmp-*")) + list(root.glob(".old-*")) if root.is_dir() else []:
+        shutil.rmtree(junk, ignore_errors=True)
+
+
 def load_state(ckpt: str | Path, map_location="cpu") -> dict:
     state = torch.load(Path(ckpt) / "state.pt", map_location=map_location, weights_only=True)
     if state.get("format") != FORMAT:

@@ -64,11 +64,13 @@ def _parse_model_overrides(items) -> dict:
 @click.option("--doc-separator", type=click.Choice(["none", "eos"]), default=None,
               help="eos: put EOS between documents at load time (HF/nanoT5); default: as encoded.")
 @click.option("--loader-workers", type=int, default=None, help="DataLoader worker processes [4 on CUDA, 0 on CPU].")
+@click.option("--cpu-threads", type=int, default=None,
+              help="torch threads; on a busy shared CPU, 1 can be many times faster than oversubscribing.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(data, out, preset, model_overrides, steps, batch_size, grad_accum, optimizer, lr, warmup_steps, min_lr,
           weight_decay, clip_grad, eval_every, eval_batches, eval_batch_size, save_every, keep_checkpoints,
           log_every, seed, compile_, precision, device, resume, init, input_length, noise_density,
-          mean_noise_span_length, max_tokens, doc_separator, loader_workers, no_progress):
+          mean_noise_span_length, max_tokens, doc_separator, loader_workers, cpu_threads, no_progress):
     """Pre-train T5 v1.1 with span corruption on a token directory (CPU, CUDA, DDP under torchrun)."""
     from c4clean.train.trainer import TrainConfig, TrainingError, train as run_training
 
@@ -81,7 +83,8 @@ def train(data, out, preset, model_overrides, steps, batch_size, grad_accum, opt
                       eval_every=eval_every, eval_batches=eval_batches, eval_batch_size=eval_batch_size,
                       save_every=save_every, keep_checkpoints=keep_checkpoints, log_every=log_every, seed=seed,
                       compile=compile_, precision=precision, device=device, resume=resume, init=init,
-                      data_options=data_options, loader_workers=loader_workers, progress=not no_progress)
+                      data_options=data_options, loader_workers=loader_workers, cpu_threads=cpu_threads,
+                      progress=not no_progress)
     try:
         summary = run_training(cfg)
     except TrainingError as e:

@@ -79,6 +79,7 @@ class TrainConfig:
     init: str | None = None     # start from a c4clean model directory or a Hugging Face T5 directory
     data_options: dict = field(default_factory=dict)  # DATA_OPTIONS passed to the loader
     loader_workers: int | None = None  # DataLoader workers; default 4 on CUDA, 0 on CPU (cores train)
+    cpu_threads: int | None = None  # torch intra-op threads (default: torch's choice)
     progress: bool = True
     world_size: int = 1         # filled in from the environment under torchrun
 
@@ -215,8 +216,7 @@ class MetricsLog:
             return
         if resume_step is not None and self.path.exists():
             # drop what was logged after the checkpoint: those steps are trained again
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
+            kept = [line for line in self.path.read_text().splitlines() if _logged_step(line) <= resume_step]
             ckpt.atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         elif resume_step is None:
             ckpt.atomic_write_text(self.path, "")
@@ -242,6 +242,14 @@ class MetricsLog:
             self.fh.close()
             if self.tb is not None:
                 self.tb.close()
+
+
+def _logged_step(line: str) -> float:
+    """Step of a metrics line; a line cut short by a kill counts as after every checkpoint (dropped)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def _seed_everything(seed: int) -> None:
@@ -270,6 +278,8 @@ def _check_resume(run_dir: Path, saved: dict, cfg: TrainConfig, model_cfg: T5Con
 def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
     """Train (or resume) a run; returns a summary {"step", "loss", "val_loss", "final_dir"}."""
     d = init_distributed(cfg.device)
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
     cfg = dataclasses.replace(cfg, world_size=d.world_size)
     if cfg.optimizer not in OPTIMIZERS:
         raise TrainingError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -328,6 +338,7 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
         _load_init(model, cfg.init)
     if d.main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_stale_temporaries(run_dir)
         if not (cfg.resume and run_json.exists()):
             ckpt.atomic_write_text(run_json, json.dumps(run_meta, indent=2, sort_keys=True) + "\n")
     metrics = MetricsLog(run_dir, step if (cfg.resume and latest is not None) else None, d.main)
