@@ -33,9 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the TFDS reference loader lives with the tests
 
-from tfds_reference import counters, load_c4_utils, tfds_page  # noqa: E402
+from tfds_reference import counters, load_c4_utils  # noqa: E402
 
-from c4clean.cleaning import langid, reasons  # noqa: E402
+from c4clean.cleaning import langid  # noqa: E402
 from c4clean.cleaning.badwords import BadwordsFilter  # noqa: E402
 from c4clean.cleaning.dedup_lines import emit_line_keys, pick_line_owner, remove_lines  # noqa: E402
 from c4clean.cleaning.rules import clean_page, is_valid_length  # noqa: E402
@@ -196,7 +196,6 @@ def our_badwords(pages, badwords=BadwordsFilter(1.0)):
 def langdetect_breakdown(texts):
     """CPU seconds of langdetect's own steps, and of c4clean's equivalents, on the same texts."""
     from langdetect import detector_factory
-    from langdetect.lang_detect_exception import LangDetectException
 
     detector_factory.init_factory()
     factory = detector_factory._factory

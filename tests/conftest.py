@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+# session fixtures (text shards, a small vocabulary, token shards) shared by the data and trainer tests
+pytest_plugins = ["tokens_testdata"]
+
 REPO = Path(__file__).resolve().parents[1]
 # CI clones the repo with shared/ beside it; C4CLEAN_SHARED_DATA overrides.
 SHARED_DATA = Path(os.environ.get("C4CLEAN_SHARED_DATA", REPO.parent / "shared" / "data"))

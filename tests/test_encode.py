@@ -14,7 +14,6 @@ from c4clean.tokenize.shards import sha256_file
 from c4clean.tokenize.vocab import train_vocab
 
 # session fixtures (text shards, vocabulary, token shards) built once for all tokenizer/loader test modules
-pytest_plugins = ["tokens_testdata"]
 
 
 def _rows(path):

@@ -6,7 +6,6 @@ from c4clean.tokenize.encode import encode_corpus, read_manifest
 from c4clean.train.data import T5SpanCorruptionDataset, TokenCorpus, feistel_permute, make_loader, vocab_info
 
 # session fixtures (text shards, vocabulary, token shards) built once for all tokenizer/loader test modules
-pytest_plugins = ["tokens_testdata"]
 
 KW = dict(input_length=128, batch_size=8, seed=3)
 

@@ -14,7 +14,7 @@ import torch
 from c4clean.train import checkpoint as ckpt
 from c4clean.train.optim import Adafactor, build_optimizer, cosine_schedule, inverse_sqrt_schedule
 from c4clean.train.trainer import TrainConfig, TrainingError, train
-from tokens_testdata import sample_docs, text_shards, token_dir, vocab_dir  # noqa: F401
+
 
 REPO = Path(__file__).resolve().parents[1]
 # tiny model, short sequences: each step is milliseconds of compute
@@ -238,3 +238,17 @@ def test_init_from_hugging_face_directory(token_dir, tmp_path):
     train(_cfg(token_dir, tmp_path / "run", steps=1, eval_every=0, save_every=1, init=str(tmp_path / "hf")))
     logged = [r for r in _records(tmp_path / "run") if "loss" in r][0]["loss"]
     assert logged == pytest.approx(expected, rel=1e-6)
+
+
+def test_max_tokens_subset_is_still_scored_on_the_whole_validation_split(token_dir):
+    """Size ablations train on a prefix of the corpus but must compare runs on the same validation
+    data: `max_tokens` limits the training stream only."""
+    from c4clean.train.trainer import open_token_data
+
+    options = {"input_length": 32, "max_tokens": 2000}
+    data = open_token_data(token_dir, micro_batch=4, eval_batch=4, seed=0, rank=0, world_size=1,
+                           options=options)
+    full = open_token_data(token_dir, micro_batch=4, eval_batch=4, seed=0, rank=0, world_size=1,
+                           options={"input_length": 32})
+    assert data.train().dataset.stream_tokens == 2000
+    assert data.validation().dataset.stream_tokens == full.validation().dataset.stream_tokens > 2000

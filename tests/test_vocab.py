@@ -9,7 +9,6 @@ from c4clean.tokenize.vocab import (Vocabulary, corpus_text_bytes, load_hf_token
                                    train_vocab)
 
 # session fixtures (text shards, vocabulary, token shards) built once for all tokenizer/loader test modules
-pytest_plugins = ["tokens_testdata"]
 
 
 def test_t5_special_ids_and_sentinels(vocab_dir):

@@ -477,7 +477,7 @@ def iter_warc_responses(source: Source, *, name: Optional[str] = None) -> Iterat
 
 
 def _split_warc(events, label: str) -> Iterator[Union[WarcResponse, ReadIssue]]:
-    buf, pos, index, seen = b"", 0, -1, False
+    buf, pos, index = b"", 0, -1
 
     def frames(final: bool):
         nonlocal pos, index
@@ -526,7 +526,6 @@ def _split_warc(events, label: str) -> Iterator[Union[WarcResponse, ReadIssue]]:
 
     for ev in events:
         if type(ev) is bytes:
-            seen = True
             buf = buf[pos:] + ev
             pos = 0
             yield from frames(False)

@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 from c4clean import __version__
-from c4clean.tokenize.shards import atomic_write_json, list_shards, sha256_file
+from c4clean import atomic
+from c4clean.tokenize.shards import list_shards, sha256_file
 from c4clean.tokenize.vocab import Vocabulary, VocabInfo
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def encode_corpus(input_dir: str | Path, vocab_dir: str | Path, output_dir: str 
             failures.append(f"{os.path.basename(job[0])}: {error}")
             return
         done[entry["file"]] = entry
-        atomic_write_json(manifest_path, _manifest(info, doc_separator, done, splits_of))
+        atomic.write_json(manifest_path, _manifest(info, doc_separator, done, splits_of))
 
     if workers <= 1:
         for job in jobs:
@@ -187,5 +188,5 @@ def encode_corpus(input_dir: str | Path, vocab_dir: str | Path, output_dir: str 
         raise RuntimeError(f"{len(failures)} of {len(shards)} shards could not be encoded (the others are "
                            f"written and recorded; rerun to retry): " + "; ".join(failures))
     manifest = _manifest(info, doc_separator, done, splits_of)
-    atomic_write_json(manifest_path, manifest)
+    atomic.write_json(manifest_path, manifest)
     return manifest

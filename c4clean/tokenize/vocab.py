@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c4clean.tokenize.shards import atomic_write_bytes, atomic_write_json, list_shards, sha256_file
+from c4clean import atomic
+from c4clean.tokenize.shards import list_shards, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -217,10 +218,10 @@ def train_vocab(input_dir: str | Path, output_dir: str | Path, *, vocab_size: in
         num_threads=num_threads,
         minloglevel=2,
     )
-    atomic_write_bytes(output_dir / MODEL_FILE, model.getvalue())
+    atomic.write_bytes(output_dir / MODEL_FILE, model.getvalue())
     processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
     info = info_from_processor(processor, NUM_SENTINELS, sha256_file(output_dir / MODEL_FILE))
-    atomic_write_json(output_dir / INFO_FILE, {
+    atomic.write_json(output_dir / INFO_FILE, {
         **info.to_json(),
         "format": "c4clean-vocab", "version": 1,
         "training": {"model_type": "unigram", "requested_vocab_size": vocab_size, "sample_bytes": sample_bytes,
@@ -228,7 +229,7 @@ def train_vocab(input_dir: str | Path, output_dir: str | Path, *, vocab_size: in
                      "character_coverage": character_coverage, **stats},
     })
     # So that `T5Tokenizer.from_pretrained(output_dir)` / `T5TokenizerFast.from_pretrained` work as they are.
-    atomic_write_json(output_dir / "tokenizer_config.json", {
+    atomic.write_json(output_dir / "tokenizer_config.json", {
         "tokenizer_class": "T5Tokenizer", "extra_ids": NUM_SENTINELS, "eos_token": "</s>",
         "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512,
     })

@@ -20,11 +20,11 @@ import itertools
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from c4clean import atomic
 
 log = logging.getLogger(__name__)
 
@@ -245,19 +245,6 @@ class Plan:
         return cls(doc["kind"], Path(out), runs, doc["settings"])
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_plan(plan: Plan) -> None:
     """Write the plan, refusing to silently change the settings of runs that already exist.
 
@@ -278,7 +265,7 @@ def save_plan(plan: Plan) -> None:
         # keep runs of the old plan that this invocation does not name, so reports stay complete
         names = {r.name for r in plan.runs}
         plan.runs = plan.runs + [r for r in old.runs if r.name not in names]
-    write_atomic(path, json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
+    atomic.write_json(path, plan.to_json())
 
 
 def select_runs(runs: Sequence[RunSpec], shard: tuple[int, int] | None = None,
@@ -355,13 +342,13 @@ def execute(plan: Plan, backend, runs: Sequence[RunSpec] | None = None, *, echo=
                 raise AblationError(f"run {run.name}: trainer stopped at step {step}, expected {run.steps}")
             actions.append("trained" if not resume else "resumed")
         state["trained_step"] = run.steps
-        write_atomic(plan.state_path(run), json.dumps(state, indent=2, sort_keys=True) + "\n")
+        atomic.write_json(plan.state_path(run), state)
         for label, token_dir in run.eval_sets.items():
             if label in state["evals"]:
                 continue
             echo(f"[{run.name}] validation loss on {label}")
             state["evals"][label] = backend.evaluate(run_dir, token_dir)
-            write_atomic(plan.state_path(run), json.dumps(state, indent=2, sort_keys=True) + "\n")
+            atomic.write_json(plan.state_path(run), state)
             actions.append(f"eval:{label}")
         outcome[run.name] = "+".join(actions) or "marked"
     return outcome

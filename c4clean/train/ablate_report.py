@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from c4clean.train.ablate import Plan, format_count, write_atomic
+from c4clean import atomic
+from c4clean.train.ablate import Plan, format_count
 
 # The T5 paper (arXiv 1910.10683), for orientation only: downstream scores after fine-tuning a
 # ~220M model pre-trained on 2^35 tokens with the i.i.d. denoising objective. Never compare them
@@ -447,8 +448,8 @@ def write_report(plan: Plan, states, curves) -> list[Path]:
     rows = build_rows(plan, states, curves)
     out = plan.out
     paths = [out / "results.csv", out / "report.md", out / "training_loss.png"]
-    write_atomic(paths[0], rows_to_csv(rows))
-    write_atomic(paths[1], report_markdown(plan, rows))
+    atomic.write_text(paths[0], rows_to_csv(rows))
+    atomic.write_text(paths[1], report_markdown(plan, rows))
     plot_training_curves(plan, rows, curves, paths[2])
     if plan.kind == "size":
         paths.append(out / "loss_vs_size.png")

@@ -64,16 +64,6 @@ def atomic_dir(final: str | Path):
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_model_dir(model: T5, directory: Path, extra: dict | None = None) -> None:
     """Write `model.safetensors` + `config.json` into an existing (temporary) directory."""
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

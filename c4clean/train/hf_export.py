@@ -77,7 +77,6 @@ def from_hf_state_dict(cfg: T5Config, hf: dict[str, torch.Tensor]) -> dict[str, 
     if missing or unexpected:
         raise ValueError(f"not a T5 v1.1 checkpoint of this shape: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
-    inner = cfg.inner_dim
     out = {"shared.weight": hf["shared.weight"], "lm_head.weight": hf["lm_head.weight"]}
     for stack in ("encoder", "decoder"):
         out[f"{stack}.relative_attention_bias.weight"] = \

@@ -113,6 +113,16 @@ class RMSNorm(nn.Module):
         return out.to(self.weight.dtype) if self.weight.dtype in (torch.float16, torch.bfloat16) else out
 
 
+def _project(x: torch.Tensor, weight: torch.Tensor, parts: int) -> tuple[torch.Tensor, ...]:
+    """`parts` projections stored as one fused weight. On CUDA one GEMM then strided views (fewer,
+    larger kernels); on CPU one GEMM per contiguous row block of the weight, so that every output (and
+    every gradient) is contiguous: strided element-wise ops and the copies they force made the fused
+    form slower than separate projections there."""
+    if x.is_cuda:
+        return F.linear(x, weight).chunk(parts, dim=-1)
+    return tuple(F.linear(x, w) for w in weight.chunk(parts, dim=0))
+
+
 class SelfAttention(nn.Module):
     def __init__(self, cfg: T5Config):
         super().__init__()
@@ -123,7 +133,7 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.h, self.dk).permute(2, 0, 3, 1, 4)
+        q, k, v = (t.view(b, n, self.h, self.dk).transpose(1, 2) for t in _project(x, self.qkv.weight, 3))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0,
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.o(out.transpose(1, 2).reshape(b, n, self.h * self.dk))
@@ -142,7 +152,7 @@ class CrossAttention(nn.Module):
         b, n, _ = x.shape
         m = memory.shape[1]
         q = self.q(x).view(b, n, self.h, self.dk).transpose(1, 2)
-        k, v = self.kv(memory).view(b, m, 2, self.h, self.dk).permute(2, 0, 3, 1, 4)
+        k, v = (t.view(b, m, self.h, self.dk).transpose(1, 2) for t in _project(memory, self.kv.weight, 2))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0,
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.o(out.transpose(1, 2).reshape(b, n, self.h * self.dk))
@@ -156,7 +166,7 @@ class GatedGeluFFN(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, lin = self.wi(x).chunk(2, dim=-1)
+        gate, lin = _project(x, self.wi.weight, 2)
         return self.wo(self.dropout(F.gelu(gate, approximate="tanh") * lin))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from c4clean import atomic
 from c4clean.train import checkpoint as ckpt
 from c4clean.train.model import T5, T5Config, preset, train_flops_per_example
 from c4clean.train.optim import OPTIMIZERS, build_optimizer
@@ -128,16 +129,21 @@ def open_token_data(data_dir: str | Path, micro_batch: int, eval_batch: int, see
                              world_size=world_size, num_workers=num_workers,
                              pin_memory=num_workers > 0 and torch.cuda.is_available(), **options)
 
+    # The whole validation split, whatever `max_tokens` subset trains: size ablations compare runs on
+    # the same validation data.
+    eval_options = {k: v for k, v in options.items() if k != "max_tokens"}
+
     def validation_loader():
         # fixed order (no shuffle, one pass), so every evaluation scores the same batches
         return D.make_loader(data_dir, "validation", batch_size=eval_batch, seed=seed, rank=rank,
-                             world_size=world_size, num_workers=0, shuffle=False, num_epochs=1, **options)
+                             world_size=world_size, num_workers=0, shuffle=False, num_epochs=1,
+                             **eval_options)
 
     has_validation = "validation" in manifest.get("splits", {})
     if has_validation:
         try:
             D.T5SpanCorruptionDataset(data_dir, "validation", batch_size=eval_batch, seed=seed, rank=rank,
-                                      world_size=world_size, shuffle=False, num_epochs=1, **options)
+                                      world_size=world_size, shuffle=False, num_epochs=1, **eval_options)
         except ValueError as e:
             log.warning("validation split of %s unusable, no validation loss: %s", data_dir, e)
             has_validation = False
@@ -217,9 +223,9 @@ class MetricsLog:
         if resume_step is not None and self.path.exists():
             # drop what was logged after the checkpoint: those steps are trained again
             kept = [line for line in self.path.read_text().splitlines() if _logged_step(line) <= resume_step]
-            ckpt.atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+            atomic.write_text(self.path, "".join(line + "\n" for line in kept))
         elif resume_step is None:
-            ckpt.atomic_write_text(self.path, "")
+            atomic.write_text(self.path, "")
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(run_dir / "tensorboard"))
@@ -340,7 +346,7 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.remove_stale_temporaries(run_dir)
         if not (cfg.resume and run_json.exists()):
-            ckpt.atomic_write_text(run_json, json.dumps(run_meta, indent=2, sort_keys=True) + "\n")
+            atomic.write_text(run_json, json.dumps(run_meta, indent=2, sort_keys=True) + "\n")
     metrics = MetricsLog(run_dir, step if (cfg.resume and latest is not None) else None, d.main)
 
     step_model: torch.nn.Module = model
