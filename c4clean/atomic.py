@@ -8,6 +8,16 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; give final files the usual permissions.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to a temporary sibling, fsync it, then rename it over `path`."""
     path = Path(path)
@@ -18,6 +28,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

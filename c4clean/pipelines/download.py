@@ -29,6 +29,7 @@ import zlib
 from typing import Optional
 
 import c4clean
+from c4clean import atomic
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def download_wet_file(url: str, cache_dir: str, retries: int = 5, backoff: float
                         url, e, attempts + 1, retries + 1, delay)
             time.sleep(delay)
             continue
+        os.chmod(tmp, atomic.FILE_MODE)
         os.replace(tmp, final)
         return final
 

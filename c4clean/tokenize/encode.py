@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from c4clean import __version__
-from c4clean import atomic
+from c4clean import __version__, atomic
 from c4clean.tokenize.shards import list_shards, sha256_file
 from c4clean.tokenize.vocab import Vocabulary, VocabInfo
 
@@ -93,6 +92,7 @@ def encode_shard(input_path: str, output_path: str, vocab_dir: str, doc_separato
                         lengths, pieces, pending = [], [], 0
             if lengths or documents == 0:
                 writer.write_batch(_record_batch(schema, lengths, pieces))
+        os.chmod(tmp, atomic.FILE_MODE)
         os.replace(tmp, output_path)
     except BaseException:
         if os.path.exists(tmp):
