@@ -16,7 +16,7 @@ from c4clean.cleaning import reasons
 from c4clean.cleaning.badwords import (BadwordsFilter, BadwordsMatcher, compile_badwords_regex,
                                        load_words, packaged_list_files)
 from c4clean.cleaning.page import Page
-from tfds_reference import as_page, counters, load_c4_utils, read_tfds_pages, tfds_page
+from tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 PACKAGED = Path(__file__).resolve().parents[1] / "c4clean" / "cleaning" / "data" / "badwords"
 KEEP = (reasons.PASSED, reasons.SOFT_PASSED)
@@ -232,10 +232,7 @@ def _tfds_badwords():
 
 @pytest.fixture(scope="module")
 def reference_pages(shared_data):
-    wet = sorted((shared_data / "wet" / "small").glob("*.wet.gz"))
-    fake = sorted((shared_data / "wet" / "synthetic" / "tfds_c4").glob("*.wet"))
-    assert len(wet) == 2 and len(fake) == 2
-    pages = [as_page(p) for path in wet + fake for p in read_tfds_pages(path)]
+    pages = [as_page(p) for p in differential_corpus(shared_data)]
     assert len(pages) >= 300
     return pages
 

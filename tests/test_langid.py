@@ -10,7 +10,7 @@ from langdetect.lang_detect_exception import LangDetectException
 
 from c4clean.cleaning import langid, reasons
 from c4clean.cleaning.page import Page
-from tfds_reference import as_page, counters, load_c4_utils, read_tfds_pages, tfds_page
+from tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 ENGLISH = ("All human beings are born free and equal in dignity and rights. They are endowed with "
            "reason and conscience and should act towards one another in a spirit of brotherhood.")
@@ -47,10 +47,7 @@ EDGE_TEXTS = [
 
 @pytest.fixture(scope="module")
 def reference_pages(shared_data):
-    wet = sorted((shared_data / "wet" / "small").glob("*.wet.gz"))
-    fake = sorted((shared_data / "wet" / "synthetic" / "tfds_c4").glob("*.wet"))
-    assert len(wet) == 2 and len(fake) == 2
-    pages = [as_page(p) for path in wet + fake for p in read_tfds_pages(path)]
+    pages = [as_page(p) for p in differential_corpus(shared_data)]
     assert len(pages) >= 300
     return pages
 

@@ -380,22 +380,27 @@ def plot_domain_matrix(rows, path: Path) -> None:
     labels = [str(r["corpus"]) for r in rows]
     m = np.array([[r.get(f"val_loss[{c}]", math.nan) for c in labels] for r in rows], dtype=float)
     fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2.5, 1.2 * len(labels) + 1.8))
-    im = ax.imshow(m, cmap="viridis_r")
+    _annotated_heatmap(fig, ax, m)
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("validation split of")
     ax.set_ylabel("trained on")
-    finite = m[np.isfinite(m)]
-    mid = (finite.min() + finite.max()) / 2 if finite.size else 0
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if np.isfinite(m[i, j]):
-                ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", fontsize=9,
-                        color="white" if m[i, j] > mid else "black")
-    fig.colorbar(im, ax=ax, label="validation loss")
     ax.set_title("Validation loss: every run on every corpus")
     _save(fig, path)
     plt.close(fig)
+
+
+def _annotated_heatmap(fig, ax, m) -> None:
+    """Validation losses as a heat map with each value written in its cell (NaN cells left blank)."""
+    import numpy as np
+
+    im = ax.imshow(m, cmap="viridis_r")
+    finite = m[np.isfinite(m)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+    for i, j in zip(*np.nonzero(np.isfinite(m))):
+        ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", fontsize=9,
+                color="white" if m[i, j] > mid else "black")
+    fig.colorbar(im, ax=ax, label="validation loss")
 
 
 def plot_sweep(plan: Plan, rows, path: Path) -> None:
@@ -414,19 +419,11 @@ def plot_sweep(plan: Plan, rows, path: Path) -> None:
         for r in rows:
             m[av.index(r[a]), bv.index(r[b])] = r["val_loss"]
         fig, ax = plt.subplots(figsize=(1.3 * len(bv) + 3, 1.0 * len(av) + 2))
-        im = ax.imshow(m, cmap="viridis_r")
+        _annotated_heatmap(fig, ax, m)
         ax.set_xticks(range(len(bv)), bv)
         ax.set_yticks(range(len(av)), av)
         ax.set_xlabel(b)
         ax.set_ylabel(a)
-        finite = m[np.isfinite(m)]
-        mid = (finite.min() + finite.max()) / 2 if finite.size else 0
-        for i in range(len(av)):
-            for j in range(len(bv)):
-                if np.isfinite(m[i, j]):
-                    ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", fontsize=9,
-                            color="white" if m[i, j] > mid else "black")
-        fig.colorbar(im, ax=ax, label="validation loss")
     else:
         fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) + 2), 4.5))
         labels = [_label(plan, r) for r in rows]
