@@ -52,6 +52,10 @@ def run(inputs, output, variant, cc_dump, cc_base_url, max_files, cache_dir, nea
 
     # Per-stage progress lines by default (the group's -v adds Beam's own INFO output).
     logging.getLogger("c4clean").setLevel(min(logging.getLogger().level, logging.INFO))
+    if logging.getLogger().level > logging.INFO:
+        from c4clean.pipelines.runner import show_worker_progress
+
+        show_worker_progress()
     try:
         options = RunOptions(
             output=output, inputs=tuple(inputs), variant=variant, cc_dump=cc_dump,

@@ -13,6 +13,8 @@ workers: unless the user stages something already, `--setup_file` points at this
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -68,3 +70,28 @@ def make_runner(runner: str):
 
         return FnApiRunner()
     return None
+
+
+class _WorkerProgressFilter(logging.Filter):
+    """In multi-processing mode the workers send their log records to the driver, which logs each as
+    one line of protobuf text under Beam's `local_job_service` logger. This shows c4clean's own
+    per-stage progress lines from the workers as plain messages, Beam's errors as they are, and
+    drops Beam's start-up chatter."""
+
+    _MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        found = self._MESSAGE.search(text)
+        if found is None or "/c4clean/" not in text:
+            return record.levelno >= logging.ERROR
+        record.name = "c4clean.worker"
+        record.msg, record.args = "%s", (found.group(1).replace('\\"', '"'),)
+        return True
+
+
+def show_worker_progress() -> None:
+    """Per-stage progress of local worker processes on the terminal (see `_WorkerProgressFilter`)."""
+    beam_logger = logging.getLogger("apache_beam.runners.portability.local_job_service")
+    beam_logger.setLevel(logging.INFO)
+    beam_logger.addFilter(_WorkerProgressFilter())

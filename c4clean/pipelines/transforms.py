@@ -354,18 +354,28 @@ class _DetectEnglishBatch(beam.DoFn):
     """`english_verdicts` over a batch: the same verdicts as page by page, about twice as fast
     (langdetect's random walks of many pages advance together)."""
 
+    def start_bundle(self):
+        self._bundle = [0, 0, 0.0]
+
     def process(self, batch):
         from c4clean.cleaning.langid import english_verdicts
 
         start = time.thread_time()
         verdicts = english_verdicts(batch)
         kept = [v.page for v in verdicts if v.page is not None]
+        elapsed = time.thread_time() - start
         for verdict in verdicts:
             for name in verdict.counters:
                 count(reasons.NS_ENGLISH, name)
-        count_stage(LANGUAGE, len(batch), len(kept), sum(map(_text_bytes, kept)),
-                    int((time.thread_time() - start) * 1e6))
+        count_stage(LANGUAGE, len(batch), len(kept), sum(map(_text_bytes, kept)), int(elapsed * 1e6))
+        self._bundle[0] += len(batch)
+        self._bundle[1] += len(kept)
+        self._bundle[2] += elapsed
         yield from kept
+
+    def finish_bundle(self):
+        if self._bundle[0]:
+            log.info("%s: %d pages in, %d out (%.1fs)", LANGUAGE, *self._bundle)
 
 
 class DetectEnglish(beam.PTransform):
