@@ -462,3 +462,47 @@ def test_static_masking_trains_through_the_trainer(toy_tokens, tmp_path):
     # same seed, same windows: the first batches differ only by their masks, so the losses differ
     static, dynamic = (curves[r.name] for r in plan.runs)
     assert static != dynamic
+
+
+def test_domain_corpus_without_usable_validation_is_trained_but_not_scored(toy_tokens, tmp_path):
+    """A corpus whose validation split cannot fill one batch (C4's 1-in-1000 split of a small corpus)
+    is found at planning time: its run still trains and is scored on the other corpora, the ablation
+    completes, and the report says why that column is empty. Scoring settings live in the plan."""
+    import tokens_testdata as TD
+    from click.testing import CliRunner
+
+    from c4clean.cli import main
+    from c4clean.tokenize.encode import encode_corpus
+
+    root = toy_tokens.parent
+    docs = [("http://empty.example/", "")] + [(u, t) for u, t in _toy_docs(root)]
+    TD.write_text_shards(tmp_path / "text", docs, splits=(("train", 1), ("validation", 1)),
+                         validation_every=len(docs) + 1)  # validation = the empty document alone
+    encode_corpus(tmp_path / "text", root / "vocab", tmp_path / "tokens")
+
+    out = tmp_path / "abl"
+    result = CliRunner().invoke(main, [
+        "ablate", "domain", "--data", f"full={toy_tokens}", f"noval={tmp_path / 'tokens'}", "--steps", "2",
+        "--preset", "t5-v1_1-tiny", "--batch-size", "2", "--set", "input_length=32", "--set", "eval_every=0",
+        "--set", "cpu_threads=1", "--launcher", "inprocess", "--eval-batches", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "no validation loss on noval" in result.output
+    plan = A.Plan.load(out)
+    assert plan.settings["scoring"] == {"eval_batches": 3, "eval_batch_size": 2, "eval_seed": 0}
+    assert all(set(run.eval_sets) == {"full"} for run in plan.runs)
+    assert all(A.is_done(plan, run) for run in plan.runs)
+    assert "No run is scored on noval" in (out / "report.md").read_text()
+
+    again = CliRunner().invoke(main, ["ablate", "run", "--out", str(out), "--launcher", "inprocess"])
+    assert again.exit_code == 0 and again.output.count("done, skipped") == 2, again.output
+
+
+def _toy_docs(root):
+    import pyarrow as pa
+
+    rows = []
+    for shard in sorted((root / "text").glob("train-*.arrow")):
+        with pa.memory_map(str(shard)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        rows += list(zip(table.column("url").to_pylist(), table.column("text").to_pylist()))
+    return rows

@@ -354,6 +354,21 @@ def execute(plan: Plan, backend, runs: Sequence[RunSpec] | None = None, *, echo=
     return outcome
 
 
+def drop_unscorable(plan: Plan, problems: Mapping[str, str]) -> None:
+    """Leave out evaluation corpora whose validation split cannot be scored (`problems`: label ->
+    why), before anything trains. A domain ablation still trains on such a corpus and scores it
+    on the others; a size ablation or sweep has nothing to report without its one evaluation set."""
+    if not problems:
+        return
+    text = "; ".join(f"{label}: {why}" for label, why in problems.items())
+    if plan.kind != "domain" or set(problems) >= {label for r in plan.runs for label in r.eval_sets}:
+        raise AblationError(f"cannot score on the validation split of {text}")
+    plan.runs = [dataclasses.replace(run, eval_sets={k: v for k, v in run.eval_sets.items() if k not in problems})
+                 for run in plan.runs]
+    plan.settings["unscorable"] = dict(problems)
+    log.warning("no validation loss on %s", text)
+
+
 # --------------------------------------------------------------------------------------------
 # building plans: sweep is the general case; size and domain are presets of it
 

@@ -134,6 +134,29 @@ class TrainerBackend:
     def check_options(self, options: Mapping[str, str]) -> None:
         self.route(options)
 
+    def scoring(self) -> dict[str, int]:
+        """How final models are scored; saved in the plan so every later `ablate run` scores alike."""
+        return {"eval_batches": self.eval_batches, "eval_batch_size": self.eval_batch_size,
+                "eval_seed": self.eval_seed}
+
+    @classmethod
+    def for_plan(cls, plan, launcher: str = "subprocess") -> "TrainerBackend":
+        return cls(launcher=launcher, **{k if k != "eval_seed" else "seed": v
+                                         for k, v in plan.settings["scoring"].items()})
+
+    def scoring_problem(self, token_dir: str, options: Mapping[str, str]) -> str | None:
+        """Why the validation split of `token_dir` cannot score a run with `options`, or None."""
+        from c4clean.train import data as D
+
+        _, _, data_options, _ = self.route(options)
+        data_options.pop("max_tokens", None)
+        try:
+            D.T5SpanCorruptionDataset(token_dir, "validation", batch_size=self.eval_batch_size,
+                                      seed=self.eval_seed, shuffle=False, num_epochs=1, **data_options)
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            return f"{e.__class__.__name__}: {e}"
+        return None
+
     def train_config(self, run: RunSpec, run_dir: Path, resume: bool):
         from c4clean.train.trainer import TrainConfig
 

@@ -73,6 +73,15 @@ def _finish(plan: A.Plan, backend, kw) -> None:
     for run in plan.runs:  # fail before training if an option is unknown to the trainer
         backend.check_options(run.options)
     if not kw["report_only"]:
+        problems = {}  # evaluation corpus -> why some run could not be scored on it
+        for run in plan.runs:
+            for label, path in run.eval_sets.items():
+                if label not in problems and (why := backend.scoring_problem(path, run.options)):
+                    problems[label] = why
+        A.drop_unscorable(plan, problems)
+        for label, why in problems.items():
+            click.echo(f"warning: no validation loss on {label}: {why}", err=True)
+        plan.settings["scoring"] = backend.scoring()
         A.save_plan(plan)
     else:
         plan = A.Plan.load(plan.out)
@@ -180,18 +189,15 @@ def sweep(data, axes, zipped, **kw):
 @click.option("--shard", default=None, metavar="I/N", help="Execute only runs i, i+n, ...")
 @click.option("--only", multiple=True, metavar="RUN", help="Execute only this run (repeatable).")
 @click.option("--launcher", type=click.Choice(["subprocess", "inprocess"]), default="subprocess", show_default=True)
-@click.option("--eval-batches", type=int, default=20, show_default=True)
-@click.option("--eval-batch-size", type=int, default=None, help="Default: the runs' batch size.")
-@click.option("--eval-seed", type=int, default=0, show_default=True)
 @_guard
-def run_cmd(out, shard, only, launcher, eval_batches, eval_batch_size, eval_seed):
-    """Train and score runs of a saved plan: one machine or GPU per --shard/--only, same file system."""
+def run_cmd(out, shard, only, launcher):
+    """Train and score runs of a saved plan: one machine or GPU per --shard/--only, same file system.
+    Runs are scored as the plan says (its --eval-batches / --eval-batch-size)."""
     from c4clean.train.ablate_backend import TrainerBackend
     from c4clean.train.ablate_report import write_report
 
     plan = A.Plan.load(out)
-    backend = TrainerBackend(launcher=launcher, eval_batches=eval_batches,
-                             eval_batch_size=eval_batch_size or plan.settings["batch_size"], seed=eval_seed)
+    backend = TrainerBackend.for_plan(plan, launcher)
     runs = A.select_runs(plan.runs, A.parse_shard(shard), only)
     click.echo(f"runs: {A.execute(plan, backend, runs, echo=lambda m: click.echo(m, err=True))}", err=True)
     states = {r.name: A.load_state(plan, r) for r in plan.runs}

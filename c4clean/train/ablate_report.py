@@ -224,13 +224,16 @@ def domain_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     val_sizes = plan.settings.get("corpus_validation_tokens", {})
     size_table = _table(["Corpus", "Train tokens", "Validation tokens"],
                         [[k, f"{sizes.get(k, 0):,}", f"{val_sizes.get(k, 0):,}"] for k in labels])
+    unscorable = plan.settings.get("unscorable", {})
+    unscorable_note = " ".join(f"No run is scored on {label}: its validation split cannot be used ({why})."
+                               for label, why in unscorable.items())
     return "\n\n".join([
         "## Pre-training data set (like Table 8 of the T5 paper)",
         "One run per corpus, same budget and settings. Losses are comparable across corpora only because "
         "all corpora share one vocabulary (checked).",
         _table(header, body), PAPER_NOTE,
         "### Validation loss of every run on every corpus (lower is better; the diagonal is in-domain)",
-        _table(matrix_header, matrix),
+        _table(matrix_header, matrix) + ("\n\n" + unscorable_note if unscorable else ""),
         "### Corpus sizes (tokens)", size_table,
         "![validation matrix](domain_matrix.png)\n\n![training loss](training_loss.png)",
     ])
@@ -391,15 +394,18 @@ def plot_domain_matrix(rows, path: Path) -> None:
 
 
 def _annotated_heatmap(fig, ax, m) -> None:
-    """Validation losses as a heat map with each value written in its cell (NaN cells left blank)."""
+    """Validation losses as a heat map with each value written in its cell."""
     import numpy as np
 
     im = ax.imshow(m, cmap="viridis_r")
     finite = m[np.isfinite(m)]
     mid = (finite.min() + finite.max()) / 2 if finite.size else 0
-    for i, j in zip(*np.nonzero(np.isfinite(m))):
-        ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", fontsize=9,
-                color="white" if m[i, j] > mid else "black")
+    for i, j in np.ndindex(m.shape):
+        if np.isfinite(m[i, j]):
+            ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", fontsize=9,
+                    color="white" if m[i, j] > mid else "black")
+        else:
+            ax.text(j, i, "no score", ha="center", va="center", fontsize=8, color="grey")
     fig.colorbar(im, ax=ax, label="validation loss")
 
 
