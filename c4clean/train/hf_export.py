@@ -28,47 +28,45 @@ def hf_config(cfg: T5Config) -> dict:
     return out
 
 
-def to_hf_state_dict(model: T5) -> dict[str, torch.Tensor]:
-    """Our parameters under Hugging Face names. The stacks' `embed_tokens` are left out: Hugging Face
-    ties them to `shared` on load, which is what T5 does."""
-    c = model.cfg
-    inner = c.inner_dim
-    sd = {k: v.detach() for k, v in model.state_dict().items()}
-    out = {"shared.weight": sd["shared.weight"], "lm_head.weight": sd["lm_head.weight"]}
+def _name_map(cfg: T5Config) -> list[tuple[str, list[str]]]:
+    """(our parameter, the Hugging Face parameters it fuses, concatenated along dim 0) for every
+    parameter. One table serves both directions, so export and import cannot drift apart."""
+    pairs = [("shared.weight", ["shared.weight"]), ("lm_head.weight", ["lm_head.weight"])]
     for stack in ("encoder", "decoder"):
-        out[f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"] = \
-            sd[f"{stack}.relative_attention_bias.weight"]
-        out[f"{stack}.final_layer_norm.weight"] = sd[f"{stack}.final_norm.weight"]
-        n = c.num_decoder_layers if stack == "decoder" else c.num_layers
-        for i in range(n):
-            src, dst = f"{stack}.layers.{i}", f"{stack}.block.{i}.layer"
-            attn = "self_attn" if stack == "decoder" else "attn"
-            norm = "self_attn_norm" if stack == "decoder" else "attn_norm"
-            q, k, v = sd[f"{src}.{attn}.qkv.weight"].split(inner)
-            out.update({f"{dst}.0.SelfAttention.q.weight": q, f"{dst}.0.SelfAttention.k.weight": k,
-                        f"{dst}.0.SelfAttention.v.weight": v,
-                        f"{dst}.0.SelfAttention.o.weight": sd[f"{src}.{attn}.o.weight"],
-                        f"{dst}.0.layer_norm.weight": sd[f"{src}.{norm}.weight"]})
-            ffn = 1
-            if stack == "decoder":
-                k, v = sd[f"{src}.cross_attn.kv.weight"].split(inner)
-                out.update({f"{dst}.1.EncDecAttention.q.weight": sd[f"{src}.cross_attn.q.weight"],
-                            f"{dst}.1.EncDecAttention.k.weight": k, f"{dst}.1.EncDecAttention.v.weight": v,
-                            f"{dst}.1.EncDecAttention.o.weight": sd[f"{src}.cross_attn.o.weight"],
-                            f"{dst}.1.layer_norm.weight": sd[f"{src}.cross_attn_norm.weight"]})
-                ffn = 2
-            wi0, wi1 = sd[f"{src}.ffn.wi.weight"].split(c.d_ff)
-            out.update({f"{dst}.{ffn}.DenseReluDense.wi_0.weight": wi0,
-                        f"{dst}.{ffn}.DenseReluDense.wi_1.weight": wi1,
-                        f"{dst}.{ffn}.DenseReluDense.wo.weight": sd[f"{src}.ffn.wo.weight"],
-                        f"{dst}.{ffn}.layer_norm.weight": sd[f"{src}.ffn_norm.weight"]})
-    return {k: v.contiguous().clone() for k, v in out.items()}
+        pairs += [(f"{stack}.relative_attention_bias.weight",
+                   [f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]),
+                  (f"{stack}.final_norm.weight", [f"{stack}.final_layer_norm.weight"])]
+        decoder = stack == "decoder"
+        attn, norm = ("self_attn", "self_attn_norm") if decoder else ("attn", "attn_norm")
+        for i in range(cfg.num_decoder_layers if decoder else cfg.num_layers):
+            ours, hf = f"{stack}.layers.{i}", f"{stack}.block.{i}.layer"
+            pairs += [(f"{ours}.{attn}.qkv.weight", [f"{hf}.0.SelfAttention.{p}.weight" for p in "qkv"]),
+                      (f"{ours}.{attn}.o.weight", [f"{hf}.0.SelfAttention.o.weight"]),
+                      (f"{ours}.{norm}.weight", [f"{hf}.0.layer_norm.weight"])]
+            if decoder:
+                pairs += [(f"{ours}.cross_attn.q.weight", [f"{hf}.1.EncDecAttention.q.weight"]),
+                          (f"{ours}.cross_attn.kv.weight", [f"{hf}.1.EncDecAttention.{p}.weight" for p in "kv"]),
+                          (f"{ours}.cross_attn.o.weight", [f"{hf}.1.EncDecAttention.o.weight"]),
+                          (f"{ours}.cross_attn_norm.weight", [f"{hf}.1.layer_norm.weight"])]
+            ffn = f"{hf}.{2 if decoder else 1}"
+            pairs += [(f"{ours}.ffn.wi.weight", [f"{ffn}.DenseReluDense.wi_0.weight", f"{ffn}.DenseReluDense.wi_1.weight"]),
+                      (f"{ours}.ffn.wo.weight", [f"{ffn}.DenseReluDense.wo.weight"]),
+                      (f"{ours}.ffn_norm.weight", [f"{ffn}.layer_norm.weight"])]
+    return pairs
+
+
+def to_hf_state_dict(model: T5) -> dict[str, torch.Tensor]:
+    """Our parameters under Hugging Face names, fused projections split into equal parts. The stacks'
+    `embed_tokens` are left out: Hugging Face ties them to `shared` on load, which is what T5 does."""
+    sd = model.state_dict()
+    return {name: part.detach().contiguous().clone()
+            for ours, names in _name_map(model.cfg) for name, part in zip(names, sd[ours].chunk(len(names)))}
 
 
 def from_hf_state_dict(cfg: T5Config, hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Inverse of `to_hf_state_dict`: a state dict for `T5(cfg)`."""
-    with torch.device("meta"):  # only the names are needed
-        expected = set(to_hf_state_dict(T5(cfg)))
+    pairs = _name_map(cfg)
+    expected = {name for _, names in pairs for name in names}
     tied = {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}
     for key in tied & set(hf):
         if not torch.equal(hf[key], hf["shared.weight"]):
@@ -77,33 +75,7 @@ def from_hf_state_dict(cfg: T5Config, hf: dict[str, torch.Tensor]) -> dict[str, 
     if missing or unexpected:
         raise ValueError(f"not a T5 v1.1 checkpoint of this shape: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
-    out = {"shared.weight": hf["shared.weight"], "lm_head.weight": hf["lm_head.weight"]}
-    for stack in ("encoder", "decoder"):
-        out[f"{stack}.relative_attention_bias.weight"] = \
-            hf[f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]
-        out[f"{stack}.final_norm.weight"] = hf[f"{stack}.final_layer_norm.weight"]
-        n = cfg.num_decoder_layers if stack == "decoder" else cfg.num_layers
-        for i in range(n):
-            dst, src = f"{stack}.layers.{i}", f"{stack}.block.{i}.layer"
-            attn = "self_attn" if stack == "decoder" else "attn"
-            norm = "self_attn_norm" if stack == "decoder" else "attn_norm"
-            out[f"{dst}.{attn}.qkv.weight"] = torch.cat(
-                [hf[f"{src}.0.SelfAttention.{p}.weight"] for p in "qkv"])
-            out[f"{dst}.{attn}.o.weight"] = hf[f"{src}.0.SelfAttention.o.weight"]
-            out[f"{dst}.{norm}.weight"] = hf[f"{src}.0.layer_norm.weight"]
-            ffn = 1
-            if stack == "decoder":
-                out[f"{dst}.cross_attn.q.weight"] = hf[f"{src}.1.EncDecAttention.q.weight"]
-                out[f"{dst}.cross_attn.kv.weight"] = torch.cat(
-                    [hf[f"{src}.1.EncDecAttention.{p}.weight"] for p in "kv"])
-                out[f"{dst}.cross_attn.o.weight"] = hf[f"{src}.1.EncDecAttention.o.weight"]
-                out[f"{dst}.cross_attn_norm.weight"] = hf[f"{src}.1.layer_norm.weight"]
-                ffn = 2
-            out[f"{dst}.ffn.wi.weight"] = torch.cat(
-                [hf[f"{src}.{ffn}.DenseReluDense.wi_0.weight"], hf[f"{src}.{ffn}.DenseReluDense.wi_1.weight"]])
-            out[f"{dst}.ffn.wo.weight"] = hf[f"{src}.{ffn}.DenseReluDense.wo.weight"]
-            out[f"{dst}.ffn_norm.weight"] = hf[f"{src}.{ffn}.layer_norm.weight"]
-    return out
+    return {ours: torch.cat([hf[n] for n in names]) if len(names) > 1 else hf[names[0]] for ours, names in pairs}
 
 
 def export_hf(model: T5, out_dir: str | Path) -> Path:
