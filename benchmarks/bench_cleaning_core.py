@@ -37,7 +37,7 @@ from tfds_reference import counters, load_c4_utils  # noqa: E402
 
 from c4clean.cleaning import langid  # noqa: E402
 from c4clean.cleaning.badwords import BadwordsFilter  # noqa: E402
-from c4clean.cleaning.dedup_lines import emit_line_keys, pick_line_owner, remove_lines  # noqa: E402
+from c4clean.cleaning.dedup_lines import keep_keys_by_url, remove_lines  # noqa: E402
 from c4clean.cleaning.rules import clean_page, is_valid_length  # noqa: E402
 from c4clean.cleaning.url import normalize_url, select_newest_page  # noqa: E402
 from c4clean.cleaning.wet import ReadIssue, iter_records  # noqa: E402
@@ -170,13 +170,7 @@ def our_clean(pages):
 
 
 def our_line_dedup(pages):
-    owner_candidates = collections.defaultdict(list)
-    for p in pages:
-        for key, url in emit_line_keys(p):
-            owner_candidates[key].append(url)
-    keys_of = collections.defaultdict(set)
-    for key, urls in owner_candidates.items():
-        keys_of[pick_line_owner(urls)].add(key)
+    keys_of = keep_keys_by_url(pages)
     results = (remove_lines(p, keys_of.get(p.url, ()), 3) for p in pages)
     return [r.page for r in results if r.page is not None]
 

@@ -6,7 +6,8 @@ import pytest
 
 import tfds_reference
 from c4clean.cleaning import reasons
-from c4clean.cleaning.dedup_lines import emit_line_keys, line_key, pick_line_owner, remove_lines, url_rank
+from c4clean.cleaning.dedup_lines import (emit_line_keys, keep_keys_by_url, line_key, pick_line_owner, remove_lines,
+                                          url_rank)
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.rules import clean_page
 from c4clean.cleaning.url import select_newest_page
@@ -144,17 +145,11 @@ def reference_dedup(c4_utils, pages, min_num_sentences):
 
 
 def our_dedup(pages, min_num_sentences):
-    groups = collections.defaultdict(list)
-    for p in pages:
-        for key, url in emit_line_keys(p):
-            groups[key].append(url)
-    keep = collections.defaultdict(set)
-    for key, urls in groups.items():
-        keep[pick_line_owner(urls)].add(key)
+    keep = keep_keys_by_url(pages)
     counts = collections.Counter()
     out = {}
     for p in pages:
-        result = remove_lines(p, keep[p.url], min_num_sentences)
+        result = remove_lines(p, keep.get(p.url, ()), min_num_sentences)
         counts.update(result.counts)
         if result.page is not None:
             out[p.url] = result.page

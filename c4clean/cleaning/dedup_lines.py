@@ -53,6 +53,19 @@ def pick_line_owner(urls: Iterable[Optional[str]]) -> Optional[str]:
     return min((u for u in urls if u is not None), key=url_rank, default=None)
 
 
+def keep_keys_by_url(pages: Iterable[Page]) -> dict[str, set[str]]:
+    """url -> the line keys its page keeps, for pages held in memory (benchmarks, tests, small
+    corpora). The Beam pipeline computes the same with `pick_line_owner` as a per-key combine."""
+    owners: dict[str, str] = {}
+    for page in pages:
+        for key, url in emit_line_keys(page):
+            owners[key] = pick_line_owner((owners.get(key), url))
+    keep: dict[str, set[str]] = {}
+    for key, url in owners.items():
+        keep.setdefault(url, set()).add(key)
+    return keep
+
+
 def remove_lines(page: Page, keep_keys: Iterable[str], min_num_sentences: int) -> CleanResult:
     """TFDS `_remove_lines_from_text`: drop lines owned by other pages and repeats within the page.
 

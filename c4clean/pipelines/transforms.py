@@ -54,20 +54,26 @@ def _text_bytes(page: Page) -> int:
 
 class _Stage(beam.DoFn):
     """A page stage; subclasses define `apply(element)`, an iterable of outputs. Pages in/out,
-    bytes and time are counted around it, and one log line per bundle reports progress."""
+    bytes and time are counted around it, and one log line per bundle reports progress. An element
+    is one page, or a batch of pages where the subclass says so with `pages_in`."""
 
     stage = ""
 
     def start_bundle(self):
         self._bundle = [0, 0, 0.0]
 
+    @staticmethod
+    def pages_in(element) -> int:
+        return 1
+
     def process(self, element):
         start = time.thread_time()
         outputs = list(self.apply(element))
         elapsed = time.thread_time() - start
-        count_stage(self.stage, 1, len(outputs), sum(_text_bytes(self.page_of(o)) for o in outputs),
-                    int(elapsed * 1e6))
-        self._bundle[0] += 1
+        pages_in = self.pages_in(element)
+        count_stage(self.stage, pages_in, len(outputs),
+                    sum(_text_bytes(self.page_of(o)) for o in outputs), int(elapsed * 1e6))
+        self._bundle[0] += pages_in
         self._bundle[1] += len(outputs)
         self._bundle[2] += elapsed
         yield from outputs
@@ -350,32 +356,21 @@ class NearDedup(beam.PTransform):
 # --- language id ---------------------------------------------------------------------------------
 
 
-class _DetectEnglishBatch(beam.DoFn):
+class _DetectEnglishBatch(_Stage):
     """`english_verdicts` over a batch: the same verdicts as page by page, about twice as fast
     (langdetect's random walks of many pages advance together)."""
 
-    def start_bundle(self):
-        self._bundle = [0, 0, 0.0]
+    stage = LANGUAGE
+    pages_in = staticmethod(len)
 
-    def process(self, batch):
+    def apply(self, batch):
         from c4clean.cleaning.langid import english_verdicts
 
-        start = time.thread_time()
-        verdicts = english_verdicts(batch)
-        kept = [v.page for v in verdicts if v.page is not None]
-        elapsed = time.thread_time() - start
-        for verdict in verdicts:
+        for verdict in english_verdicts(batch):
             for name in verdict.counters:
                 count(reasons.NS_ENGLISH, name)
-        count_stage(LANGUAGE, len(batch), len(kept), sum(map(_text_bytes, kept)), int(elapsed * 1e6))
-        self._bundle[0] += len(batch)
-        self._bundle[1] += len(kept)
-        self._bundle[2] += elapsed
-        yield from kept
-
-    def finish_bundle(self):
-        if self._bundle[0]:
-            log.info("%s: %d pages in, %d out (%.1fs)", LANGUAGE, *self._bundle)
+            if verdict.page is not None:
+                yield verdict.page
 
 
 class DetectEnglish(beam.PTransform):
