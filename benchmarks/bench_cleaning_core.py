@@ -74,6 +74,7 @@ def same(ours: list, theirs: list, what: str, fields=FIELDS) -> None:
 
 # --- the reference side ---------------------------------------------------------------------------
 
+
 def ref_read(c4u, files, limit):
     pages = []
     for path in files:
@@ -141,6 +142,7 @@ def ref_badwords(c4u, pages):
 
 # --- the c4clean side -----------------------------------------------------------------------------
 
+
 def our_read(files, limit):
     pages, issues = [], 0
     for path in files:
@@ -187,6 +189,7 @@ def our_badwords(pages, badwords=BadwordsFilter(1.0)):
 
 # --- langdetect analysis --------------------------------------------------------------------------
 
+
 def langdetect_breakdown(texts):
     """CPU seconds of langdetect's own steps, and of c4clean's equivalents, on the same texts."""
     from langdetect import detector_factory
@@ -211,7 +214,7 @@ def langdetect_breakdown(texts):
         ref["cleaning_text (Latin count)"] += t2 - t1
         ref["_extract_ngrams (per char NGram)"] += t3 - t2
         if ngrams:
-            d.cleaning_text = lambda: None          # already done
+            d.cleaning_text = lambda: None  # already done
             d._extract_ngrams = lambda g=ngrams: g  # already done
             t4 = clock()
             d._detect_block()
@@ -230,8 +233,7 @@ def langdetect_breakdown(texts):
         ours["prepare_text (regexes, numpy counts)"] += t1 - t0
         ours["n-grams (per distinct word, cached)"] += t2 - t1
         ours["random walk (numpy rows, inline draws)"] += t3 - t2
-    texts_with_rows = [r for r in (langid._ngram_rows(profiles, langid.prepare_text(t))
-                                   for t in texts) if r]
+    texts_with_rows = [r for r in (langid._ngram_rows(profiles, langid.prepare_text(t)) for t in texts) if r]
     t0 = clock()
     langid._random_walks(profiles, texts_with_rows)
     batched_walk = clock() - t0
@@ -279,20 +281,25 @@ def main(argv=None):
             ours = clock.run(("c4clean", name), our_fn, ours)
             # From language id on, the language must agree too.
             after_langid = name in ("english", "badwords")
-            same(ours, theirs, name,
-                 FIELDS + ("normalized_url",) + (("language",) if after_langid else ()))
+            same(ours, theirs, name, FIELDS + ("normalized_url",) + (("language",) if after_langid else ()))
             print(f"  {name:<11} in {n_in[name]:>6}  out {len(ours):>6}  identical", flush=True)
 
     n_read = n_in["length"]
-    print(f"\n{n_read} pages read from {len(files)} files; {len(ours)} pages out; outputs identical "
-          "at every stage.\n")
-    print(f"{'stage':<11} {'pages in':>8} | {'TFDS cpu s':>10} {'pages/s':>8} | "
-          f"{'c4clean cpu s':>13} {'pages/s':>8} | {'speed-up':>8}")
+    print(
+        f"\n{n_read} pages read from {len(files)} files; {len(ours)} pages out; outputs identical "
+        "at every stage.\n"
+    )
+    print(
+        f"{'stage':<11} {'pages in':>8} | {'TFDS cpu s':>10} {'pages/s':>8} | "
+        f"{'c4clean cpu s':>13} {'pages/s':>8} | {'speed-up':>8}"
+    )
     for name in ("read",) + tuple(s[0] for s in stages):
         n = n_read if name == "read" else n_in[name]
         r, o = clock.cpu[("ref", name)], clock.cpu[("c4clean", name)]
-        print(f"{name:<11} {n:>8} | {r:>10.2f} {n / r if r else 0:>8.0f} | "
-              f"{o:>13.2f} {n / o if o else 0:>8.0f} | {r / o if o else 0:>7.1f}x")
+        print(
+            f"{name:<11} {n:>8} | {r:>10.2f} {n / r if r else 0:>8.0f} | "
+            f"{o:>13.2f} {n / o if o else 0:>8.0f} | {r / o if o else 0:>7.1f}x"
+        )
     r = sum(clock.cpu[("ref", s)] for s in CORE)
     o = sum(clock.cpu[("c4clean", s)] for s in CORE)
     rw = sum(clock.wall[("ref", s)] for s in CORE)
@@ -308,19 +315,27 @@ def main(argv=None):
         total_ref, total_ours = sum(ref.values()), sum(our.values())
         walk = "random walk (numpy rows, inline draws)"
         total_batched = total_ours - our[walk] + batched_walk
-        print(f"\nlangdetect analysis on the {len(english_texts)} texts detect_english saw "
-              f"({cut} longer than 10,000 characters), CPU seconds:")
+        print(
+            f"\nlangdetect analysis on the {len(english_texts)} texts detect_english saw "
+            f"({cut} longer than 10,000 characters), CPU seconds:"
+        )
         for k, v in ref.items():
             print(f"  langdetect  {k:<46} {v:7.2f} s  {100 * v / total_ref:5.1f}%")
         for k, v in our.items():
             print(f"  c4clean     {k:<46} {v:7.2f} s  {100 * v / total_ref:5.1f}% of langdetect")
-        print(f"  c4clean     {'random walk, batched (512 texts in lock-step)':<46} "
-              f"{batched_walk:7.2f} s  {100 * batched_walk / total_ref:5.1f}% of langdetect")
-        for label, total in (("per page (detect_english)", total_ours),
-                             ("batched (english_verdicts)", total_batched)):
-            print(f"  avoidable without changing any output, {label}: "
-                  f"{100 * (1 - total / total_ref):.0f}% of langdetect's time "
-                  f"({total_ref:.2f} s -> {total:.2f} s, {total_ref / total:.1f}x)")
+        print(
+            f"  c4clean     {'random walk, batched (512 texts in lock-step)':<46} "
+            f"{batched_walk:7.2f} s  {100 * batched_walk / total_ref:5.1f}% of langdetect"
+        )
+        for label, total in (
+            ("per page (detect_english)", total_ours),
+            ("batched (english_verdicts)", total_batched),
+        ):
+            print(
+                f"  avoidable without changing any output, {label}: "
+                f"{100 * (1 - total / total_ref):.0f}% of langdetect's time "
+                f"({total_ref:.2f} s -> {total:.2f} s, {total_ref / total:.1f}x)"
+            )
 
 
 if __name__ == "__main__":

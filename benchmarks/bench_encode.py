@@ -21,7 +21,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--text", type=Path)
     parser.add_argument("--vocab", type=Path)
     parser.add_argument("--repeat", type=int, default=8)
@@ -61,11 +63,19 @@ def main() -> None:
     ours_s = time.perf_counter() - t0
     assert entry["tokens"] == tokens
 
-    print(f"shard: {len(texts)} documents, {text_bytes / 1e6:.1f} MB of text, {tokens} tokens, "
-          f"vocab {vocab.info.sp_pieces} pieces")
-    print(f"sentencepiece batch encode (1 thread): {tokens / limit_s / 1e6:.2f} M tokens/s, {text_bytes / limit_s / 1e6:.1f} MB/s")
-    print(f"c4clean encode_shard (1 process):      {tokens / ours_s / 1e6:.2f} M tokens/s, {text_bytes / ours_s / 1e6:.1f} MB/s"
-          f" ({ours_s / limit_s:.2f}x the limit's time; includes Arrow write and two sha256)")
+    print(
+        f"shard: {len(texts)} documents, {text_bytes / 1e6:.1f} MB of text, {tokens} tokens, "
+        f"vocab {vocab.info.sp_pieces} pieces"
+    )
+    print(
+        f"sentencepiece batch encode (1 thread): {tokens / limit_s / 1e6:.2f} M tokens/s, "
+        f"{text_bytes / limit_s / 1e6:.1f} MB/s"
+    )
+    print(
+        f"c4clean encode_shard (1 process):      {tokens / ours_s / 1e6:.2f} M tokens/s, "
+        f"{text_bytes / ours_s / 1e6:.1f} MB/s"
+        f" ({ours_s / limit_s:.2f}x the limit's time; includes Arrow write and two sha256)"
+    )
 
 
 if __name__ == "__main__":

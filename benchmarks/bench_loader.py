@@ -34,13 +34,17 @@ def _build_tokens(work: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokens", type=Path)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--input-length", type=int, default=512)
     parser.add_argument("--doc-separator", choices=["none", "eos"], default=None)
-    parser.add_argument("--workers", type=int, default=0, help="also time a ResumableLoader with this many workers")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="also time a ResumableLoader with this many workers"
+    )
     args = parser.parse_args()
 
     import torch
@@ -51,12 +55,15 @@ def main() -> None:
 
     tokens = args.tokens or _build_tokens(Path(tempfile.mkdtemp(prefix="bench_loader_")))
     t0 = time.perf_counter()
-    ds = T5SpanCorruptionDataset(tokens, input_length=args.input_length, batch_size=args.batch_size,
-                                 doc_separator=args.doc_separator)
+    ds = T5SpanCorruptionDataset(
+        tokens, input_length=args.input_length, batch_size=args.batch_size, doc_separator=args.doc_separator
+    )
     open_s = time.perf_counter() - t0
     steps = [s % ds.batches_per_epoch for s in range(args.batches)]
-    print(f"corpus: {ds.stream_tokens} tokens, {ds.num_windows} windows of {ds.raw_length}; "
-          f"open {open_s * 1e3:.1f} ms; batch {args.batch_size}; {ds.input_length}/{ds.target_length}")
+    print(
+        f"corpus: {ds.stream_tokens} tokens, {ds.num_windows} windows of {ds.raw_length}; "
+        f"open {open_s * 1e3:.1f} ms; batch {args.batch_size}; {ds.input_length}/{ds.target_length}"
+    )
 
     ds.make_batch(0, 0)  # warm the page cache
     t0 = time.perf_counter()

@@ -1,6 +1,7 @@
 """MinHash near-dedup: signature throughput per core, the whole Beam transform, and quality.
 
-    python benchmarks/bench_near_dedup.py [--data DIR] [--limit N] [--workers 1 2] [--quality SAMPLE_DIR | --no-quality]
+    python benchmarks/bench_near_dedup.py [--data DIR] [--limit N] [--workers 1 2]
+                                           [--quality SAMPLE_DIR | --no-quality]
 
 1. Per-core pieces on the pages of `--data` (default ../shared/data/wet/bench, 20,000 pages), after
    clean_page, which is where the pipeline runs near-dedup: shingling, signatures
@@ -71,8 +72,9 @@ def whole_transform(pages: list[Page], workers: int, baseline: bool = False) -> 
     from c4clean.pipelines.near_dedup import RemoveNearDuplicates
 
     mode = "multi_processing" if workers > 1 else "in_memory"
-    options = PipelineOptions(["--runner=FnApiRunner", f"--direct_num_workers={workers}",
-                               f"--direct_running_mode={mode}"])
+    options = PipelineOptions(
+        ["--runner=FnApiRunner", f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start, cpu = time.perf_counter(), time.process_time()
         with beam.Pipeline(options=options) as p:
@@ -81,13 +83,17 @@ def whole_transform(pages: list[Page], workers: int, baseline: bool = False) -> 
                 pcoll |= RemoveNearDuplicates()
             _ = pcoll | beam.Map(lambda page: page.url) | beam.io.WriteToText(f"{tmp}/kept")
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    counters = {r.key.metric.name: r.committed for r in
-                p.result.metrics().query(MetricsFilter().with_namespace(reasons.NS_NEAR_DEDUP))["counters"]}
+    counters = {
+        r.key.metric.name: r.committed
+        for r in p.result.metrics().query(MetricsFilter().with_namespace(reasons.NS_NEAR_DEDUP))["counters"]
+    }
     what = "baseline (Create -> Write, no near-dedup)" if baseline else f"workers={workers}"
     # CPU time of this process only counts the work when the runner runs in it (1 worker).
     cpu_note = f", {cpu:.1f} s CPU of this process" if workers == 1 else ""
-    print(f"  {what}: {wall:.1f} s wall{cpu_note}, {len(pages) / wall:.0f} pages/s; "
-          f"{json.dumps(counters, sort_keys=True)}")
+    print(
+        f"  {what}: {wall:.1f} s wall{cpu_note}, {len(pages) / wall:.0f} pages/s; "
+        f"{json.dumps(counters, sort_keys=True)}"
+    )
 
 
 def quality(sample: Path) -> None:
@@ -112,14 +118,21 @@ def quality(sample: Path) -> None:
                 if s is not None:
                     for k in minhash.band_keys(s, b, r):
                         buckets.setdefault(k, []).append(u)
-            candidates = {frozenset(pair) for members in buckets.values()
-                          for pair in itertools.combinations(sorted(set(members)), 2)}
-            found = {pair for pair in candidates
-                     if minhash.estimated_jaccard(*(sigs[u] for u in pair)) >= 0.8}
+            candidates = {
+                frozenset(pair)
+                for members in buckets.values()
+                for pair in itertools.combinations(sorted(set(members)), 2)
+            }
+            found = {
+                pair for pair in candidates if minhash.estimated_jaccard(*(sigs[u] for u in pair)) >= 0.8
+            }
             precision = len(found & truth) / len(found) if found else float("nan")
-            print(f"  {'after clean_page' if clean else 'raw page text'}, bands {b}x{r} (fn weight {weight}): "
-                  f"{len(candidates)} candidate pairs, {len(found)} verified, precision {precision:.2f} "
-                  f"(vs all planted duplicates), recall of planted near-dups {len(found & present)}/{len(present)}")
+            print(
+                f"  {'after clean_page' if clean else 'raw page text'}, bands {b}x{r} (fn weight {weight}): "
+                f"{len(candidates)} candidate pairs, {len(found)} verified, precision {precision:.2f} "
+                f"(vs all planted duplicates), "
+                f"recall of planted near-dups {len(found & present)}/{len(present)}"
+            )
 
 
 def main() -> None:

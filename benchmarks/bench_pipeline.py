@@ -40,10 +40,22 @@ print(json.dumps({"exit": code, "wall_s": wall, "max_rss_mib": usage.ru_maxrss /
 
 
 def run_config(input_dir: Path, out: Path, flags: list[str], workers: int) -> dict:
-    command = [sys.executable, "-m", "c4clean.cli", "run", "--input", str(input_dir), "--output",
-               str(out), "--workers", str(workers), *flags]
-    measured = subprocess.run([sys.executable, "-c", _MEASURE, *command], check=True,
-                              capture_output=True, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "c4clean.cli",
+        "run",
+        "--input",
+        str(input_dir),
+        "--output",
+        str(out),
+        "--workers",
+        str(workers),
+        *flags,
+    ]
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True
+    )
     result = json.loads(measured.stdout.strip().splitlines()[-1])
     if result["exit"] != 0:
         raise SystemExit(f"run failed: {' '.join(command)}")
@@ -64,20 +76,32 @@ def run_config(input_dir: Path, out: Path, flags: list[str], workers: int) -> di
 def markdown(results: dict) -> str:
     # pages per CPU second (user+sys of all processes of the run) is per-core throughput that
     # holds up on a machine shared with other work; wall-clock rates do not.
-    lines = ["| configuration | pages in | pages out | wall s | pages/s | pages/s per worker "
-             "| CPU s | pages per CPU s | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| configuration | pages in | pages out | wall s | pages/s | pages/s per worker "
+        "| CPU s | pages per CPU s | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['pages_in']} | {r['pages_out']} | {r['wall_s']:.1f} | "
-                     f"{r['pages_per_s']:.0f} | {r['pages_per_s_per_core']:.0f} | {r['cpu_s']:.0f} | "
-                     f"{r['pages_in'] / r['cpu_s']:.0f} | {r['max_rss_mib']:.0f} |")
+        lines.append(
+            f"| {name} | {r['pages_in']} | {r['pages_out']} | {r['wall_s']:.1f} | "
+            f"{r['pages_per_s']:.0f} | {r['pages_per_s_per_core']:.0f} | {r['cpu_s']:.0f} | "
+            f"{r['pages_in'] / r['cpu_s']:.0f} | {r['max_rss_mib']:.0f} |"
+        )
     first = results[CONFIGS[1][0]] if CONFIGS[1][0] in results else next(iter(results.values()))
-    lines += ["", "CPU seconds per stage (en + near-dedup, 1 worker; near dedup is not timed per "
-              "stage, see the difference of the first two rows):", "",
-              "| stage | pages in | pages out | CPU s in stage | pages per CPU s of stage |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "CPU seconds per stage (en + near-dedup, 1 worker; near dedup is not timed per "
+        "stage, see the difference of the first two rows):",
+        "",
+        "| stage | pages in | pages out | CPU s in stage | pages per CPU s of stage |",
+        "|---|---|---|---|---|",
+    ]
     for s in first["stages"]:
         rate = f"{s['pages_in'] / s['seconds']:.0f}" if s.get("seconds") else ""
-        lines.append(f"| {s['stage']} | {s['pages_in']} | {s['pages_out']} | "
-                     f"{'' if s['seconds'] is None else s['seconds']} | {rate} |")
+        lines.append(
+            f"| {s['stage']} | {s['pages_in']} | {s['pages_out']} | "
+            f"{'' if s['seconds'] is None else s['seconds']} | {rate} |"
+        )
     return "\n".join(lines)
 
 
@@ -99,12 +123,17 @@ def main() -> None:
             continue
         print(f"running: {name} ...", flush=True)
         results[name] = run_config(args.input, base / f"run{index}", flags, workers)
-        print(f"  {results[name]['wall_s']:.1f} s, {results[name]['pages_per_s']:.0f} pages/s, "
-              f"peak {results[name]['max_rss_mib']:.0f} MiB", flush=True)
+        print(
+            f"  {results[name]['wall_s']:.1f} s, {results[name]['pages_per_s']:.0f} pages/s, "
+            f"peak {results[name]['max_rss_mib']:.0f} MiB",
+            flush=True,
+        )
     (base / "results.json").write_text(json.dumps(results, indent=1))
     print(markdown(results))
-    print(f"\nresults: {base / 'results.json'}  (cores: {os.cpu_count()}, "
-          f"load avg {os.getloadavg()[0]:.1f} at the end)")
+    print(
+        f"\nresults: {base / 'results.json'}  (cores: {os.cpu_count()}, "
+        f"load avg {os.getloadavg()[0]:.1f} at the end)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """CPU training-step time: c4clean T5 vs Hugging Face transformers T5, same weights, same inputs, same run.
 
-    python benchmarks/bench_train_cpu.py [--preset t5-v1_1-small --batch 8 --inputs 512 --targets 114 --steps 3]
+    python benchmarks/bench_train_cpu.py [--preset t5-v1_1-small --batch 8 --inputs 512 --targets 114]
+                                         [--steps 3]
 
 One step = forward + backward + AdamW update, float32. The two models are interleaved (A B A B ...) so
 that load from other processes hits both alike; the median step time (wall and process CPU time) is
 reported. The first step of each is a warm-up and is not timed. On a shared machine use --threads 1 and
-read the CPU-time figures: oversubscribed OpenMP threads make wall times meaningless. Prints one JSON object (also written with --json PATH).
+read the CPU-time figures: oversubscribed OpenMP threads make wall times meaningless. Prints one JSON object
+(also written with --json PATH).
 """
 
 from __future__ import annotations
@@ -61,10 +63,13 @@ def main() -> None:
             opt.step()
             opt.zero_grad(set_to_none=True)
             return time.perf_counter() - t, time.process_time() - c, loss.item()
+
         return step
 
-    runs = {"c4clean": stepper(ours, lambda m: m(**batch)["loss"]),
-            "transformers": stepper(hf, lambda m: m(**batch).loss)}
+    runs = {
+        "c4clean": stepper(ours, lambda m: m(**batch)["loss"]),
+        "transformers": stepper(hf, lambda m: m(**batch).loss),
+    }
     times = {name: [] for name in runs}
     cpu = {name: [] for name in runs}
     first_loss = {}
@@ -80,15 +85,23 @@ def main() -> None:
     cpu_med = {name: statistics.median(t) for name, t in cpu.items()}
     tokens = args.batch * args.inputs
     result = {
-        "preset": args.preset, "parameters": ours.num_parameters(), "batch": args.batch,
-        "inputs": args.inputs, "targets": args.targets, "timed_steps": args.steps,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
+        "preset": args.preset,
+        "parameters": ours.num_parameters(),
+        "batch": args.batch,
+        "inputs": args.inputs,
+        "targets": args.targets,
+        "timed_steps": args.steps,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
         "hf_attn_implementation": getattr(hf.config, "_attn_implementation", None),
         "cpu": platform.processor() or platform.machine(),
         "first_step_loss": first_loss,
-        "step_seconds_median": med, "step_seconds_all": times,
+        "step_seconds_median": med,
+        "step_seconds_all": times,
         # CPU time of this process: on a shared, loaded machine with --threads 1 the fairer figure
-        "step_cpu_seconds_median": cpu_med, "step_cpu_seconds_all": cpu,
+        "step_cpu_seconds_median": cpu_med,
+        "step_cpu_seconds_all": cpu,
         "input_tokens_per_s": {k: tokens / v for k, v in med.items()},
         "speedup_c4clean_vs_transformers": med["transformers"] / med["c4clean"],
         "cpu_time_speedup_c4clean_vs_transformers": cpu_med["transformers"] / cpu_med["c4clean"],

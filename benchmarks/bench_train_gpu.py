@@ -29,8 +29,10 @@ import torch
 
 def make_batch(batch: int, inputs: int, targets: int, vocab: int, device) -> dict:
     g = torch.Generator().manual_seed(batch)
-    return {"input_ids": torch.randint(2, vocab, (batch, inputs), generator=g).to(device),
-            "labels": torch.randint(2, vocab, (batch, targets), generator=g).to(device)}
+    return {
+        "input_ids": torch.randint(2, vocab, (batch, inputs), generator=g).to(device),
+        "labels": torch.randint(2, vocab, (batch, targets), generator=g).to(device),
+    }
 
 
 def run_one(name: str, build, loss_of, args, device, flops_per_example, peak) -> dict:
@@ -46,7 +48,7 @@ def run_one(name: str, build, loss_of, args, device, flops_per_example, peak) ->
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
 
-            def step():
+            def step(model=model, opt=opt, batch=batch):
                 with torch.autocast(device.type, dtype=torch.bfloat16):
                     loss = loss_of(model, batch)
                 loss.backward()
@@ -65,10 +67,16 @@ def run_one(name: str, build, loss_of, args, device, flops_per_example, peak) ->
             sync(device)
             seconds = (time.perf_counter() - t0) / args.steps
             ex_s = batch_size / seconds
-            out = {"name": name, "batch": batch_size, "step_s": seconds, "examples_per_s": ex_s,
-                   "input_tokens_per_s": ex_s * args.inputs,
-                   "tflops_per_s": flops_per_example * ex_s / 1e12, "warmup_s": warmup_s,
-                   "final_loss": loss.item()}
+            out = {
+                "name": name,
+                "batch": batch_size,
+                "step_s": seconds,
+                "examples_per_s": ex_s,
+                "input_tokens_per_s": ex_s * args.inputs,
+                "tflops_per_s": flops_per_example * ex_s / 1e12,
+                "warmup_s": warmup_s,
+                "final_loss": loss.item(),
+            }
             if peak:
                 out["mfu"] = flops_per_example * ex_s / peak
             if device.type == "cuda":
@@ -128,6 +136,7 @@ def main() -> None:
         def build():
             m = import_hf(hf_dir).to(device).train()  # the very weights transformers gets
             return torch.compile(m) if compiled else m
+
         return build
 
     def theirs(compiled):
@@ -135,6 +144,7 @@ def main() -> None:
             m = transformers.T5ForConditionalGeneration.from_pretrained(hf_dir).to(device).train()
             assert m.lm_head.weight is not m.shared.weight
             return torch.compile(m) if compiled else m
+
         return build
 
     candidates = {
@@ -143,14 +153,21 @@ def main() -> None:
         "transformers": (theirs(False), lambda m, b: m(**b).loss),
         "transformers+compile": (theirs(True), lambda m, b: m(**b).loss),
     }
-    results = [run_one(name, *candidates[name], args, device, flops, peak)
-               for name in args.only.split(",")]
+    results = [run_one(name, *candidates[name], args, device, flops, peak) for name in args.only.split(",")]
     report = {
         "command": " ".join([sys.executable, *sys.argv]),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "peak_bf16_flops": peak, "torch": torch.__version__, "transformers": transformers.__version__,
-        "cuda": torch.version.cuda, "preset": args.preset, "inputs": args.inputs, "targets": args.targets,
-        "gflop_per_example": flops / 1e9, "precision": "bf16 autocast + TF32, fused AdamW",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+        "peak_bf16_flops": peak,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cuda": torch.version.cuda,
+        "preset": args.preset,
+        "inputs": args.inputs,
+        "targets": args.targets,
+        "gflop_per_example": flops / 1e9,
+        "precision": "bf16 autocast + TF32, fused AdamW",
         "results": results,
     }
     print(json.dumps(report, indent=2))

@@ -24,8 +24,14 @@ from c4clean.cleaning.wet import ReadIssue, iter_records
 def explain_page(page: Page, badwords: BadwordsFilter) -> dict:
     """One page's verdict: `stage` and `reason` name the first rule that dropped it."""
     page = page.replace(normalized_url=normalize_url(page.url))
-    verdict = {"url": page.url, "kept": False, "stage": None, "reason": None, "text": None,
-               "dropped_lines": []}
+    verdict = {
+        "url": page.url,
+        "kept": False,
+        "stage": None,
+        "reason": None,
+        "text": None,
+        "dropped_lines": [],
+    }
 
     length = is_valid_length(page)
     if not length.keep:
@@ -60,10 +66,16 @@ def explain_file(path: str, url: Optional[str] = None) -> Iterator[dict]:
             if url is None:
                 # repairs and warnings concern a record that is still read (and explained on its own line)
                 lost = record.code not in (reasons.READ_BAD_UTF8, reasons.READ_LENGTH_MISMATCH)
-                yield {"url": None, "kept": False if lost else None, "stage": reasons.NS_READ,
-                       "reason": record.code,
-                       "record_index": record.record_index, "detail": record.detail,
-                       "text": None, "dropped_lines": []}
+                yield {
+                    "url": None,
+                    "kept": False if lost else None,
+                    "stage": reasons.NS_READ,
+                    "reason": record.code,
+                    "record_index": record.record_index,
+                    "detail": record.detail,
+                    "text": None,
+                    "dropped_lines": [],
+                }
             continue
         if url is not None and record.url != url:
             continue

@@ -8,7 +8,6 @@ import io
 import json
 import math
 import re
-
 import sys
 from pathlib import Path
 
@@ -23,8 +22,17 @@ sys.path.insert(0, str(Path(__file__).parent))  # tokens_testdata, the tokenizer
 # parsing and naming
 
 
-@pytest.mark.parametrize("text,value", [("2^23", 1 << 23), ("2**23", 1 << 23), ("8388608", 1 << 23),
-                                        ("8_388_608", 1 << 23), ("1e6", 10**6), (" 2 ^ 35 ", 1 << 35)])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("2^23", 1 << 23),
+        ("2**23", 1 << 23),
+        ("8388608", 1 << 23),
+        ("8_388_608", 1 << 23),
+        ("1e6", 10**6),
+        (" 2 ^ 35 ", 1 << 35),
+    ],
+)
 def test_parse_count(text, value):
     assert A.parse_count(text) == value
 
@@ -59,7 +67,9 @@ def test_expand_product_and_zip():
     assert product[0] == {"noise_density": "0.10", "mean_noise_span_length": "2"}
     assert [p["mean_noise_span_length"] for p in product[:4]] == ["2", "3", "5", "10"]  # last axis fastest
     zipped = A.expand_axes([a, b], "zip")
-    assert [(p["noise_density"], p["mean_noise_span_length"]) for p in zipped] == list(zip(a.values, b.values))
+    assert [(p["noise_density"], p["mean_noise_span_length"]) for p in zipped] == list(
+        zip(a.values, b.values)
+    )
     with pytest.raises(A.AblationError):
         A.expand_axes([a, A.parse_axis("seed=1,2")], "zip")
     with pytest.raises(A.AblationError):
@@ -92,7 +102,9 @@ def test_random_spans_lengths_match_t5_table():
         assert A.random_spans_lengths(inputs, 0.15, 3.0) == (raw, targets)
 
 
-@pytest.mark.parametrize("budget,batch,tps", [(1 << 35, 128, 568), (1000, 3, 7), (10, 4, 100), (1 << 20, 8, 141)])
+@pytest.mark.parametrize(
+    "budget,batch,tps", [(1 << 35, 128, 568), (1000, 3, 7), (10, 4, 100), (1 << 20, 8, 141)]
+)
 def test_steps_cover_the_budget_minimally(budget, batch, tps):
     steps = A.steps_for_budget(budget, batch, tps)
     assert steps * batch * tps >= budget
@@ -109,21 +121,43 @@ def test_paper_budget_gives_paper_steps_and_repeats():
 
 
 def test_size_plan_rows_report_table9_repeats(tmp_path):
-    plan = A.plan_size(tmp_path, "tok", [1 << 23, 1 << 25, 1 << 27, 1 << 29], include_full=True,
-                       common={"preset": "p", "batch_size": "128", "seed": "0"}, budget_tokens=1 << 35, steps=None,
-                       count="inputs", corpus_tokens=1 << 40)
+    plan = A.plan_size(
+        tmp_path,
+        "tok",
+        [1 << 23, 1 << 25, 1 << 27, 1 << 29],
+        include_full=True,
+        common={"preset": "p", "batch_size": "128", "seed": "0"},
+        budget_tokens=1 << 35,
+        steps=None,
+        count="inputs",
+        corpus_tokens=1 << 40,
+    )
     rows = R.build_rows(plan, {}, {})
     got = {r["max_tokens"]: r["repeats"] for r in rows}
-    assert got == {str(1 << 23): 4096, str(1 << 25): 1024, str(1 << 27): 256, str(1 << 29): 64, "full": 1 / 32}
+    assert got == {
+        str(1 << 23): 4096,
+        str(1 << 25): 1024,
+        str(1 << 27): 256,
+        str(1 << 29): 64,
+        "full": 1 / 32,
+    }
     assert {r.steps for r in plan.runs} == {1 << 19}  # same schedule for every row
     assert all(r.eval_sets == {"full": "tok"} for r in plan.runs)  # all scored on the full corpus
     assert plan.runs[0].options["max_tokens"] == str(1 << 23) and "max_tokens" not in plan.runs[-1].options
 
 
 def test_budget_follows_ablated_batch_and_density(tmp_path):
-    plan = A.plan_sweep(tmp_path, "tok", [A.parse_axis("batch_size=8,16"), A.parse_axis("noise_density=0.15,0.5")],
-                        mode="product", common={"preset": "p", "batch_size": "4"}, budget_tokens=1 << 20,
-                        steps=None, count="raw", corpus_tokens=1 << 16)
+    plan = A.plan_sweep(
+        tmp_path,
+        "tok",
+        [A.parse_axis("batch_size=8,16"), A.parse_axis("noise_density=0.15,0.5")],
+        mode="product",
+        common={"preset": "p", "batch_size": "4"},
+        budget_tokens=1 << 20,
+        steps=None,
+        count="raw",
+        corpus_tokens=1 << 16,
+    )
     for run in plan.runs:
         b = int(run.options["batch_size"])
         assert run.steps == A.steps_for_budget(1 << 20, b, run.tokens_per_sample)
@@ -137,9 +171,18 @@ def test_budget_follows_ablated_batch_and_density(tmp_path):
 
 
 def _sweep(tmp_path, values="1,2,3", budget=1 << 12):
-    return A.plan_sweep(tmp_path / "abl", "tok", [A.parse_axis(f"seed={values}")], mode="product",
-                        common={"preset": "p", "batch_size": "2"}, budget_tokens=budget, steps=None, count="raw",
-                        corpus_tokens=1000, defaults={"input_length": 128})
+    return A.plan_sweep(
+        tmp_path / "abl",
+        "tok",
+        [A.parse_axis(f"seed={values}")],
+        mode="product",
+        common={"preset": "p", "batch_size": "2"},
+        budget_tokens=budget,
+        steps=None,
+        count="raw",
+        corpus_tokens=1000,
+        defaults={"input_length": 128},
+    )
 
 
 def test_save_plan_refuses_changed_settings_but_allows_new_runs(tmp_path):
@@ -240,9 +283,16 @@ def test_trainer_stopping_early_is_an_error(tmp_path):
 
 def test_domain_plan_scores_every_run_on_every_corpus(tmp_path):
     corpora = A.parse_corpora(["en=t/en", "realnewslike=t/rn", "noclean=t/nc"])
-    plan = A.plan_domain(tmp_path, corpora, common={"preset": "p", "batch_size": "4"}, budget_tokens=1 << 16,
-                         steps=None, count="raw", corpus_tokens={"en": 100, "realnewslike": 50, "noclean": 400},
-                         defaults={"input_length": 128})
+    plan = A.plan_domain(
+        tmp_path,
+        corpora,
+        common={"preset": "p", "batch_size": "4"},
+        budget_tokens=1 << 16,
+        steps=None,
+        count="raw",
+        corpus_tokens={"en": 100, "realnewslike": 50, "noclean": 400},
+        defaults={"input_length": 128},
+    )
     assert [r.data for r in plan.runs] == ["t/en", "t/rn", "t/nc"]
     assert all(r.eval_sets == corpora for r in plan.runs)
     assert len({r.steps for r in plan.runs}) == 1  # same budget and settings
@@ -258,13 +308,24 @@ def test_domain_plan_scores_every_run_on_every_corpus(tmp_path):
 def _fake_size_ablation(tmp_path):
     """Smaller subsets: lower training loss, higher validation loss (memorization), as Figure 6."""
     subsets = [1 << 12, 1 << 14, 1 << 16]
-    plan = A.plan_size(tmp_path / "abl", "tok", subsets, include_full=True, common={"preset": "p", "batch_size": "4"},
-                       budget_tokens=1 << 20, steps=None, count="raw", corpus_tokens=1 << 18,
-                       defaults={"input_length": 128})
+    plan = A.plan_size(
+        tmp_path / "abl",
+        "tok",
+        subsets,
+        include_full=True,
+        common={"preset": "p", "batch_size": "4"},
+        budget_tokens=1 << 20,
+        steps=None,
+        count="raw",
+        corpus_tokens=1 << 18,
+        defaults={"input_length": 128},
+    )
     states, curves = {}, {}
     for i, run in enumerate(plan.runs):  # order: 2^12, 2^14, 2^16, full
         final_train = 1.0 + 0.5 * i
-        curves[run.name] = [(s, final_train + 3.0 * math.exp(-s / 50) + 0.01 * (s % 3)) for s in range(1, run.steps + 1)]
+        curves[run.name] = [
+            (s, final_train + 3.0 * math.exp(-s / 50) + 0.01 * (s % 3)) for s in range(1, run.steps + 1)
+        ]
         states[run.name] = {"trained_step": run.steps, "evals": {"full": {"loss": 4.0 - 0.4 * i}}}
     return plan, states, curves
 
@@ -283,7 +344,7 @@ def test_size_report_csv_markdown_and_plots(tmp_path):
         assert int(row["steps"]) * 4 * run.tokens_per_sample == int(row["budget_tokens"])
         assert float(row["repeats"]) == pytest.approx(int(row["budget_tokens"]) / run.train_tokens, rel=1e-3)
         assert float(row["val_loss"]) == pytest.approx(states[run.name]["evals"]["full"]["loss"])
-        tail = curves[run.name][-max(1, round(len(curves[run.name]) * 0.1)):]
+        tail = curves[run.name][-max(1, round(len(curves[run.name]) * 0.1)) :]
         assert float(row["final_train_loss"]) == pytest.approx(sum(v for _, v in tail) / len(tail), abs=1e-4)
     # smaller subsets repeat more: repeats decrease as the subset grows
     reps = [float(r["repeats"]) for r in rows]
@@ -302,19 +363,37 @@ def test_report_marks_missing_runs(tmp_path):
     R.write_report(plan, states, curves)
     rows = {r["run"]: r for r in csv.DictReader(io.StringIO((plan.out / "results.csv").read_text()))}
     assert rows[missing]["status"] == "missing" and rows[missing]["val_loss"] == ""
-    assert "Incomplete" in (plan.out / "report.md").read_text() and missing in (plan.out / "report.md").read_text()
+    assert (
+        "Incomplete" in (plan.out / "report.md").read_text()
+        and missing in (plan.out / "report.md").read_text()
+    )
 
 
 def test_domain_report_has_full_matrix(tmp_path):
     corpora = {"en": "t/en", "realnewslike": "t/rn", "noclean": "t/nc"}
-    plan = A.plan_domain(tmp_path / "abl", corpora, common={"preset": "p", "batch_size": "4"}, budget_tokens=1 << 14,
-                         steps=None, count="raw", corpus_tokens={"en": 1000, "realnewslike": 300, "noclean": 5000},
-                         validation_tokens={"en": 100, "realnewslike": 30, "noclean": 500},
-                         defaults={"input_length": 128})
-    loss = {(a, b): 2.0 + (0 if a == b else 0.5) + 0.1 * i + 0.01 * j
-            for i, a in enumerate(corpora) for j, b in enumerate(corpora)}
-    states = {r.name: {"trained_step": r.steps, "evals": {b: {"loss": loss[(r.axis_values["corpus"], b)]} for b in corpora}}
-              for r in plan.runs}
+    plan = A.plan_domain(
+        tmp_path / "abl",
+        corpora,
+        common={"preset": "p", "batch_size": "4"},
+        budget_tokens=1 << 14,
+        steps=None,
+        count="raw",
+        corpus_tokens={"en": 1000, "realnewslike": 300, "noclean": 5000},
+        validation_tokens={"en": 100, "realnewslike": 30, "noclean": 500},
+        defaults={"input_length": 128},
+    )
+    loss = {
+        (a, b): 2.0 + (0 if a == b else 0.5) + 0.1 * i + 0.01 * j
+        for i, a in enumerate(corpora)
+        for j, b in enumerate(corpora)
+    }
+    states = {
+        r.name: {
+            "trained_step": r.steps,
+            "evals": {b: {"loss": loss[(r.axis_values["corpus"], b)]} for b in corpora},
+        }
+        for r in plan.runs
+    }
     curves = {r.name: [(s, 5.0 / s) for s in range(1, r.steps + 1)] for r in plan.runs}
     R.write_report(plan, states, curves)
     rows = list(csv.DictReader(io.StringIO((plan.out / "results.csv").read_text())))
@@ -329,11 +408,30 @@ def test_domain_report_has_full_matrix(tmp_path):
 
 def test_sweep_report_two_axes(tmp_path):
     axes = [A.parse_axis("noise_density=0.10,0.15,0.25,0.50"), A.parse_axis("mean_span=2,3,5,10")]
-    plan = A.plan_sweep(tmp_path / "abl", "tok", axes, mode="product", common={"preset": "p", "batch_size": "4"},
-                        budget_tokens=None, steps=5, count="raw", corpus_tokens=1000, defaults={"input_length": 128})
-    states = {r.name: {"trained_step": 5, "evals": {"validation": {"loss": float(r.options["noise_density"]) * 10
-                                                                    + float(r.options["mean_noise_span_length"])}}}
-              for r in plan.runs}
+    plan = A.plan_sweep(
+        tmp_path / "abl",
+        "tok",
+        axes,
+        mode="product",
+        common={"preset": "p", "batch_size": "4"},
+        budget_tokens=None,
+        steps=5,
+        count="raw",
+        corpus_tokens=1000,
+        defaults={"input_length": 128},
+    )
+    states = {
+        r.name: {
+            "trained_step": 5,
+            "evals": {
+                "validation": {
+                    "loss": float(r.options["noise_density"]) * 10
+                    + float(r.options["mean_noise_span_length"])
+                }
+            },
+        }
+        for r in plan.runs
+    }
     curves = {r.name: [(s, 6.0 - s) for s in range(1, 6)] for r in plan.runs}
     R.write_report(plan, states, curves)
     md = (plan.out / "report.md").read_text()
@@ -356,8 +454,12 @@ def toy_tokens(tmp_path_factory, sample_wet):
     from c4clean.tokenize.vocab import train_vocab
 
     root = tmp_path_factory.mktemp("ablate_tokens")
-    TD.write_text_shards(root / "text", TD.wet_documents(sample_wet), splits=(("train", 2), ("validation", 1)),
-                         validation_every=5)
+    TD.write_text_shards(
+        root / "text",
+        TD.wet_documents(sample_wet),
+        splits=(("train", 2), ("validation", 1)),
+        validation_every=5,
+    )
     train_vocab(root / "text", root / "vocab", vocab_size=300, sample_bytes=1 << 18)
     encode_corpus(root / "text", root / "vocab", root / "tokens")
     return root / "tokens"
@@ -369,10 +471,37 @@ def test_real_toy_size_ablation_resumes_and_reports(toy_tokens, tmp_path):
     from c4clean.cli import main
 
     out = tmp_path / "abl"
-    args = ["ablate", "size", "--data", str(toy_tokens), "--tokens", "2^7,2^9", "--no-full", "--budget", "2^9",
-            "--preset", "t5-v1_1-tiny", "--batch-size", "2", "--set", "input_length=32", "--set", "log_every=1",
-            "--set", "eval_every=0", "--set", "warmup_steps=2", "--set", "cpu_threads=1",
-            "--launcher", "inprocess", "--eval-batches", "2", "--out", str(out)]
+    args = [
+        "ablate",
+        "size",
+        "--data",
+        str(toy_tokens),
+        "--tokens",
+        "2^7,2^9",
+        "--no-full",
+        "--budget",
+        "2^9",
+        "--preset",
+        "t5-v1_1-tiny",
+        "--batch-size",
+        "2",
+        "--set",
+        "input_length=32",
+        "--set",
+        "log_every=1",
+        "--set",
+        "eval_every=0",
+        "--set",
+        "warmup_steps=2",
+        "--set",
+        "cpu_threads=1",
+        "--launcher",
+        "inprocess",
+        "--eval-batches",
+        "2",
+        "--out",
+        str(out),
+    ]
     first = CliRunner().invoke(main, [*args, "--only", "tokens-2p7"])
     assert first.exit_code == 0, first.output
     plan = A.Plan.load(out)
@@ -395,7 +524,9 @@ def test_real_toy_size_ablation_resumes_and_reports(toy_tokens, tmp_path):
         assert math.isfinite(float(row["val_loss"])) and math.isfinite(float(row["final_train_loss"]))
         run_json = json.loads((plan.run_dir(run) / "run.json").read_text())  # a normal train run directory
         assert run_json["train"]["data_options"]["max_tokens"] == int(row["max_tokens"])
-        logged = [json.loads(x)["step"] for x in (plan.run_dir(run) / "metrics.jsonl").read_text().splitlines()]
+        logged = [
+            json.loads(x)["step"] for x in (plan.run_dir(run) / "metrics.jsonl").read_text().splitlines()
+        ]
         assert max(logged) == run.steps
     for name in ("training_loss.png", "loss_vs_size.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
@@ -409,14 +540,29 @@ def test_option_routing_reaches_trainer_model_and_loader():
     from c4clean.train.ablate_backend import TrainerBackend
 
     backend = TrainerBackend(launcher="inprocess")
-    train, model, data, adapter = backend.route({"lr": "0.01", "optimizer": "adamw", "num_heads": "2",
-                                                 "noise_density": "0.25", "max_tokens": "2^20", "layers": "4",
-                                                 "width": "768", "masking": "static"})
+    train, model, data, adapter = backend.route(
+        {
+            "lr": "0.01",
+            "optimizer": "adamw",
+            "num_heads": "2",
+            "noise_density": "0.25",
+            "max_tokens": "2^20",
+            "layers": "4",
+            "width": "768",
+            "masking": "static",
+        }
+    )
     assert train == {"lr": 0.01, "optimizer": "adamw"}
     assert data == {"noise_density": 0.25, "max_tokens": 1 << 20}
     # width 768 is T5 v1.1-base's shape: 12 heads of 64, d_ff 2048; layers set encoder and decoder
-    assert model == {"num_heads": 12, "num_layers": 4, "num_decoder_layers": 4, "d_model": 768, "d_kv": 64,
-                     "d_ff": 2048}
+    assert model == {
+        "num_heads": 12,
+        "num_layers": 4,
+        "num_decoder_layers": 4,
+        "d_model": 768,
+        "d_kv": 64,
+        "d_ff": 2048,
+    }
     assert adapter == {"masking": "static"}
     with pytest.raises(A.AblationError, match="unknown train/data option"):
         backend.route({"no_such_option": "1"})
@@ -449,11 +595,24 @@ def test_static_masking_keeps_one_mask_per_window(toy_tokens):
 def test_static_masking_trains_through_the_trainer(toy_tokens, tmp_path):
     from c4clean.train.ablate_backend import TrainerBackend
 
-    plan = A.plan_sweep(tmp_path / "abl", str(toy_tokens), [A.parse_axis("masking=static,dynamic")], mode="product",
-                        common={"preset": "t5-v1_1-tiny", "batch_size": "2", "input_length": "32", "cpu_threads": "1",
-                                "eval_every": "0", "log_every": "1"},
-                        budget_tokens=None, steps=3, count="raw", corpus_tokens=TrainerBackend.corpus_tokens(
-                            str(toy_tokens), "train"))
+    plan = A.plan_sweep(
+        tmp_path / "abl",
+        str(toy_tokens),
+        [A.parse_axis("masking=static,dynamic")],
+        mode="product",
+        common={
+            "preset": "t5-v1_1-tiny",
+            "batch_size": "2",
+            "input_length": "32",
+            "cpu_threads": "1",
+            "eval_every": "0",
+            "log_every": "1",
+        },
+        budget_tokens=None,
+        steps=3,
+        count="raw",
+        corpus_tokens=TrainerBackend.corpus_tokens(str(toy_tokens), "train"),
+    )
     A.save_plan(plan)
     backend = TrainerBackend(launcher="inprocess", eval_batches=1, eval_batch_size=2, progress=False)
     A.execute(plan, backend)
@@ -476,15 +635,40 @@ def test_domain_corpus_without_usable_validation_is_trained_but_not_scored(toy_t
 
     root = toy_tokens.parent
     docs = [("http://empty.example/", "")] + [(u, t) for u, t in _toy_docs(root)]
-    TD.write_text_shards(tmp_path / "text", docs, splits=(("train", 1), ("validation", 1)),
-                         validation_every=len(docs) + 1)  # validation = the empty document alone
+    TD.write_text_shards(
+        tmp_path / "text", docs, splits=(("train", 1), ("validation", 1)), validation_every=len(docs) + 1
+    )  # validation = the empty document alone
     encode_corpus(tmp_path / "text", root / "vocab", tmp_path / "tokens")
 
     out = tmp_path / "abl"
-    result = CliRunner().invoke(main, [
-        "ablate", "domain", "--data", f"full={toy_tokens}", f"noval={tmp_path / 'tokens'}", "--steps", "2",
-        "--preset", "t5-v1_1-tiny", "--batch-size", "2", "--set", "input_length=32", "--set", "eval_every=0",
-        "--set", "cpu_threads=1", "--launcher", "inprocess", "--eval-batches", "3", "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "ablate",
+            "domain",
+            "--data",
+            f"full={toy_tokens}",
+            f"noval={tmp_path / 'tokens'}",
+            "--steps",
+            "2",
+            "--preset",
+            "t5-v1_1-tiny",
+            "--batch-size",
+            "2",
+            "--set",
+            "input_length=32",
+            "--set",
+            "eval_every=0",
+            "--set",
+            "cpu_threads=1",
+            "--launcher",
+            "inprocess",
+            "--eval-batches",
+            "3",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "no validation loss on noval" in result.output
     plan = A.Plan.load(out)

@@ -11,12 +11,17 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 from c4clean.cleaning import reasons
-from c4clean.cleaning.badwords import (BadwordsFilter, BadwordsMatcher, compile_badwords_regex,
-                                       load_words, packaged_list_files)
+from c4clean.cleaning.badwords import (
+    BadwordsFilter,
+    BadwordsMatcher,
+    compile_badwords_regex,
+    load_words,
+    packaged_list_files,
+)
 from c4clean.cleaning.page import Page
-from tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 PACKAGED = Path(__file__).resolve().parents[1] / "c4clean" / "cleaning" / "data" / "badwords"
 KEEP = (reasons.PASSED, reasons.SOFT_PASSED)
@@ -41,6 +46,7 @@ def verdict(f, text, language="en"):
 
 
 # --- matching rules --------------------------------------------------------------------------------
+
 
 def test_word_must_be_flanked_by_non_word_characters(custom):
     for text in ["ass", "an ass here", "ass, then more", "the end: ass", "(ass)", "x\nass\ny"]:
@@ -149,6 +155,7 @@ def test_matcher_finds_a_word_exactly_when_the_tfds_pattern_does():
 
 # --- the packaged C4 lists -------------------------------------------------------------------------
 
+
 def test_packaged_selection_is_the_c4_one():
     files = packaged_list_files()
     en = load_words(files["en"], "en")
@@ -165,12 +172,14 @@ def test_packaged_selection_is_the_c4_one():
     assert verdict(f, "he showed 🖕 to me") == reasons.FILTERED
     # A word only in fr-CA-u-sd-caqc filters fr pages.
     only_ca = load_words([PACKAGED / "5faf2ba" / "fr-CA-u-sd-caqc"], "fr") - load_words(
-        [PACKAGED / "5faf2ba" / "fr"], "fr")
+        [PACKAGED / "5faf2ba" / "fr"], "fr"
+    )
     word = sorted(only_ca)[0]
     assert verdict(f, f"c'est {word} ici", "fr") == reasons.FILTERED
 
 
 # --- soft filtering --------------------------------------------------------------------------------
+
 
 def _expected_keep(normalized_url, fraction):
     n, d = Fraction(fraction).numerator, Fraction(fraction).denominator
@@ -185,21 +194,21 @@ def test_soft_filtering_keeps_pages_by_url_hash(fraction):
     assert kept == [_expected_keep(u, fraction) for u in urls]
     # float.as_integer_ratio is exact, so the kept share is 1 - fraction up to sampling noise.
     share = sum(kept) / len(urls)
-    assert abs(share - (1 - fraction)) <= 4 * max((fraction * (1 - fraction) / len(urls)) ** 0.5,
-                                                  1 / len(urls))
+    assert abs(share - (1 - fraction)) <= 4 * max(
+        (fraction * (1 - fraction) / len(urls)) ** 0.5, 1 / len(urls)
+    )
     # Pages without a bad word always pass, whatever their hash.
-    assert all(f(page("a clean text", url="http://" + u)).reason == reasons.PASSED
-               for u in urls[:500])
+    assert all(f(page("a clean text", url="http://" + u)).reason == reasons.PASSED for u in urls[:500])
 
 
 def test_soft_passed_pages_are_kept():
     f = BadwordsFilter(filter_fraction=0.5)
     decisions = {f(page("ass", url=f"http://x.org/{i}")) for i in range(50)}
-    assert {(d.keep, d.reason) for d in decisions} == {(True, reasons.SOFT_PASSED),
-                                                       (False, reasons.FILTERED)}
+    assert {(d.keep, d.reason) for d in decisions} == {(True, reasons.SOFT_PASSED), (False, reasons.FILTERED)}
 
 
 # --- differential: TFDS reference, page by page ----------------------------------------------------
+
 
 def _tfds_constants():
     """`_BADWORDS_LANGS` and `_BADWORDS_ALLOWLIST` read from the installed TFDS c4.py source."""
@@ -259,7 +268,8 @@ def test_matches_tfds_get_badwords_filter_fn(reference_pages, fraction):
     c4_utils = load_c4_utils()
     badwords = _tfds_badwords()
     pages = _with_language_and_words(reference_pages, badwords) + [
-        p.replace(language="en") for p in reference_pages]
+        p.replace(language="en") for p in reference_pages
+    ]
     ours = BadwordsFilter(filter_fraction=fraction)
     with counters(c4_utils) as expected:
         reference = c4_utils.get_badwords_filter_fn(badwords, filter_fraction=fraction)

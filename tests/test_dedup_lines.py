@@ -3,11 +3,17 @@ import hashlib
 import random
 
 import pytest
-
 import tfds_reference
+
 from c4clean.cleaning import reasons
-from c4clean.cleaning.dedup_lines import (emit_line_keys, keep_keys_by_url, line_key, pick_line_owner, remove_lines,
-                                          url_rank)
+from c4clean.cleaning.dedup_lines import (
+    emit_line_keys,
+    keep_keys_by_url,
+    line_key,
+    pick_line_owner,
+    remove_lines,
+    url_rank,
+)
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.rules import clean_page
 from c4clean.cleaning.url import select_newest_page

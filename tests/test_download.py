@@ -90,19 +90,19 @@ def test_download_then_cache_hit(server, sample_wet, tmp_path):
 
 def test_truncated_transfer_is_retried(server, sample_wet, tmp_path):
     url = wet_urls(server)[1]
-    server.truncate_once[url[len(server.base_url):]] = 50_000
+    server.truncate_once[url[len(server.base_url) :]] = 50_000
     path = download_wet_file(url, str(tmp_path), backoff=0.01)
     assert Path(path).read_bytes() == (sample_wet / Path(url).name).read_bytes()
-    assert server.requests.count(url[len(server.base_url):]) == 2
+    assert server.requests.count(url[len(server.base_url) :]) == 2
     assert no_temp_files(tmp_path)
 
 
 def test_server_errors_are_retried_with_backoff(server, tmp_path):
     url = wet_urls(server)[0]
-    server.fail_with[url[len(server.base_url):]] = [503, 500]
+    server.fail_with[url[len(server.base_url) :]] = [503, 500]
     path = download_wet_file(url, str(tmp_path), backoff=0.01)
-    assert os.path.getsize(path) == len(server.files[url[len(server.base_url):]])
-    assert server.requests.count(url[len(server.base_url):]) == 3
+    assert os.path.getsize(path) == len(server.files[url[len(server.base_url) :]])
+    assert server.requests.count(url[len(server.base_url) :]) == 3
 
 
 def test_404_fails_at_once_with_clear_error(server, tmp_path):
@@ -110,7 +110,7 @@ def test_404_fails_at_once_with_clear_error(server, tmp_path):
     with pytest.raises(DownloadError) as info:
         download_wet_file(url, str(tmp_path), retries=5, backoff=0.01)
     assert info.value.url == url and info.value.attempts == 1 and "404" in str(info.value)
-    assert server.requests.count(url[len(server.base_url):]) == 1  # no retry storm
+    assert server.requests.count(url[len(server.base_url) :]) == 1  # no retry storm
     assert not Path(download.cache_path(url, str(tmp_path))).exists()
     assert no_temp_files(tmp_path)
 
@@ -119,7 +119,7 @@ def test_corrupt_file_on_server_fails_after_retries_and_leaves_nothing(server, t
     # The server sends a complete response of a truncated gzip file: the length matches, the
     # gzip check does not. Each try fails; none of them may leave a file under the final name.
     url = wet_urls(server)[0]
-    key = url[len(server.base_url):]
+    key = url[len(server.base_url) :]
     server.files[key] = server.files[key][:-100]
     with pytest.raises(DownloadError, match="gzip"):
         download_wet_file(url, str(tmp_path), retries=2, backoff=0.01)

@@ -50,7 +50,9 @@ def test_shards_are_uncompressed_uint16_and_memory_map_without_copy(token_dir):
         assert table.schema.field("tokens").type == pa.list_(pa.field("item", pa.uint16(), nullable=False))
         values = table.column("tokens").chunk(0).values.to_numpy(zero_copy_only=True)
         assert values.dtype == np.uint16 and not values.flags.owndata
-        assert pa.total_allocated_bytes() == before  # compressed buffers would have to be decompressed into memory
+        assert (
+            pa.total_allocated_bytes() == before
+        )  # compressed buffers would have to be decompressed into memory
 
 
 def test_deterministic_across_worker_counts(text_shards, vocab_dir, token_dir, tmp_path):
@@ -94,7 +96,10 @@ def test_failure_leaves_no_partial_shard(text_shards, vocab_dir, tmp_path, monke
 def test_eos_separator_and_vocabulary_check(text_shards, vocab_dir, token_dir, tmp_path):
     manifest = encode_corpus(text_shards, vocab_dir, tmp_path / "eos", doc_separator="eos")
     assert manifest["doc_separator"] == "eos"
-    plain, with_eos = _rows(token_dir / "validation-00000-of-00001.arrow"), _rows(tmp_path / "eos" / "validation-00000-of-00001.arrow")
+    plain, with_eos = (
+        _rows(token_dir / "validation-00000-of-00001.arrow"),
+        _rows(tmp_path / "eos" / "validation-00000-of-00001.arrow"),
+    )
     assert with_eos == [row + [1] for row in plain]
     other = tmp_path / "other_vocab"
     train_vocab(text_shards, other, vocab_size=300, sample_bytes=200_000)
@@ -103,11 +108,27 @@ def test_eos_separator_and_vocabulary_check(text_shards, vocab_dir, token_dir, t
 
 
 def test_cli_encode(text_shards, vocab_dir, token_dir, tmp_path):
-    result = CliRunner().invoke(main, ["tokenize", "encode", "--input", str(text_shards), "--vocab", str(vocab_dir),
-                                       "--output", str(tmp_path), "--workers", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "tokenize",
+            "encode",
+            "--input",
+            str(text_shards),
+            "--vocab",
+            str(vocab_dir),
+            "--output",
+            str(tmp_path),
+            "--workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     totals = json.loads((token_dir / "manifest.json").read_text())["splits"]
-    assert f"train: 3 shards, {totals['train']['documents']} documents, {totals['train']['tokens']} tokens" in result.output
+    assert (
+        f"train: 3 shards, {totals['train']['documents']} documents, {totals['train']['tokens']} tokens"
+        in result.output
+    )
 
 
 def test_bad_shard_is_reported_and_the_others_are_kept(text_shards, vocab_dir, tmp_path):
@@ -122,11 +143,17 @@ def test_bad_shard_is_reported_and_the_others_are_kept(text_shards, vocab_dir, t
     manifest = read_manifest(out)
     assert not manifest["complete"]
     assert sorted(e["file"] for e in manifest["shards"]) == [
-        "train-00000-of-00003.arrow", "train-00002-of-00003.arrow", "validation-00000-of-00001.arrow"]
+        "train-00000-of-00003.arrow",
+        "train-00002-of-00003.arrow",
+        "validation-00000-of-00001.arrow",
+    ]
     no_text = tmp_path / "no_text"
     no_text.mkdir()
     table = pa.table({"url": ["u"]})
-    with pa.OSFile(str(no_text / "train-00000-of-00001.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+    with (
+        pa.OSFile(str(no_text / "train-00000-of-00001.arrow"), "wb") as sink,
+        pa.ipc.new_file(sink, table.schema) as w,
+    ):
         w.write_table(table)
     with pytest.raises(RuntimeError, match="no 'text' column"):
         encode_corpus(no_text, vocab_dir, tmp_path / "tok2")
@@ -146,8 +173,16 @@ def test_large_vocabularies_use_uint32():
     from c4clean.tokenize.encode import _record_batch, token_schema
     from c4clean.tokenize.vocab import VocabInfo
 
-    info = VocabInfo(sp_pieces=70000, extra_ids=100, vocab_size=70100, pad_id=0, eos_id=1, unk_id=2,
-                     byte_fallback=True, sha256="0" * 64)
+    info = VocabInfo(
+        sp_pieces=70000,
+        extra_ids=100,
+        vocab_size=70100,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        byte_fallback=True,
+        sha256="0" * 64,
+    )
     schema = token_schema(info)
     batch = _record_batch(schema, [2, 0, 1], [np.array([69999, 3], np.uint32), np.array([65536], np.uint32)])
     assert schema.field("tokens").type.value_type == pa.uint32()
@@ -160,11 +195,21 @@ def test_empty_shard_and_empty_documents(vocab_dir, tmp_path):
 
     text = tmp_path / "text"
     text.mkdir()
-    for name, texts in (("train-00000-of-00001.arrow", ["Some words here.", "", "More words."]),
-                        ("validation-00000-of-00001.arrow", [])):
+    for name, texts in (
+        ("train-00000-of-00001.arrow", ["Some words here.", "", "More words."]),
+        ("validation-00000-of-00001.arrow", []),
+    ):
         n = len(texts)
-        table = pa.table({"url": [f"u{i}" for i in range(n)], "text": texts, "timestamp": ["t"] * n,
-                          "content_length": ["0"] * n, "language": ["en"] * n}, schema=SCHEMA)
+        table = pa.table(
+            {
+                "url": [f"u{i}" for i in range(n)],
+                "text": texts,
+                "timestamp": ["t"] * n,
+                "content_length": ["0"] * n,
+                "language": ["en"] * n,
+            },
+            schema=SCHEMA,
+        )
         with pa.OSFile(str(text / name), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
             writer.write_table(table)
     manifest = encode_corpus(text, vocab_dir, tmp_path / "tok", workers=1)

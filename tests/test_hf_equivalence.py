@@ -69,12 +69,16 @@ def test_gradients_match(tmp_path):
     model(ids, labels=labels)["loss"].backward()
     hf(input_ids=ids, labels=labels).loss.backward()
     torch.testing.assert_close(model.lm_head.weight.grad, hf.lm_head.weight.grad, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(model.encoder.relative_attention_bias.weight.grad,
-                               hf.encoder.block[0].layer[0].SelfAttention.relative_attention_bias.weight.grad,
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        model.encoder.relative_attention_bias.weight.grad,
+        hf.encoder.block[0].layer[0].SelfAttention.relative_attention_bias.weight.grad,
+        atol=1e-5,
+        rtol=1e-4,
+    )
     q_ours = model.decoder.layers[1].cross_attn.q.weight.grad
-    torch.testing.assert_close(q_ours, hf.decoder.block[1].layer[1].EncDecAttention.q.weight.grad,
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        q_ours, hf.decoder.block[1].layer[1].EncDecAttention.q.weight.grad, atol=1e-5, rtol=1e-4
+    )
 
 
 def test_import_of_a_hugging_face_saved_checkpoint(tmp_path):
@@ -90,9 +94,12 @@ def test_import_of_a_hugging_face_saved_checkpoint(tmp_path):
     assert ours.num_parameters() == sum(p.numel() for p in hf.parameters())
     ids, labels, mask = _batch()
     with torch.no_grad():
-        torch.testing.assert_close(ours(ids, labels=labels, attention_mask=mask)["logits"],
-                                   hf(input_ids=ids, labels=labels, attention_mask=mask).logits,
-                                   atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(
+            ours(ids, labels=labels, attention_mask=mask)["logits"],
+            hf(input_ids=ids, labels=labels, attention_mask=mask).logits,
+            atol=1e-4,
+            rtol=1e-5,
+        )
 
 
 def test_import_rejects_tied_v1_0_layout_and_pickles(tmp_path):
@@ -121,7 +128,9 @@ def test_export_cli_round_trip(tmp_path):
     result = runner.invoke(main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "hf")])
     assert result.exit_code == 0, result.output
     hf = _load_hf(tmp_path / "hf")
-    result = runner.invoke(main, ["export", "--from-hf", str(tmp_path / "hf"), "--out", str(tmp_path / "back")])
+    result = runner.invoke(
+        main, ["export", "--from-hf", str(tmp_path / "hf"), "--out", str(tmp_path / "back")]
+    )
     assert result.exit_code == 0, result.output
     back = load_model_dir(tmp_path / "back").eval()
     ids, labels, _ = _batch()
@@ -129,5 +138,7 @@ def test_export_cli_round_trip(tmp_path):
         ref = hf(input_ids=ids, labels=labels).logits
         torch.testing.assert_close(model(ids, labels=labels)["logits"], ref, atol=1e-4, rtol=1e-5)
         torch.testing.assert_close(back(ids, labels=labels)["logits"], ref, atol=1e-4, rtol=1e-5)
-    missing = runner.invoke(main, ["export", str(tmp_path / "hf_missing_parent"), "--out", str(tmp_path / "x")])
+    missing = runner.invoke(
+        main, ["export", str(tmp_path / "hf_missing_parent"), "--out", str(tmp_path / "x")]
+    )
     assert missing.exit_code != 0

@@ -7,30 +7,46 @@ import collections
 
 import pytest
 from langdetect.lang_detect_exception import LangDetectException
+from tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 from c4clean.cleaning import langid, reasons
 from c4clean.cleaning.page import Page
-from tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
-ENGLISH = ("All human beings are born free and equal in dignity and rights. They are endowed with "
-           "reason and conscience and should act towards one another in a spirit of brotherhood.")
-GERMAN = ("Alle Menschen sind frei und gleich an Würde und Rechten geboren. Sie sind mit Vernunft "
-          "und Gewissen begabt und sollen einander im Geist der Brüderlichkeit begegnen.")
-FRENCH = ("Tous les êtres humains naissent libres et égaux en dignité et en droits. Ils sont doués "
-          "de raison et de conscience et doivent agir les uns envers les autres dans un esprit de "
-          "fraternité.")
-RUSSIAN = ("Все люди рождаются свободными и равными в своем достоинстве и правах. Они наделены "
-           "разумом и совестью и должны поступать в отношении друг друга в духе братства.")
+ENGLISH = (
+    "All human beings are born free and equal in dignity and rights. They are endowed with "
+    "reason and conscience and should act towards one another in a spirit of brotherhood."
+)
+GERMAN = (
+    "Alle Menschen sind frei und gleich an Würde und Rechten geboren. Sie sind mit Vernunft "
+    "und Gewissen begabt und sollen einander im Geist der Brüderlichkeit begegnen."
+)
+FRENCH = (
+    "Tous les êtres humains naissent libres et égaux en dignité et en droits. Ils sont doués "
+    "de raison et de conscience et doivent agir les uns envers les autres dans un esprit de "
+    "fraternité."
+)
+RUSSIAN = (
+    "Все люди рождаются свободными и равными в своем достоинстве и правах. Они наделены "
+    "разумом и совестью и должны поступать в отношении друг друга в духе братства."
+)
 CHINESE = "人人生而自由，在尊严和权利上一律平等。他们赋有理性和良心，并应以兄弟关系的精神相对待。"
-JAPANESE = ("すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等である。"
-            "人間は、理性と良心とを授けられており、互いに同胞の精神をもって行動しなければならない。")
+JAPANESE = (
+    "すべての人間は、生まれながらにして自由であり、かつ、尊厳と権利とについて平等である。"
+    "人間は、理性と良心とを授けられており、互いに同胞の精神をもって行動しなければならない。"
+)
 VIETNAMESE_COMBINING = "Tie\u0302\u0301ng Vie\u0323\u0302t co\u0301 da\u0302\u0301u"  # decomposed marks
 
 # Texts that take every branch of langdetect's preparation: URLs, e-mails, runs of spaces,
 # capitalised words, mostly non-Latin text with Latin in it, decomposed Vietnamese, the 10,000
 # character cut (English first, German after it, and the reverse), and texts with no features.
 EDGE_TEXTS = [
-    ENGLISH, GERMAN, FRENCH, RUSSIAN, CHINESE, JAPANESE, VIETNAMESE_COMBINING,
+    ENGLISH,
+    GERMAN,
+    FRENCH,
+    RUSSIAN,
+    CHINESE,
+    JAPANESE,
+    VIETNAMESE_COMBINING,
     f"see https://example.com/path?q=1&x=~y and mail me at john.doe@example.org {ENGLISH}",
     "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG. NASA and the USA AND UK.",
     "spaces     between      words   and\ttabs\n\nand newlines  " + ENGLISH,
@@ -39,8 +55,15 @@ EDGE_TEXTS = [
     (ENGLISH + " ") * 60 + (GERMAN + " ") * 60,
     (GERMAN + " ") * 60 + (ENGLISH + " ") * 60,
     "http://example.com/" + "a" * 3000 + " " + ENGLISH,
-    ENGLISH[:40], "ok", "a", "I",
-    "", "12345 67890", "!!! ??? ...", "https://only.a/url", "x@y.zz",
+    ENGLISH[:40],
+    "ok",
+    "a",
+    "I",
+    "",
+    "12345 67890",
+    "!!! ??? ...",
+    "https://only.a/url",
+    "x@y.zz",
     "\ud800 lone surrogate \udfff " + RUSSIAN,
 ]
 
@@ -93,8 +116,9 @@ def test_detect_langs_many_is_identical_to_langdetect(all_texts, langdetect_outc
 
 def test_detect_english_matches_tfds(reference_pages):
     c4_utils = load_c4_utils()
-    pages = reference_pages + [Page(url=f"edge/{i}", text=t, normalized_url=f"edge/{i}")
-                               for i, t in enumerate(EDGE_TEXTS)]
+    pages = reference_pages + [
+        Page(url=f"edge/{i}", text=t, normalized_url=f"edge/{i}") for i, t in enumerate(EDGE_TEXTS)
+    ]
     with counters(c4_utils) as expected:
         expected_pages = [list(c4_utils.detect_english(tfds_page(c4_utils, p))) for p in pages]
     got = collections.Counter()
@@ -123,7 +147,9 @@ def test_detect_english_reasons():
     assert langid.detect_english(Page(url="u", text="12345"))[1] == reasons.LANGDETECT_EXCEPTION
     # English is found, but a probability can never reach 1.01.
     assert langid.detect_english(Page(url="u", text=ENGLISH), min_probability=1.01) == (
-        None, reasons.LOW_CONFIDENCE)
+        None,
+        reasons.LOW_CONFIDENCE,
+    )
 
 
 def test_no_predictions_when_langdetect_returns_none(monkeypatch):
@@ -147,8 +173,7 @@ def test_only_the_first_10000_prepared_characters_count():
     # langdetect's max_text_length: German after 10,000 characters of English changes nothing.
     english = (ENGLISH + " ") * 60
     assert len(english) > 10000
-    assert _outcome(langid.detect_langs, english + GERMAN * 50) == _outcome(
-        langid.detect_langs, english)
+    assert _outcome(langid.detect_langs, english + GERMAN * 50) == _outcome(langid.detect_langs, english)
     # URLs are removed before the cut and space runs collapsed, so 24,000 characters of URLs up
     # front do not push the English out.
     assert langid.prepare_text("https://x.org/a " * 1500 + ENGLISH).strip() == ENGLISH
@@ -163,6 +188,6 @@ def test_sums_follow_pythons_sum_on_any_version(monkeypatch, all_texts, langdete
     # here must still give langdetect's results on 3.11 (where both sums agree bit for bit).
     monkeypatch.setattr(langid, "_SUM_IS_SEQUENTIAL", False)
     texts = all_texts[:40] + EDGE_TEXTS
-    expected = langdetect_outcomes[:40] + langdetect_outcomes[-len(EDGE_TEXTS):]
+    expected = langdetect_outcomes[:40] + langdetect_outcomes[-len(EDGE_TEXTS) :]
     assert [_outcome(langid.detect_langs, t) for t in texts] == expected
     assert [_as_outcome(r) for r in langid.detect_langs_many(texts)] == expected

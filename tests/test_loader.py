@@ -28,7 +28,7 @@ def test_corpus_is_memory_mapped_and_reads_the_concatenated_stream(token_dir):
     stream = _stream(token_dir)
     assert corpus.num_tokens == len(stream)
     for start in np.random.default_rng(0).integers(0, len(stream) - 568, 200):
-        assert np.array_equal(corpus.read(int(start), 568), stream[start:start + 568])
+        assert np.array_equal(corpus.read(int(start), 568), stream[start : start + 568])
 
 
 def test_window_across_a_shard_boundary(token_dir):
@@ -38,25 +38,29 @@ def test_window_across_a_shard_boundary(token_dir):
     boundary = first_shard["tokens"]
     window = corpus.read(boundary - 100, 568)
     stream = _stream(token_dir)
-    assert np.array_equal(window, stream[boundary - 100:boundary + 468])
+    assert np.array_equal(window, stream[boundary - 100 : boundary + 468])
     ds = T5SpanCorruptionDataset(token_dir, **{**KW, "input_length": 512}, shuffle=False)
     crossing = (boundary - 100) // ds.raw_length
     assert crossing * ds.raw_length < boundary < (crossing + 1) * ds.raw_length
-    assert np.array_equal(ds.read_window(crossing), stream[crossing * 568:(crossing + 1) * 568])
+    assert np.array_equal(ds.read_window(crossing), stream[crossing * 568 : (crossing + 1) * 568])
 
 
-def test_separator_mode_matches_a_stream_with_eos_after_each_document(token_dir, text_shards, vocab_dir, tmp_path):
+def test_separator_mode_matches_a_stream_with_eos_after_each_document(
+    token_dir, text_shards, vocab_dir, tmp_path
+):
     ds = T5SpanCorruptionDataset(token_dir, **KW, doc_separator="eos", shuffle=False)
     stream = _stream(token_dir, eos=True)
     assert ds.stream_tokens == len(stream)
     for w in range(ds.num_windows):
-        assert np.array_equal(ds.read_window(w), stream[w * 141:(w + 1) * 141])
+        assert np.array_equal(ds.read_window(w), stream[w * 141 : (w + 1) * 141])
     # the same as encoding with --doc-separator eos
     encode_corpus(text_shards, vocab_dir, tmp_path, doc_separator="eos")
     encoded = T5SpanCorruptionDataset(tmp_path, **KW)
     assert encoded.doc_separator == "eos"
-    assert all(np.array_equal(encoded.make_batch(1, 2)[k], ds_b) for k, ds_b in
-               T5SpanCorruptionDataset(token_dir, **KW, doc_separator="eos").make_batch(1, 2).items())
+    assert all(
+        np.array_equal(encoded.make_batch(1, 2)[k], ds_b)
+        for k, ds_b in T5SpanCorruptionDataset(token_dir, **KW, doc_separator="eos").make_batch(1, 2).items()
+    )
     with pytest.raises(ValueError, match="already end every document"):
         T5SpanCorruptionDataset(tmp_path, **KW, doc_separator="eos")
 
@@ -65,7 +69,9 @@ def test_feistel_permutation_is_a_bijection():
     for n in (1, 2, 7, 1000, 4097):
         p = feistel_permute(np.arange(n), n, key=9)
         assert sorted(p.tolist()) == list(range(n))
-    assert not np.array_equal(feistel_permute(np.arange(1000), 1000, 1), feistel_permute(np.arange(1000), 1000, 2))
+    assert not np.array_equal(
+        feistel_permute(np.arange(1000), 1000, 1), feistel_permute(np.arange(1000), 1000, 2)
+    )
 
 
 def test_epoch_shuffle_covers_each_window_once(token_dir):
@@ -78,7 +84,10 @@ def test_epoch_shuffle_covers_each_window_once(token_dir):
     assert not np.array_equal(order0, order1)
     batch = ds.make_batch(0, 0)
     assert {k: tuple(v.shape) for k, v in batch.items()} == {
-        "input_ids": (8, 128), "labels": (8, 29), "decoder_input_ids": (8, 29)}
+        "input_ids": (8, 128),
+        "labels": (8, 29),
+        "decoder_input_ids": (8, 29),
+    }
     assert all(v.dtype.is_floating_point is False and str(v.dtype) == "torch.int64" for v in batch.values())
     assert int(batch["input_ids"].max()) == info.first_sentinel_id
 
@@ -96,7 +105,9 @@ def test_determinism_and_single_sample_regeneration(token_dir):
 
 def test_rank_splitting(token_dir):
     single = T5SpanCorruptionDataset(token_dir, **{**KW, "batch_size": 8})
-    ranks = [T5SpanCorruptionDataset(token_dir, **{**KW, "batch_size": 4}, rank=r, world_size=2) for r in range(2)]
+    ranks = [
+        T5SpanCorruptionDataset(token_dir, **{**KW, "batch_size": 4}, rank=r, world_size=2) for r in range(2)
+    ]
     assert ranks[0].batches_per_epoch == single.batches_per_epoch
     seen = []
     for step in range(single.batches_per_epoch):
@@ -121,7 +132,9 @@ def _equal(xs, ys):
 
 
 def test_workers_and_exact_resume(token_dir):
-    reference = _take(T5SpanCorruptionDataset(token_dir, **KW, max_tokens=141 * 8 * 4), 10)  # 4 batches per epoch
+    reference = _take(
+        T5SpanCorruptionDataset(token_dir, **KW, max_tokens=141 * 8 * 4), 10
+    )  # 4 batches per epoch
     loader = make_loader(token_dir, num_workers=2, **KW, max_tokens=141 * 8 * 4)
     assert len(loader) == 4
     first = _take(loader, 6)

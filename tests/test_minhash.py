@@ -63,8 +63,10 @@ def test_bulk_signatures_equal_single_signatures():
 
 def test_signature_is_the_same_in_another_process_with_another_hash_seed():
     text = "Near duplicate detection must not depend on PYTHONHASHSEED at all, ever."
-    code = ("from c4clean.cleaning import minhash;"
-            f"print(minhash.signature_to_bytes(minhash.MinHasher(num_perm=16).signature({text!r})).hex())")
+    code = (
+        "from c4clean.cleaning import minhash;"
+        f"print(minhash.signature_to_bytes(minhash.MinHasher(num_perm=16).signature({text!r})).hex())"
+    )
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     here = minhash.signature_to_bytes(minhash.MinHasher(num_perm=16).signature(text)).hex()
@@ -104,7 +106,7 @@ def test_band_keys_shared_exactly_when_band_values_agree():
     b, r = minhash.optimal_bands(0.8, 128)
     sig = hasher.signature(" ".join(_words(100)))
     other = sig.copy()
-    other[r:2 * r] += 1  # change band 1 only
+    other[r : 2 * r] += 1  # change band 1 only
     k1, k2 = minhash.band_keys(sig, b, r), minhash.band_keys(other, b, r)
     assert len(k1) == b and len(set(k1)) == b
     assert [x == y for x, y in zip(k1, k2)] == [i != 1 for i in range(b)]
@@ -117,6 +119,7 @@ def test_band_keys_shared_exactly_when_band_values_agree():
 
 def test_page_id_orders_by_url_md5_and_separates_texts():
     import hashlib
+
     a, b = minhash.page_id("http://a/", "x"), minhash.page_id("http://b/", "x")
     md5 = lambda u: hashlib.md5(u.encode()).hexdigest()  # noqa: E731
     assert (a < b) == (md5("http://a/") < md5("http://b/"))

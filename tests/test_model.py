@@ -6,8 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from c4clean.train.model import (PRESETS, T5, RMSNorm, count_parameters, preset, relative_position_bucket,
-                                 train_flops_per_example)
+from c4clean.train.model import (
+    PRESETS,
+    T5,
+    RMSNorm,
+    count_parameters,
+    preset,
+    relative_position_bucket,
+    train_flops_per_example,
+)
 
 # Published / reference counts (t5-trainer.md §2.2, vocabulary 32,128 rows; v1.1-base also equals
 # nanoT5's "# N-params: 247577856").
@@ -34,18 +41,32 @@ def test_flops_per_example_matches_reference_estimate():
     assert train_flops_per_example(preset("t5-v1_1-small"), 512, 114) / 1e9 == pytest.approx(106.3, abs=0.1)
 
 
-@pytest.mark.parametrize("rp,bidirectional,expected", [
-    # bidirectional: 16 buckets per sign, 8 exact, log-spaced up to 128; later keys get +16
-    (0, True, 0), (-1, True, 1), (1, True, 17), (-7, True, 7), (-8, True, 8),
-    (-16, True, 10),   # 8 + log(16/8)/log(128/8) * 8 = 10
-    (-128, True, 15), (-1000, True, 15), (1000, True, 31),
-    # causal: 32 buckets for earlier keys, 16 exact; later keys all share bucket 0
-    (5, False, 0), (-15, False, 15), (-16, False, 16),
-    (-32, False, 21),  # 16 + log(2)/log(8) * 16 = 21.33
-    (-127, False, 31), (-5000, False, 31),
-])
+@pytest.mark.parametrize(
+    "rp,bidirectional,expected",
+    [
+        # bidirectional: 16 buckets per sign, 8 exact, log-spaced up to 128; later keys get +16
+        (0, True, 0),
+        (-1, True, 1),
+        (1, True, 17),
+        (-7, True, 7),
+        (-8, True, 8),
+        (-16, True, 10),  # 8 + log(16/8)/log(128/8) * 8 = 10
+        (-128, True, 15),
+        (-1000, True, 15),
+        (1000, True, 31),
+        # causal: 32 buckets for earlier keys, 16 exact; later keys all share bucket 0
+        (5, False, 0),
+        (-15, False, 15),
+        (-16, False, 16),
+        (-32, False, 21),  # 16 + log(2)/log(8) * 16 = 21.33
+        (-127, False, 31),
+        (-5000, False, 31),
+    ],
+)
 def test_relative_position_bucket(rp, bidirectional, expected):
-    got = relative_position_bucket(torch.tensor([rp]), bidirectional=bidirectional, num_buckets=32, max_distance=128)
+    got = relative_position_bucket(
+        torch.tensor([rp]), bidirectional=bidirectional, num_buckets=32, max_distance=128
+    )
     assert got.item() == expected
 
 
@@ -86,10 +107,16 @@ def test_init_follows_mesh_tf():
     c, inner = model.cfg, model.cfg.inner_dim
     layer = model.encoder.layers[0]
     qkv = layer.attn.qkv.weight
-    expected = [(qkv[:inner], (c.d_model * c.d_kv) ** -0.5), (qkv[inner:], c.d_model ** -0.5),
-                (layer.attn.o.weight, inner ** -0.5), (layer.ffn.wi.weight, c.d_model ** -0.5),
-                (layer.ffn.wo.weight, c.d_ff ** -0.5), (model.shared.weight, 1.0), (model.lm_head.weight, 1.0),
-                (model.decoder.layers[0].cross_attn.q.weight, (c.d_model * c.d_kv) ** -0.5)]
+    expected = [
+        (qkv[:inner], (c.d_model * c.d_kv) ** -0.5),
+        (qkv[inner:], c.d_model**-0.5),
+        (layer.attn.o.weight, inner**-0.5),
+        (layer.ffn.wi.weight, c.d_model**-0.5),
+        (layer.ffn.wo.weight, c.d_ff**-0.5),
+        (model.shared.weight, 1.0),
+        (model.lm_head.weight, 1.0),
+        (model.decoder.layers[0].cross_attn.q.weight, (c.d_model * c.d_kv) ** -0.5),
+    ]
     for w, std in expected:
         assert w.std().item() == pytest.approx(std, rel=0.03)
 

@@ -15,19 +15,24 @@ from c4clean.pipelines.near_dedup import RemoveNearDuplicates
 def run_near_dedup(pages, tmp_path: Path, workers: int = 1, **kwargs):
     """Runs the transform on the offline Python runner; returns (kept urls sorted, counters)."""
     mode = "multi_processing" if workers > 1 else "in_memory"
-    options = PipelineOptions(["--runner=FnApiRunner", f"--direct_num_workers={workers}",
-                               f"--direct_running_mode={mode}"])
+    options = PipelineOptions(
+        ["--runner=FnApiRunner", f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
+    )
     prefix = tmp_path / f"kept-{workers}-{random.random()}"
     with beam.Pipeline(options=options) as p:
-        _ = (p
-             | beam.Create(list(pages), reshuffle=False)
-             | RemoveNearDuplicates(**kwargs)
-             | beam.Map(lambda page: page.url)
-             | beam.io.WriteToText(str(prefix)))
+        _ = (
+            p
+            | beam.Create(list(pages), reshuffle=False)
+            | RemoveNearDuplicates(**kwargs)
+            | beam.Map(lambda page: page.url)
+            | beam.io.WriteToText(str(prefix))
+        )
     result = p.result
     urls = sorted(line for f in tmp_path.glob(prefix.name + "*") for line in f.read_text().splitlines())
-    counters = {r.key.metric.name: r.committed
-                for r in result.metrics().query(MetricsFilter().with_namespace(reasons.NS_NEAR_DEDUP))["counters"]}
+    counters = {
+        r.key.metric.name: r.committed
+        for r in result.metrics().query(MetricsFilter().with_namespace(reasons.NS_NEAR_DEDUP))["counters"]
+    }
     return urls, counters
 
 
@@ -68,6 +73,7 @@ def corpus():
 def expected_survivors(pages, clusters):
     """Independent statement of the keep rule: per cluster, the page whose md5(url) is smallest."""
     import hashlib
+
     md5 = lambda u: hashlib.md5(u.encode()).hexdigest()  # noqa: E731
     dropped = set()
     for cluster in clusters:
@@ -96,7 +102,7 @@ WINDOW_ARGS = dict(threshold=WINDOW_THRESHOLD, num_perm=256, false_negative_weig
 
 def windows(seed: int, count: int) -> list[str]:
     stream = random_words(random.Random(seed), WINDOW + (count - 1) * SHIFT)
-    texts = [" ".join(stream[SHIFT * i:SHIFT * i + WINDOW]) for i in range(count)]
+    texts = [" ".join(stream[SHIFT * i : SHIFT * i + WINDOW]) for i in range(count)]
     assert min(true_jaccard(x, y) for x, y in zip(texts, texts[1:])) > 0.58
     assert max(true_jaccard(x, y) for x, y in zip(texts, texts[2:])) < 0.34
     return texts
@@ -105,10 +111,19 @@ def windows(seed: int, count: int) -> list[str]:
 def test_clusters_are_transitive(tmp_path):
     a, b, c = windows(7, 3)  # A~B and B~C are above the threshold, A~C is far below
     loner = " ".join(random_words(random.Random(8), 300))
-    pages = [Page(url=u, text=t) for u, t in
-             [("http://a.example/", a), ("http://b.example/", b), ("http://c.example/", c), ("http://d.example/", loner)]]
+    pages = [
+        Page(url=u, text=t)
+        for u, t in [
+            ("http://a.example/", a),
+            ("http://b.example/", b),
+            ("http://c.example/", c),
+            ("http://d.example/", loner),
+        ]
+    ]
     kept, counters = run_near_dedup(pages, tmp_path, **WINDOW_ARGS)
-    assert kept == expected_survivors(pages, [{"http://a.example/", "http://b.example/", "http://c.example/"}])
+    assert kept == expected_survivors(
+        pages, [{"http://a.example/", "http://b.example/", "http://c.example/"}]
+    )
     assert counters[reasons.NEAR_DUPLICATE] == 2
     assert counters[reasons.NEAR_DEDUP_CLUSTERS] == 1
 
@@ -117,7 +132,7 @@ def test_long_chain_converges_and_keeps_one(tmp_path):
     # A path of 12 near-duplicates, in an order where ids do not follow the chain: needs several
     # hash-to-min rounds; every page but one must go.
     stream = random_words(random.Random(9), 300 + 11 * 5)
-    texts = [" ".join(stream[5 * i:5 * i + 300]) for i in range(12)]
+    texts = [" ".join(stream[5 * i : 5 * i + 300]) for i in range(12)]
     assert min(true_jaccard(x, y) for x, y in zip(texts, texts[1:])) > 0.95  # LSH finds each link
     assert true_jaccard(texts[0], texts[-1]) < 0.8
     pages = [Page(url=f"http://chain{i}.example/", text=t) for i, t in enumerate(texts)]
@@ -125,7 +140,6 @@ def test_long_chain_converges_and_keeps_one(tmp_path):
     assert len(kept) == 1
     assert kept == expected_survivors(pages, [{p.url for p in pages}])
     assert counters.get(reasons.NEAR_DEDUP_UNCONVERGED, 0) == 0
-
 
 
 def test_unconverged_rounds_are_counted_and_only_under_remove(tmp_path):
@@ -143,8 +157,12 @@ def test_unconverged_rounds_are_counted_and_only_under_remove(tmp_path):
 
 
 def test_unverified_mode_and_empty_pages(tmp_path):
-    pages = [Page(url="http://empty1/", text=""), Page(url="http://empty2/", text="   "),
-             Page(url="http://x/", text="the same short text"), Page(url="http://y/", text="The same  short TEXT")]
+    pages = [
+        Page(url="http://empty1/", text=""),
+        Page(url="http://empty2/", text="   "),
+        Page(url="http://x/", text="the same short text"),
+        Page(url="http://y/", text="The same  short TEXT"),
+    ]
     kept, counters = run_near_dedup(pages, tmp_path, verify=False)
     # Empty pages have no shingles and are never near-duplicates of each other.
     assert kept == expected_survivors(pages, [{"http://x/", "http://y/"}])
@@ -170,7 +188,9 @@ def ground_truth_duplicate_groups(manifest) -> dict[str, int]:
             u = parent[u]
         return u
 
-    pairs = [(x["url"], x["of"]) for key in ("near_dups", "exact_dups", "url_near_misses") for x in manifest[key]]
+    pairs = [
+        (x["url"], x["of"]) for key in ("near_dups", "exact_dups", "url_near_misses") for x in manifest[key]
+    ]
     for group in manifest["url_dup_groups"].values():
         pairs += [(group[0]["url"], member["url"]) for member in group[1:]]
     for a, b in pairs:
@@ -204,8 +224,11 @@ def test_sample_wet_planted_near_duplicates(sample_wet, tmp_path):
         assert url in groups and groups[url] in kept_groups, url
     # Recall where it is expected: planted near-duplicates whose cleaned texts are clearly above
     # the threshold (true 5-gram Jaccard >= 0.9) are all found.
-    clear = [(x["url"], x["of"]) for x in manifest["near_dups"]
-             if x["url"] in text and x["of"] in text and true_jaccard(text[x["url"]], text[x["of"]]) >= 0.9]
+    clear = [
+        (x["url"], x["of"])
+        for x in manifest["near_dups"]
+        if x["url"] in text and x["of"] in text and true_jaccard(text[x["url"]], text[x["of"]]) >= 0.9
+    ]
     assert clear
     for a, b in clear:
         assert a in dropped or b in dropped, (a, b)

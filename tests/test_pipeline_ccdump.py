@@ -40,15 +40,22 @@ def server(sample_wet, tmp_path_factory):
 
 def test_cc_dump_downloads_cleans_and_names_the_missing_file(server, sample_wet, tmp_path):
     cache = tmp_path / "cache"
-    options = RunOptions(output=str(tmp_path / "out"), cc_dump=DUMP, cc_base_url=server,
-                         cache_dir=str(cache), near_dedup=False, workers=1)
+    options = RunOptions(
+        output=str(tmp_path / "out"),
+        cc_dump=DUMP,
+        cc_base_url=server,
+        cache_dir=str(cache),
+        near_dedup=False,
+        workers=1,
+    )
     outcome = pipeline.run(options, echo=lambda _: None)
     assert outcome.exit_code == 0
     cached = sorted(p.name for p in cache.rglob("*.wet.gz"))
     assert cached == sorted(p.name for p in sample_wet.glob("*.wet.gz"))
     manifest = outcome.manifest
     assert [i["file"].rsplit("/", 1)[1] for i in manifest["inputs"]] == sorted(
-        [p.name for p in sample_wet.glob("*.wet.gz")] + ["missing.warc.wet.gz"])
+        [p.name for p in sample_wet.glob("*.wet.gz")] + ["missing.warc.wet.gz"]
+    )
     assert manifest["splits"]["train"]["pages"] > 100
     missing = f"{server}/crawl-data/CC-MAIN-{DUMP}/segments/1/wet/missing.warc.wet.gz"
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
@@ -57,9 +64,15 @@ def test_cc_dump_downloads_cleans_and_names_the_missing_file(server, sample_wet,
 
 
 def test_max_files_limits_the_dump(server, tmp_path):
-    options = RunOptions(output=str(tmp_path / "out"), cc_dump=DUMP, cc_base_url=server,
-                         max_files=1, cache_dir=str(tmp_path / "cache"), near_dedup=False,
-                         workers=1)
+    options = RunOptions(
+        output=str(tmp_path / "out"),
+        cc_dump=DUMP,
+        cc_base_url=server,
+        max_files=1,
+        cache_dir=str(tmp_path / "cache"),
+        near_dedup=False,
+        workers=1,
+    )
     planned, cache = pipeline.plan_inputs(options)
     assert len(planned) == 1 and cache == str(tmp_path / "cache")
     assert planned[0][0].startswith(server) and planned[0][0].endswith(".wet.gz")

@@ -19,8 +19,17 @@ NUM_SHARDS = 4
 
 
 def _run(sample_wet: Path, out: Path, workers: int):
-    args = ["run", "--input", str(sample_wet), "--output", str(out), "--workers", str(workers),
-            "--num-shards", str(NUM_SHARDS)]
+    args = [
+        "run",
+        "--input",
+        str(sample_wet),
+        "--output",
+        str(out),
+        "--workers",
+        str(workers),
+        "--num-shards",
+        str(NUM_SHARDS),
+    ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
@@ -51,7 +60,8 @@ def test_shard_set_names_and_manifest(runs, sample_wet):
     assert manifest["options"]["near_dedup"] is True and manifest["options"]["near_dedup_position"]
     assert {"c4clean", "apache-beam", "pyarrow"} <= set(manifest["versions"])
     assert [Path(i["file"]).name for i in manifest["inputs"]] == sorted(
-        p.name for p in sample_wet.glob("*.wet.gz"))
+        p.name for p in sample_wet.glob("*.wet.gz")
+    )
     for entry in manifest["inputs"]:
         assert entry["size"] == Path(entry["file"]).stat().st_size
     by_split = {}
@@ -112,13 +122,29 @@ def test_byte_identical_with_one_and_two_workers(runs):
 def test_stats_cover_every_stage_and_the_summary_chains(runs):
     out, _, output = runs
     stats = json.loads((out / "stats.json").read_text())
-    for namespace in ("split-wet-file", "too-long-filter", "duplicate-url-filter", "clean-page",
-                      "dedupe-lines", "english-filter", "badwords-filter", "split"):
+    for namespace in (
+        "split-wet-file",
+        "too-long-filter",
+        "duplicate-url-filter",
+        "clean-page",
+        "dedupe-lines",
+        "english-filter",
+        "badwords-filter",
+        "split",
+    ):
         assert stats["counters"].get(namespace), namespace
     stages = stats["stages"]
-    assert [s["stage"] for s in stages] == ["read", "length filter", "url dedup", "clean_page",
-                                            "near dedup", "line dedup", "language id",
-                                            "bad words", "split"]
+    assert [s["stage"] for s in stages] == [
+        "read",
+        "length filter",
+        "url dedup",
+        "clean_page",
+        "near dedup",
+        "line dedup",
+        "language id",
+        "bad words",
+        "split",
+    ]
     for before, after in zip(stages, stages[1:]):
         assert after["pages_in"] == before["pages_out"], (before, after)
         assert after["pages_out"] <= after["pages_in"]

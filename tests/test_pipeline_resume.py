@@ -44,10 +44,22 @@ def test_resume_after_kill_skips_finished_files_and_gives_identical_shards(input
 
     out = tmp_path / "resumed"
     work = out / ".work" / "files"
-    command = [sys.executable, "-m", "c4clean.cli", "run", "--input", str(inputs), "--output",
-               str(out), "--workers", "1", "--no-near-dedup"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "c4clean.cli",
+        "run",
+        "--input",
+        str(inputs),
+        "--output",
+        str(out),
+        "--workers",
+        "1",
+        "--no-near-dedup",
+    ]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(work.glob("*.json")) and time.monotonic() < deadline and proc.poll() is None:
@@ -95,8 +107,20 @@ def bad_inputs(shared_data, sample_wet, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def strict_run(bad_inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("bad-out") / "strict"
-    result = CliRunner().invoke(main, ["run", "--input", str(bad_inputs), "--output", str(out),
-                                       "--workers", "1", "--no-near-dedup", "--strict"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--input",
+            str(bad_inputs),
+            "--output",
+            str(out),
+            "--workers",
+            "1",
+            "--no-near-dedup",
+            "--strict",
+        ],
+    )
     return result, out
 
 

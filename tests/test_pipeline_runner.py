@@ -6,16 +6,26 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from apache_beam.options.pipeline_options import (DirectOptions, GoogleCloudOptions, SetupOptions,
-                                                  StandardOptions, WorkerOptions)
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    GoogleCloudOptions,
+    SetupOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 
 from c4clean.pipelines import runner
 from c4clean.pipelines.cli import run as run_command
 from c4clean.pipelines.options import RunOptions
 
-DATAFLOW_ARGS = ("--project=my-project", "--region=europe-west4",
-                 "--temp_location=gs://my-bucket/tmp", "--num_workers=20", "--max_num_workers=100",
-                 "--machine_type=n2-standard-4")
+DATAFLOW_ARGS = (
+    "--project=my-project",
+    "--region=europe-west4",
+    "--temp_location=gs://my-bucket/tmp",
+    "--num_workers=20",
+    "--max_num_workers=100",
+    "--machine_type=n2-standard-4",
+)
 
 
 def test_local_runs_use_the_offline_python_runner_in_multiprocessing_mode():
@@ -36,10 +46,12 @@ def test_dataflow_options_are_passed_through_and_the_package_is_staged():
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
     gcp = options.view_as(GoogleCloudOptions)
     assert (gcp.project, gcp.region, gcp.temp_location) == (
-        "my-project", "europe-west4", "gs://my-bucket/tmp")
+        "my-project",
+        "europe-west4",
+        "gs://my-bucket/tmp",
+    )
     workers = options.view_as(WorkerOptions)
-    assert (workers.num_workers, workers.max_num_workers, workers.machine_type) == (
-        20, 100, "n2-standard-4")
+    assert (workers.num_workers, workers.max_num_workers, workers.machine_type) == (20, 100, "n2-standard-4")
     setup_file = options.view_as(SetupOptions).setup_file
     assert setup_file is not None and setup_file.endswith("pyproject.toml")
     assert "direct_num_workers" not in " ".join(runner.beam_flags("dataflow", 8, DATAFLOW_ARGS))
@@ -53,21 +65,39 @@ def test_a_users_own_staging_replaces_the_default_one():
 
 
 def test_cli_passes_everything_after_double_dash_to_beam():
-    ctx = run_command.make_context("run", ["--input", "wet/", "--output", "out/", "--runner",
-                                           "dataflow", "--workers", "3", "--", *DATAFLOW_ARGS])
+    ctx = run_command.make_context(
+        "run",
+        [
+            "--input",
+            "wet/",
+            "--output",
+            "out/",
+            "--runner",
+            "dataflow",
+            "--workers",
+            "3",
+            "--",
+            *DATAFLOW_ARGS,
+        ],
+    )
     assert ctx.params["beam_args"] == DATAFLOW_ARGS
     assert ctx.params["runner"] == "dataflow" and ctx.params["workers"] == 3
 
 
-@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("apitools", "build", "wheel"))
-                    or importlib.util.find_spec("google.cloud") is None,
-                    reason="apache-beam[gcp] is not installed (optional extra: pip install 'c4clean[gcp]')")
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("apitools", "build", "wheel"))
+    or importlib.util.find_spec("google.cloud") is None,
+    reason="apache-beam[gcp] is not installed (optional extra: pip install 'c4clean[gcp]')",
+)
 def test_dataflow_dry_run_builds_the_job_offline(sample_wet, tmp_path):
     from c4clean.pipelines import pipeline
 
-    options = RunOptions(output=str(tmp_path / "out"), inputs=(str(sample_wet),), runner="dataflow",
-                         beam_args=DATAFLOW_ARGS + ("--dry_run=True",
-                                                    f"--setup_file={runner.source_tree_project_file()}"))
+    options = RunOptions(
+        output=str(tmp_path / "out"),
+        inputs=(str(sample_wet),),
+        runner="dataflow",
+        beam_args=DATAFLOW_ARGS + ("--dry_run=True", f"--setup_file={runner.source_tree_project_file()}"),
+    )
     planned, cache = pipeline.plan_inputs(options)
     # Validates the options and builds (and stages, as an sdist) the job without submitting it.
     result = pipeline.build_pipeline(options, planned, cache).run()
@@ -98,14 +128,23 @@ def test_worker_progress_lines_are_shown_plain_and_beam_chatter_dropped():
 
     def record(level, entry):
         # what Beam's local_job_service logs for a worker's log entry
-        return logging.LogRecord("apache_beam.runners.portability.local_job_service", level, "x", 1,
-                                 "Worker: %s", (entry,), None)
+        return logging.LogRecord(
+            "apache_beam.runners.portability.local_job_service", level, "x", 1, "Worker: %s", (entry,), None
+        )
 
-    progress = record(logging.INFO, 'severity: INFO message: "clean_page: 143 pages in, 127 out (0.0s)" '
-                                    'log_location: "/site/c4clean/pipelines/transforms.py:77" thread: "1"')
-    chatter = record(logging.WARNING, 'severity: WARN message: "No semi_persistent_directory found" '
-                                      'log_location: "/site/apache_beam/runners/worker/sdk_worker_main.py:421"')
-    failure = record(logging.ERROR, 'severity: ERROR message: "Traceback ..." log_location: "/site/apache_beam/x.py:1"')
+    progress = record(
+        logging.INFO,
+        'severity: INFO message: "clean_page: 143 pages in, 127 out (0.0s)" '
+        'log_location: "/site/c4clean/pipelines/transforms.py:77" thread: "1"',
+    )
+    chatter = record(
+        logging.WARNING,
+        'severity: WARN message: "No semi_persistent_directory found" '
+        'log_location: "/site/apache_beam/runners/worker/sdk_worker_main.py:421"',
+    )
+    failure = record(
+        logging.ERROR, 'severity: ERROR message: "Traceback ..." log_location: "/site/apache_beam/x.py:1"'
+    )
     keep = _WorkerProgressFilter()
     assert keep.filter(progress) and progress.getMessage() == "clean_page: 143 pages in, 127 out (0.0s)"
     assert progress.name == "c4clean.worker"

@@ -22,8 +22,9 @@ from c4clean.cli import main
 pytest.importorskip("tensorflow_datasets")
 from tfds_reference import load_c4_utils, read_tfds_pages  # noqa: E402
 
-PACKAGED_EN_BADWORDS = (Path(__file__).resolve().parents[1] / "c4clean" / "cleaning" / "data"
-                        / "badwords" / "25e679f" / "en")
+PACKAGED_EN_BADWORDS = (
+    Path(__file__).resolve().parents[1] / "c4clean" / "cleaning" / "data" / "badwords" / "25e679f" / "en"
+)
 
 
 def _inputs(shared_data: Path) -> list[Path]:
@@ -47,31 +48,40 @@ def _reference_run(files: list[Path], tmp: Path):
 
     def emit(page):
         split = "validation" if is_validation(page) else "train"
-        return json.dumps({"url": page.url, "text": page.text, "split": split,
-                           "timestamp": page.timestamp, "content_length": page.content_length})
+        return json.dumps(
+            {
+                "url": page.url,
+                "text": page.text,
+                "split": split,
+                "timestamp": page.timestamp,
+                "content_length": page.content_length,
+            }
+        )
 
     p = beam.Pipeline(runner=FnApiRunner())
-    pages = (p
-             | beam.Create([str(f) for f in files])
-             | beam.FlatMap(read_tfds_pages)
-             | beam.Filter(c4_utils.is_valid_length))
-    pages = (pages
-             | "normalize_url" >> beam.Map(lambda page: (page.normalized_url, page))
-             | "select_newest" >> beam.CombinePerKey(c4_utils.select_newest_page)
-             | beam.Values())
+    pages = (
+        p
+        | beam.Create([str(f) for f in files])
+        | beam.FlatMap(read_tfds_pages)
+        | beam.Filter(c4_utils.is_valid_length)
+    )
+    pages = (
+        pages
+        | "normalize_url" >> beam.Map(lambda page: (page.normalized_url, page))
+        | "select_newest" >> beam.CombinePerKey(c4_utils.select_newest_page)
+        | beam.Values()
+    )
     pages |= "clean_pages" >> beam.FlatMap(c4_utils.get_clean_page_fn())
     pages = c4_utils.remove_duplicate_text(pages)
     pages |= beam.FlatMap(c4_utils.detect_english)
     pages |= beam.Filter(c4_utils.get_badwords_filter_fn(badwords, filter_fraction=1.0))
-    _ = (pages | beam.Map(emit)
-         | beam.io.WriteToText(out_prefix, num_shards=1, shard_name_template=""))
+    _ = pages | beam.Map(emit) | beam.io.WriteToText(out_prefix, num_shards=1, shard_name_template="")
     result = p.run()
     result.wait_until_finish()
     recorded = collections.defaultdict(dict)
     for entry in result.metrics().query()["counters"]:
         name = entry.key.metric
-        recorded[name.namespace][name.name] = (recorded[name.namespace].get(name.name, 0)
-                                               + entry.committed)
+        recorded[name.namespace][name.name] = recorded[name.namespace].get(name.name, 0) + entry.committed
     rows = [json.loads(line) for line in Path(out_prefix).read_text("utf-8").splitlines()]
     return {r["url"]: r for r in rows}, recorded
 
@@ -128,11 +138,16 @@ def test_every_stage_fired_and_counters_match(both):
     # TFDS's select_newest_page counts once per (partial) combine call, so its duplicate-url
     # counters are not page counts; c4clean's are: pages in = pages out of the length filter,
     # pages out = pages clean_page sees.
-    for namespace in ("too-long-filter", "clean-page", "dedupe-lines", "english-filter",
-                      "badwords-filter", "badwords-filter-en"):
+    for namespace in (
+        "too-long-filter",
+        "clean-page",
+        "dedupe-lines",
+        "english-filter",
+        "badwords-filter",
+        "badwords-filter-en",
+    ):
         assert ours.get(namespace) == ref[namespace], namespace
     url_dedup = ours["duplicate-url-filter"]
     assert url_dedup["passed"] + url_dedup["filtered"] == ref["too-long-filter"]["passed"]
     assert url_dedup["filtered"] > 0
-    assert url_dedup["passed"] == sum(v for k, v in ref["clean-page"].items()
-                                      if not k.startswith("line-"))
+    assert url_dedup["passed"] == sum(v for k, v in ref["clean-page"].items() if not k.startswith("line-"))

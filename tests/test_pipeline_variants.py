@@ -17,8 +17,9 @@ from c4clean.pipelines.options import RunOptions
 
 
 def _run(sample_wet: Path, out: Path, variant: str, **extra) -> dict:
-    options = RunOptions(output=str(out), inputs=(str(sample_wet),), variant=variant,
-                         near_dedup=False, workers=1, **extra)
+    options = RunOptions(
+        output=str(out), inputs=(str(sample_wet),), variant=variant, near_dedup=False, workers=1, **extra
+    )
     outcome = pipeline.run(options, echo=lambda _: None)
     assert outcome.exit_code == 0
     rows = {}
@@ -41,8 +42,9 @@ def en(sample_wet, tmp):
 
 
 def _page(row) -> Page:
-    return Page(url=row["url"], text=row["text"], normalized_url=row["normalized_url"],
-                language=row["language"])
+    return Page(
+        url=row["url"], text=row["text"], normalized_url=row["normalized_url"], language=row["language"]
+    )
 
 
 def test_noblocklist_is_en_plus_exactly_the_pages_with_bad_words(sample_wet, tmp, en):
@@ -63,8 +65,9 @@ def test_noclean_keeps_raw_text_of_english_pages(sample_wet, tmp, en):
     assert not {"clean-page", "dedupe-lines", "badwords-filter"} & set(stats["counters"])
     assert stats["counters"]["english-filter"]["passed"] == len(rows) > len(en)
     # Uncleaned: lines without an end mark survive.
-    assert any(not line.endswith((".", "?", "!", '"'))
-               for row in rows.values() for line in row["text"].split("\n"))
+    assert any(
+        not line.endswith((".", "?", "!", '"')) for row in rows.values() for line in row["text"].split("\n")
+    )
     assert all(row["language"] == "en" for row in rows.values())
 
 
@@ -95,8 +98,7 @@ def test_webtextlike_is_an_inner_join_on_the_url_list(sample_wet, tmp, en):
     wanted = sorted(en)[::3]
     listing = tmp / "urls.txt"
     # Listed in another spelling (https, www., trailing slash): the join is on normalized URLs.
-    spelled = [u.replace("http://", "https://www.", 1) + "/" if "://www." not in u else u
-               for u in wanted]
+    spelled = [u.replace("http://", "https://www.", 1) + "/" if "://www." not in u else u for u in wanted]
     listing.write_text("\n".join(spelled + ["http://not-in-the-input.example/page"]) + "\n")
     rows = _run(sample_wet, tmp / "webtext", "webtextlike", webtext_urls=(str(listing),))
     # Joining before clean_page changes line-dedup owners, so compare URLs, not text.
@@ -114,16 +116,18 @@ def test_multilingual_splits_by_language_with_paragraph_filter(sample_wet, tmp):
     # The paragraph filter judges the raw page, before line dedup: check its verdicts there.
     from c4clean.cleaning.wet import iter_records
 
-    raw = {p.url: p for f in sorted(sample_wet.glob("*.wet.gz")) for p in iter_records(f)
-           if isinstance(p, Page)}
+    raw = {
+        p.url: p for f in sorted(sample_wet.glob("*.wet.gz")) for p in iter_records(f) if isinstance(p, Page)
+    }
     for url in rows:
         lines = raw[url].text.split("\n")
         assert len(lines) >= 3 and min(heapq.nlargest(3, map(len, lines))) >= 200
     stats = json.loads((tmp / "multi" / "stats.json").read_text())
     paragraph = stats["counters"]["paragraph-filter"]
     assert paragraph["filtered"] > 0
-    assert paragraph["passed"] == sum(v for k, v in stats["counters"]["dedupe-lines"].items()
-                                      if not k.startswith("line-"))
+    assert paragraph["passed"] == sum(
+        v for k, v in stats["counters"]["dedupe-lines"].items() if not k.startswith("line-")
+    )
     manifest = json.loads((tmp / "multi" / "manifest.json").read_text())
     assert set(manifest["splits"]) >= {row["split"] for row in rows.values()}
 
@@ -138,7 +142,10 @@ def test_rerun_with_fewer_shards_replaces_the_old_shard_set(sample_wet, tmp, en)
     assert len(list(out.glob("train-*-of-00008.arrow"))) == 8
     rows = _run(sample_wet, out, "en", num_shards=2)
     assert sorted(p.name for p in out.glob("*.arrow")) == [
-        "train-00000-of-00002.arrow", "train-00001-of-00002.arrow", "validation-00000-of-00001.arrow"]
+        "train-00000-of-00002.arrow",
+        "train-00001-of-00002.arrow",
+        "validation-00000-of-00001.arrow",
+    ]
     assert rows.keys() == en.keys()
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["file"] for s in manifest["shards"]] == sorted(p.name for p in out.glob("*.arrow"))

@@ -2,8 +2,8 @@ import collections
 import random
 
 import pytest
-
 import tfds_reference
+
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.rules import (
@@ -154,9 +154,7 @@ def test_lorem_ipsum_is_checked_before_javascript():
 
 def test_page_kill_stops_counting_later_lines():
     result = clean_page(page(GOOD[0], "Lorem ipsum dolor sit amet, consectetur.", "short", GOOD[1]))
-    assert result.counts == collections.Counter(
-        {reasons.LINE_PASSED: 1, reasons.PAGE_LOREM_IPSUM: 1}
-    )
+    assert result.counts == collections.Counter({reasons.LINE_PASSED: 1, reasons.PAGE_LOREM_IPSUM: 1})
 
 
 # --- javascript and policy lines -----------------------------------------------------------------
@@ -170,7 +168,8 @@ def test_javascript_substring_drops_line_case_insensitively():
 
 
 @pytest.mark.parametrize(
-    "phrase", ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"]
+    "phrase",
+    ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"],
 )
 def test_policy_substrings_drop_line(phrase):
     line = f"By staying here you accept our {phrase.upper()} in full."
@@ -209,7 +208,11 @@ def test_lines_are_split_with_splitlines_stripped_and_joined_with_newline():
 
 
 def test_counts_are_the_tfds_counter_names():
-    result = clean_page(page(*GOOD, "nope", "Enable javascript please, it is needed.", "Read our terms of use today, friends."))
+    result = clean_page(
+        page(
+            *GOOD, "nope", "Enable javascript please, it is needed.", "Read our terms of use today, friends."
+        )
+    )
     assert result.counts == collections.Counter(
         {
             reasons.LINE_PASSED: 3,
@@ -258,7 +261,11 @@ def c4_utils():
 def reference_clean(c4_utils, clean_fn, p, **kwargs):
     counts = collections.Counter()
     out = list(
-        clean_fn(tfds_reference.tfds_page(c4_utils, p), counter_inc_fn=lambda n, a=1: counts.update({n: a}), **kwargs)
+        clean_fn(
+            tfds_reference.tfds_page(c4_utils, p),
+            counter_inc_fn=lambda n, a=1: counts.update({n: a}),
+            **kwargs,
+        )
     )
     return (tfds_reference.as_page(out[0]) if out else None), counts
 
@@ -280,7 +287,9 @@ def test_clean_page_matches_reference_on_real_and_tfds_fake_pages(c4_utils, shar
     assert len(pages) >= 300
     outcomes = assert_same_as_reference(c4_utils, pages)
     assert outcomes[reasons.PASSED] > 0 and len(outcomes) >= 3
-    assert_same_as_reference(c4_utils, pages[:60], min_num_sentences=5, min_words_per_line=3, max_word_length=20)
+    assert_same_as_reference(
+        c4_utils, pages[:60], min_num_sentences=5, min_words_per_line=3, max_word_length=20
+    )
 
 
 FRAGMENTS = [
@@ -318,12 +327,19 @@ def test_clean_page_matches_reference_on_generated_rule_edge_cases(c4_utils):
         pages.append(Page(url=f"http://gen.example/{i}", text=sep.join(lines)))
     outcomes = assert_same_as_reference(c4_utils, pages)
     # the generator reaches every page-level outcome
-    assert {reasons.PASSED, reasons.PAGE_LOREM_IPSUM, reasons.PAGE_CURLY_BRACKET, reasons.PAGE_TOO_FEW_SENTENCES} <= set(outcomes)
+    assert {
+        reasons.PASSED,
+        reasons.PAGE_LOREM_IPSUM,
+        reasons.PAGE_CURLY_BRACKET,
+        reasons.PAGE_TOO_FEW_SENTENCES,
+    } <= set(outcomes)
 
 
 def test_paragraph_filter_matches_reference(c4_utils, shared_data):
     pages = [tfds_reference.as_page(p) for p in tfds_reference.differential_corpus(shared_data)]
     with tfds_reference.counters(c4_utils):
         for p in pages:
-            assert paragraph_filter(p).keep == c4_utils.paragraph_filter(tfds_reference.tfds_page(c4_utils, p))
+            assert paragraph_filter(p).keep == c4_utils.paragraph_filter(
+                tfds_reference.tfds_page(c4_utils, p)
+            )
     assert any(paragraph_filter(p).keep for p in pages) and not all(paragraph_filter(p).keep for p in pages)

@@ -3,13 +3,20 @@ from math import comb
 import numpy as np
 import pytest
 
-from c4clean.train.span_corruption import (noise_counts, random_spans_helper, random_spans_noise_mask, sample_keys,
-                                           span_corrupt)
+from c4clean.train.span_corruption import (
+    noise_counts,
+    random_spans_helper,
+    random_spans_noise_mask,
+    sample_keys,
+    span_corrupt,
+)
 
 VOCAB = 32100  # T5's: 32,000 pieces + 100 sentinels, <extra_id_0> = 32099
 
 
-@pytest.mark.parametrize("inputs,raw,targets", [(128, 141, 29), (256, 284, 58), (512, 568, 114), (1024, 1137, 229)])
+@pytest.mark.parametrize(
+    "inputs,raw,targets", [(128, 141, 29), (256, 284, 58), (512, 568, 114), (1024, 1137, 229)]
+)
 def test_length_table(inputs, raw, targets):
     # values of T5's random_spans_helper (t5-trainer.md 1.2), and the corrupted lengths they imply
     assert random_spans_helper(inputs) == (raw, targets)
@@ -41,7 +48,9 @@ def _reconstruct(inputs, targets):
 def test_reconstruction_and_sentinel_order():
     windows = np.random.default_rng(1).integers(3, 32000, size=(64, 568))
     batch = span_corrupt(windows, sample_keys(7, 0, np.arange(64)), vocab_size=VOCAB)
-    for window, inputs, labels, dec in zip(windows, batch["input_ids"], batch["labels"], batch["decoder_input_ids"]):
+    for window, inputs, labels, dec in zip(
+        windows, batch["input_ids"], batch["labels"], batch["decoder_input_ids"]
+    ):
         assert _reconstruct(inputs, labels) == list(window)
         assert inputs[-1] == 1 and labels[-1] == 1
         sentinels_in = inputs[inputs >= VOCAB - 100]

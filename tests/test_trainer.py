@@ -15,11 +15,16 @@ from c4clean.train import checkpoint as ckpt
 from c4clean.train.optim import Adafactor, build_optimizer, cosine_schedule, inverse_sqrt_schedule
 from c4clean.train.trainer import TrainConfig, TrainingError, train
 
-
 REPO = Path(__file__).resolve().parents[1]
 # tiny model, short sequences: each step is milliseconds of compute
-FAST = {"preset": "t5-v1_1-tiny", "batch_size": 4, "data_options": {"input_length": 32}, "eval_batches": 2,
-        "progress": False, "log_every": 1}
+FAST = {
+    "preset": "t5-v1_1-tiny",
+    "batch_size": 4,
+    "data_options": {"input_length": 32},
+    "eval_batches": 2,
+    "progress": False,
+    "log_every": 1,
+}
 
 
 def _cfg(token_dir, out, **kw) -> TrainConfig:
@@ -36,19 +41,49 @@ def _comparable(records):
     return [{k: r[k] for k in keys if k in r} for r in records if "event" not in r]
 
 
-CLI = [sys.executable, "-m", "c4clean.cli", "train", "--preset", "t5-v1_1-tiny", "--steps", "8",
-       "--batch-size", "4", "--input-length", "32", "--save-every", "3", "--eval-every", "4",
-       "--eval-batches", "2", "--log-every", "1", "--no-progress"]
+CLI = [
+    sys.executable,
+    "-m",
+    "c4clean.cli",
+    "train",
+    "--preset",
+    "t5-v1_1-tiny",
+    "--steps",
+    "8",
+    "--batch-size",
+    "4",
+    "--input-length",
+    "32",
+    "--save-every",
+    "3",
+    "--eval-every",
+    "4",
+    "--eval-batches",
+    "2",
+    "--log-every",
+    "1",
+    "--no-progress",
+]
 # same thread count in every process: float reductions, hence losses, depend on it
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def test_resume_after_sigkill_gives_identical_batches_and_losses(token_dir, tmp_path):
     ref, run = tmp_path / "ref", tmp_path / "run"
-    subprocess.run([*CLI, "--data", str(token_dir), "--out", str(ref)], check=True, env=ENV, cwd=REPO,
-                   capture_output=True)
-    proc = subprocess.Popen([*CLI, "--data", str(token_dir), "--out", str(run)], env=ENV, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*CLI, "--data", str(token_dir), "--out", str(ref)],
+        check=True,
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [*CLI, "--data", str(token_dir), "--out", str(run)],
+        env=ENV,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while ckpt.latest_checkpoint(run) is None:  # kill right after the first checkpoint (step 3 of 8)
         assert proc.poll() is None and time.time() < deadline, "run ended before it could be killed"
@@ -60,8 +95,13 @@ def test_resume_after_sigkill_gives_identical_batches_and_losses(token_dir, tmp_
     assert killed_at < 8
     with open(run / "metrics.jsonl", "a") as f:  # as if the kill had cut a log line short
         f.write('{"step": 7, "loss": 3.1')
-    subprocess.run([*CLI, "--data", str(token_dir), "--out", str(run), "--resume"], check=True, env=ENV,
-                   cwd=REPO, capture_output=True)
+    subprocess.run(
+        [*CLI, "--data", str(token_dir), "--out", str(run), "--resume"],
+        check=True,
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+    )
     expected, got = _comparable(_records(ref)), _comparable(_records(run))
     assert [r["step"] for r in expected if "loss" in r] == list(range(1, 9))
     assert got == expected  # exact float equality, evaluations included
@@ -130,16 +170,30 @@ def test_resume_refuses_other_vocabulary_and_model_shape(token_dir, tmp_path):
         train(_cfg(other, run, steps=2, resume=True))
     # loading weights of another shape directly: a clear error, not a state-dict traceback
     from c4clean.train.model import T5, preset
+
     with pytest.raises(ValueError, match="another model shape"):
-        ckpt.load_model_weights(T5(preset("t5-v1_1-tiny", vocab_size=1024, d_ff=64)), ckpt.latest_checkpoint(run))
+        ckpt.load_model_weights(
+            T5(preset("t5-v1_1-tiny", vocab_size=1024, d_ff=64)), ckpt.latest_checkpoint(run)
+        )
 
 
 def test_nan_loss_stops_without_writing_a_checkpoint(token_dir, tmp_path):
     run = tmp_path / "nan"
     # AdamW moves every weight by ~lr per step whatever the gradient: 1e30 overflows the logits
     with pytest.raises(TrainingError, match="loss is nan|loss is inf"):
-        train(_cfg(token_dir, run, steps=6, save_every=1, eval_every=0, optimizer="adamw", lr=1e30,
-                   warmup_steps=1, clip_grad=0.0))
+        train(
+            _cfg(
+                token_dir,
+                run,
+                steps=6,
+                save_every=1,
+                eval_every=0,
+                optimizer="adamw",
+                lr=1e30,
+                warmup_steps=1,
+                clip_grad=0.0,
+            )
+        )
     steps = [s for s, _ in ckpt.list_checkpoints(run)]
     assert steps == [1]  # the finite step was saved, nothing after the NaN
     assert not list((run / "checkpoints").glob(".tmp-*"))
@@ -166,8 +220,15 @@ def test_adafactor_matches_transformers_reference():
     ours = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
     ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
     opt_a = Adafactor(ours, lr=0.01)
-    opt_b = transformers.optimization.Adafactor(ref, lr=0.01, scale_parameter=True, relative_step=False,
-                                                warmup_init=False, decay_rate=-0.8, clip_threshold=1.0)
+    opt_b = transformers.optimization.Adafactor(
+        ref,
+        lr=0.01,
+        scale_parameter=True,
+        relative_step=False,
+        warmup_init=False,
+        decay_rate=-0.8,
+        clip_threshold=1.0,
+    )
     for _ in range(3):
         grads = [torch.randn(s) for s in shapes]
         for p, q, g in zip(ours, ref, grads):
@@ -184,7 +245,7 @@ def test_schedules():
     isr = inverse_sqrt_schedule(10_000)
     # T5: lr(n) = 1/sqrt(max(n, 10^4)) with base 0.01, i.e. 0.01 for 10k steps then rsqrt decay
     assert [0.01 * isr(n) for n in (0, 9_999)] == [0.01, 0.01]
-    assert 0.01 * isr(39_999) == pytest.approx(1 / (40_000 ** 0.5))
+    assert 0.01 * isr(39_999) == pytest.approx(1 / (40_000**0.5))
     cos = cosine_schedule(10, 110, 0.01)
     assert cos(0) == pytest.approx(0.1) and cos(9) == pytest.approx(1.0)
     assert cos(60) == pytest.approx(0.505) and cos(110) == pytest.approx(0.01)
@@ -205,15 +266,55 @@ def test_cuda_bf16_compile_step(token_dir, tmp_path):
 
 
 def test_ddp_two_cpu_ranks_match_one_process(token_dir, tmp_path):
-    """torchrun with 2 gloo ranks (global batch split by the loader) trains like 1 process on the whole batch."""
-    args = ["--data", str(token_dir), "--preset", "t5-v1_1-tiny", "--steps", "2", "--batch-size", "4",
-            "--input-length", "32", "--eval-every", "2", "--eval-batches", "1", "--save-every", "2",
-            "--log-every", "1", "--no-progress"]
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "c4clean.cli",
-                    "train", *args, "--out", str(tmp_path / "ddp")], check=True, env=ENV, cwd=REPO,
-                   capture_output=True)
-    subprocess.run([sys.executable, "-m", "c4clean.cli", "train", *args, "--out", str(tmp_path / "one")],
-                   check=True, env=ENV, cwd=REPO, capture_output=True)
+    """torchrun with 2 gloo ranks (global batch split by the loader) trains like 1 process on the whole
+    batch."""
+    args = [
+        "--data",
+        str(token_dir),
+        "--preset",
+        "t5-v1_1-tiny",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--input-length",
+        "32",
+        "--eval-every",
+        "2",
+        "--eval-batches",
+        "1",
+        "--save-every",
+        "2",
+        "--log-every",
+        "1",
+        "--no-progress",
+    ]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "c4clean.cli",
+            "train",
+            *args,
+            "--out",
+            str(tmp_path / "ddp"),
+        ],
+        check=True,
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "c4clean.cli", "train", *args, "--out", str(tmp_path / "one")],
+        check=True,
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+    )
     ddp, one = _comparable(_records(tmp_path / "ddp")), _comparable(_records(tmp_path / "one"))
     assert [r["step"] for r in ddp] == [r["step"] for r in one] == [1, 2, 2]
     for a, b in zip(ddp, one):
@@ -246,9 +347,11 @@ def test_max_tokens_subset_is_still_scored_on_the_whole_validation_split(token_d
     from c4clean.train.trainer import open_token_data
 
     options = {"input_length": 32, "max_tokens": 2000}
-    data = open_token_data(token_dir, micro_batch=4, eval_batch=4, seed=0, rank=0, world_size=1,
-                           options=options)
-    full = open_token_data(token_dir, micro_batch=4, eval_batch=4, seed=0, rank=0, world_size=1,
-                           options={"input_length": 32})
+    data = open_token_data(
+        token_dir, micro_batch=4, eval_batch=4, seed=0, rank=0, world_size=1, options=options
+    )
+    full = open_token_data(
+        token_dir, micro_batch=4, eval_batch=4, seed=0, rank=0, world_size=1, options={"input_length": 32}
+    )
     assert data.train().dataset.stream_tokens == 2000
     assert data.validation().dataset.stream_tokens == full.validation().dataset.stream_tokens > 2000

@@ -4,8 +4,8 @@ import json
 import socket
 
 import pytest
-
 import tfds_reference
+
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.url import (
@@ -97,7 +97,9 @@ def test_select_newest_page_ties_go_to_first_seen_and_partials_combine():
 def test_select_newest_page_agrees_with_reference(c4_utils, shared_data):
     pages = [tfds_reference.as_page(p) for p in tfds_reference.differential_corpus(shared_data)]
     # same normalized url, timestamps drawn from real pages (some equal)
-    group = [p.replace(normalized_url="x.com", timestamp=pages[i % 7].timestamp) for i, p in enumerate(pages[:40])]
+    group = [
+        p.replace(normalized_url="x.com", timestamp=pages[i % 7].timestamp) for i, p in enumerate(pages[:40])
+    ]
     with tfds_reference.counters(c4_utils):
         expected = c4_utils.select_newest_page([tfds_reference.tfds_page(c4_utils, p) for p in group])
     assert tfds_reference.tfds_page(c4_utils, select_newest_page(group)) == expected

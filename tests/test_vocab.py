@@ -5,8 +5,14 @@ import sentencepiece as spm
 from click.testing import CliRunner
 
 from c4clean.cli import main
-from c4clean.tokenize.vocab import (Vocabulary, corpus_text_bytes, load_hf_tokenizer, load_vocab_info, sample_lines,
-                                   train_vocab)
+from c4clean.tokenize.vocab import (
+    Vocabulary,
+    corpus_text_bytes,
+    load_hf_tokenizer,
+    load_vocab_info,
+    sample_lines,
+    train_vocab,
+)
 
 # session fixtures (text shards, vocabulary, token shards) built once for all tokenizer/loader test modules
 
@@ -25,7 +31,10 @@ def test_t5_special_ids_and_sentinels(vocab_dir):
     assert not info.byte_fallback and info.token_dtype == "uint16"
     vocab = Vocabulary(vocab_dir)
     assert vocab.info == info
-    assert vocab.decode([info.sentinel_id(0), *sp.encode("hello"), info.sentinel_id(1)]) == "<extra_id_0>hello<extra_id_1>"
+    assert (
+        vocab.decode([info.sentinel_id(0), *sp.encode("hello"), info.sentinel_id(1)])
+        == "<extra_id_0>hello<extra_id_1>"
+    )
 
 
 def test_sample_is_deterministic_bounded_and_seeded(text_shards):
@@ -37,7 +46,8 @@ def test_sample_is_deterministic_bounded_and_seeded(text_shards):
     assert first != list(sample_lines(text_shards, budget, seed=2))
     sampled = sum(len(line.encode()) for line in first)
     assert sampled == stats["sampled_bytes"]
-    # about a quarter of the documents, never much past the budget (it stops after the document that crosses it)
+    # about a quarter of the documents, never much past the budget (it stops after the document that crosses
+    # it)
     assert budget * 0.5 < sampled < budget + 100_000
     assert stats["corpus_bytes"] == total
 
@@ -76,8 +86,12 @@ def _check_hf_agreement(tok, vocab_dir, sample_docs):
     info = load_vocab_info(vocab_dir)
     assert len(tok) == info.vocab_size
     assert tok.convert_tokens_to_ids(["<pad>", "</s>", "<unk>"]) == [0, 1, 2]
-    assert tok.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(100)]) == [info.sentinel_id(i) for i in range(100)]
-    assert tok("a b")["input_ids"][-1] == 1  # HF appends </s> by default; c4clean adds no EOS inside documents
+    assert tok.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(100)]) == [
+        info.sentinel_id(i) for i in range(100)
+    ]
+    assert (
+        tok("a b")["input_ids"][-1] == 1
+    )  # HF appends </s> by default; c4clean adds no EOS inside documents
     vocab = Vocabulary(vocab_dir)
     lines = [line for _, text in sample_docs for line in text.split("\n") if line.strip()]
     ours, theirs = vocab.encode(lines), tok(lines, add_special_tokens=False)["input_ids"]
@@ -89,22 +103,42 @@ def _check_hf_agreement(tok, vocab_dir, sample_docs):
     differing = [(line, a, b) for line, a, b in zip(lines, ours, theirs) if a != b]
     for line, a, b in differing:
         if "\x85" in line:
-            continue  # the one normalisation difference: HF maps U+0085 (NEL) to a space, SentencePiece does not
-        # otherwise only exact ties ("66|6" vs "6|66"), which the two Viterbi implementations break differently
+            # the one normalisation difference: HF maps U+0085 (NEL) to a space, SentencePiece does not
+            continue
+        # otherwise only exact ties ("66|6" vs "6|66"), which the two Viterbi implementations break
+        # differently
         assert sp.decode(a) == sp.decode(b) and score(a) == pytest.approx(score(b), abs=1e-6)
     assert len(differing) <= 0.001 * len(lines)
-    # Whole documents: SentencePiece sums Viterbi path scores in float32, so in a long document (a running score of
+    # Whole documents: SentencePiece sums Viterbi path scores in float32, so in a long document (a running
+    # score of
     # ~1e5) near-ties between segmentations such as "0|36" and "03|6" fall to rounding, where the Rust Unigram
     # (float64) keeps the best path. c4clean encodes with SentencePiece, as seqio/T5 did.
     texts = [text for _, text in sample_docs]
-    same_docs = sum(a == b for a, b in zip(vocab.encode(texts), tok(texts, add_special_tokens=False)["input_ids"]))
+    same_docs = sum(
+        a == b for a, b in zip(vocab.encode(texts), tok(texts, add_special_tokens=False)["input_ids"])
+    )
     assert same_docs >= 0.97 * len(texts)
 
 
 def test_cli_train_vocab(text_shards, tmp_path):
-    result = CliRunner().invoke(main, ["tokenize", "train-vocab", "--input", str(text_shards), "--output",
-                                       str(tmp_path), "--vocab-size", "400", "--sample-bytes", "300000"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "tokenize",
+            "train-vocab",
+            "--input",
+            str(text_shards),
+            "--output",
+            str(tmp_path),
+            "--vocab-size",
+            "400",
+            "--sample-bytes",
+            "300000",
+        ],
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "vocab.json").read_text())
-    assert info["sp_pieces"] == 400 and info["vocab_size"] == 500 and info["training"]["sample_bytes"] == 300000
+    assert (
+        info["sp_pieces"] == 400 and info["vocab_size"] == 500 and info["training"]["sample_bytes"] == 300000
+    )
     assert "<extra_id_0> = 499" in result.output

@@ -10,11 +10,11 @@ import zlib
 from pathlib import Path
 
 import pytest
+from tfds_reference import load_c4_utils, read_tfds_pages
 
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.wet import ReadIssue, WarcResponse, iter_records, iter_warc_responses
-from tfds_reference import load_c4_utils, read_tfds_pages
 
 
 def _fields(page) -> tuple:
@@ -42,13 +42,26 @@ def _reference_pages(path: Path) -> list:
 
 # --- differential: the same pages as TFDS on valid files -----------------------------------------------
 
+
 def _valid_files(shared_data: Path) -> list:
     wet = shared_data / "wet"
     jeff = wet / "jeffharwell-CC-MAIN-2016-50"
-    return (sorted((wet / "small").glob("*.wet.gz")) + sorted((wet / "synthetic" / "tfds_c4").glob("*.wet"))
-            + sorted((wet / "whirlwind").glob("*.wet*")) + [wet / "synthetic" / "cc_net" / "sample.warc.txt"]
-            + [jeff / f for f in ("fragment3.wet.gz", "corrupt_warcinfo_1.wet.gz", "corrupt_warcconversion_1.wet.gz",
-                                  "corrupt_warcconversion_2.wet.gz", "corrupt_starts_with_conversion.wet.gz")])
+    return (
+        sorted((wet / "small").glob("*.wet.gz"))
+        + sorted((wet / "synthetic" / "tfds_c4").glob("*.wet"))
+        + sorted((wet / "whirlwind").glob("*.wet*"))
+        + [wet / "synthetic" / "cc_net" / "sample.warc.txt"]
+        + [
+            jeff / f
+            for f in (
+                "fragment3.wet.gz",
+                "corrupt_warcinfo_1.wet.gz",
+                "corrupt_warcconversion_1.wet.gz",
+                "corrupt_warcconversion_2.wet.gz",
+                "corrupt_starts_with_conversion.wet.gz",
+            )
+        ]
+    )
 
 
 def test_pages_equal_reference_on_valid_files(shared_data):
@@ -63,7 +76,9 @@ def test_reader_counts_match_reference_counters(shared_data):
     c4_utils = load_c4_utils()
     for path in sorted((shared_data / "wet" / "small").glob("*.wet.gz")):
         counted = collections.Counter()
-        list(c4_utils.split_wet_file(str(path), counter_inc_fn=lambda name, amt=1: counted.update({name: amt})))
+        list(
+            c4_utils.split_wet_file(str(path), counter_inc_fn=lambda name, amt=1: counted.update({name: amt}))
+        )
         pages, issues = _read(path)
         assert counted["passed"] == len(pages)
         for code in (reasons.NO_URL, reasons.NO_CONTENT, reasons.NO_TIMESTAMP):
@@ -86,10 +101,30 @@ def test_language_header_is_read(shared_data):
     assert {p.language for p in pages} == {None}  # 2016 WET files have no language header
 
 
-_FUZZ_LINES = ["WARC/1.0", " WARC/1.0 ", "\u00a0WARC/1.0", "WARC/1.0x", "xWARC/1.0", "WARC-Target-URI: http://a/{}",
-               "WARC-Date: 2019-01-0{}", "Content-Type: text/plain", "Content-Length: {}", "CONTENT-x", "Content-",
-               "WARC", "hello world {}", "  spaced  {} ", "\u2028weird\u2028", "\x1cfs\x1c", "", " ", "\t",
-               "WARC-Identified-Content-Language: eng", "caf\u00e9 {}", "\x85nel"]
+_FUZZ_LINES = [
+    "WARC/1.0",
+    " WARC/1.0 ",
+    "\u00a0WARC/1.0",
+    "WARC/1.0x",
+    "xWARC/1.0",
+    "WARC-Target-URI: http://a/{}",
+    "WARC-Date: 2019-01-0{}",
+    "Content-Type: text/plain",
+    "Content-Length: {}",
+    "CONTENT-x",
+    "Content-",
+    "WARC",
+    "hello world {}",
+    "  spaced  {} ",
+    "\u2028weird\u2028",
+    "\x1cfs\x1c",
+    "",
+    " ",
+    "\t",
+    "WARC-Identified-Content-Language: eng",
+    "caf\u00e9 {}",
+    "\x85nel",
+]
 
 
 def test_random_files_equal_reference(tmp_path):
@@ -98,7 +133,9 @@ def test_random_files_equal_reference(tmp_path):
     rng = random.Random(20190418)
     path = tmp_path / "r.wet.gz"
     for _ in range(150):
-        lines = ["WARC/1.0"] + [rng.choice(_FUZZ_LINES).format(rng.randint(0, 9)) for _ in range(rng.randint(0, 40))]
+        lines = ["WARC/1.0"] + [
+            rng.choice(_FUZZ_LINES).format(rng.randint(0, 9)) for _ in range(rng.randint(0, 40))
+        ]
         text = "".join(line + rng.choice(["\n", "\r\n", "\r"]) for line in lines)
         text += "WARC/1.0\r\nWARC-Type: conversion\r\nContent-Length: 1\r\n\r\nx\r\n"
         path.write_bytes(gzip.compress(text.encode(), mtime=0))
@@ -138,7 +175,10 @@ JEFF_EXPECTED = {
     "file_headers_only.wet.gz": (0, {reasons.NO_URL: 1}),
     "fragment1_incomplete_last.wet.gz": (1, {reasons.NO_URL: 1, reasons.READ_TRUNCATED_RECORD: 1}),
     "fragment1_asthma_incomplete_last.wet.gz": (2, {reasons.NO_URL: 1, reasons.READ_LENGTH_MISMATCH: 2}),
-    "fragment2_no_header.wet.gz": (1, {reasons.READ_BEFORE_FIRST_RECORD: 1, reasons.READ_TRUNCATED_RECORD: 1}),
+    "fragment2_no_header.wet.gz": (
+        1,
+        {reasons.READ_BEFORE_FIRST_RECORD: 1, reasons.READ_TRUNCATED_RECORD: 1},
+    ),
     "fragment3.wet.gz": (5, {reasons.NO_URL: 1}),
 }
 
@@ -162,16 +202,20 @@ def test_no_url_record_and_headless_start_are_located(shared_data):
 
 # --- synthetic files: every encoding and every kind of damage ------------------------------------------
 
-WARCINFO = (b"WARC/1.0\r\nWARC-Type: warcinfo\r\nWARC-Date: 2019-04-18T10:00:00Z\r\n"
-            b"Content-Type: application/warc-fields\r\nContent-Length: 29\r\n\r\n"
-            b"isPartOf: CC-MAIN-2019-18\r\n\r\n\r\n\r\n")
+WARCINFO = (
+    b"WARC/1.0\r\nWARC-Type: warcinfo\r\nWARC-Date: 2019-04-18T10:00:00Z\r\n"
+    b"Content-Type: application/warc-fields\r\nContent-Length: 29\r\n\r\n"
+    b"isPartOf: CC-MAIN-2019-18\r\n\r\n\r\n\r\n"
+)
 
 
 def _record(i: int, body: bytes = b"") -> bytes:
     body = body or (f"Page {i} says hello.\r\n\r\nIt has a second paragraph, number {i}.\r\n".encode())
-    head = (f"WARC/1.0\r\nWARC-Type: conversion\r\nWARC-Target-URI: http://example.com/{i}\r\n"
-            f"WARC-Date: 2019-04-18T10:{i % 60:02d}:00Z\r\nWARC-Identified-Content-Language: eng\r\n"
-            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"WARC/1.0\r\nWARC-Type: conversion\r\nWARC-Target-URI: http://example.com/{i}\r\n"
+        f"WARC-Date: 2019-04-18T10:{i % 60:02d}:00Z\r\nWARC-Identified-Content-Language: eng\r\n"
+        f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     return head + body + b"\r\n\r\n"
 
 
@@ -198,13 +242,17 @@ def test_synthetic_file_equals_reference(tmp_path):
     assert issues == {reasons.NO_URL: 1}
 
 
-@pytest.mark.parametrize("encode", [
-    lambda data: data,                                        # plain .wet
-    lambda data: gzip.compress(data, mtime=0),                 # single gzip stream
-    lambda data: data.replace(b"\r\n", b"\n"),                 # LF
-    lambda data: gzip.compress(data.replace(b"\r\n", b"\n")),  # LF, gzip
-    lambda data: data.replace(b"\r\n", b"\r"),                 # old-Mac CR: universal newlines
-], ids=["plain", "single-stream", "lf", "lf-gzip", "cr"])
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda data: data,  # plain .wet
+        lambda data: gzip.compress(data, mtime=0),  # single gzip stream
+        lambda data: data.replace(b"\r\n", b"\n"),  # LF
+        lambda data: gzip.compress(data.replace(b"\r\n", b"\n")),  # LF, gzip
+        lambda data: data.replace(b"\r\n", b"\r"),  # old-Mac CR: universal newlines
+    ],
+    ids=["plain", "single-stream", "lf", "lf-gzip", "cr"],
+)
 def test_encodings_give_the_same_pages(tmp_path, encode):
     records = _records()
     expected = [_fields(p) for p in _read(_write(tmp_path, "ref.wet.gz", _per_member(records)))[0]]
@@ -218,22 +266,26 @@ def test_encodings_give_the_same_pages(tmp_path, encode):
 def test_tfds_line_quirks_are_kept(tmp_path):
     # A body line that starts with a header key sets that field, lines starting with WARC/Content- are
     # dropped, and a line that strips to WARC/1.0 (here after a no-break space) starts a record.
-    body = ("First line.\r\n  WARC-Target-URI: http://moved.example/\r\nContent-Foo: gone\r\n"
-            "CONTENT-bar\r\n\u00a0WARC/1.0\u2003\r\nWARC-Date: 2020-01-01T00:00:00Z\r\n"
-            "WARC-Target-URI: http://split.example/\r\ntail text\u2028more\r\n").encode()
+    body = (
+        "First line.\r\n  WARC-Target-URI: http://moved.example/\r\nContent-Foo: gone\r\n"
+        "CONTENT-bar\r\n\u00a0WARC/1.0\u2003\r\nWARC-Date: 2020-01-01T00:00:00Z\r\n"
+        "WARC-Target-URI: http://split.example/\r\ntail text\u2028more\r\n"
+    ).encode()
     path = _write(tmp_path, "q.wet", WARCINFO + _record(1, body) + _record(2))
     pages, _ = _read(path)
     reference = read_tfds_pages(path)
     assert [_fields(p) for p in pages] == [_fields(p) for p in reference]
-    assert [(p.url, p.text) for p in pages[:2]] == [("http://moved.example/", "First line."),
-                                                    ("http://split.example/", "tail text\u2028more")]
+    assert [(p.url, p.text) for p in pages[:2]] == [
+        ("http://moved.example/", "First line."),
+        ("http://split.example/", "tail text\u2028more"),
+    ]
 
 
 def test_corrupt_member_in_the_middle_is_skipped(tmp_path):
     records = _records(8)
     members = [gzip.compress(r, mtime=0) for r in records]
     bad = bytearray(members[4])  # record 4 = conversion 3
-    bad[len(bad) // 2] ^= 0xFF   # inside the deflate data, past the 10-byte header
+    bad[len(bad) // 2] ^= 0xFF  # inside the deflate data, past the 10-byte header
     with pytest.raises((zlib.error, OSError, EOFError)):
         gzip.decompress(bytes(bad))
     members[4] = bytes(bad)
@@ -254,7 +306,7 @@ def test_truncated_gzip_keeps_earlier_records(tmp_path):
     records = _records(5)
     whole = _per_member(records)
     last = len(gzip.compress(records[-1], mtime=0))
-    pages, issues = _read(_write(tmp_path, "t.wet.gz", whole[:len(whole) - last // 2]))
+    pages, issues = _read(_write(tmp_path, "t.wet.gz", whole[: len(whole) - last // 2]))
     assert [p.url for p in pages] == [f"http://example.com/{i}" for i in range(4)]
     assert issues == {reasons.NO_URL: 1, reasons.READ_TRUNCATED_GZIP: 1}
     # single stream: only the record in progress is lost
@@ -266,7 +318,7 @@ def test_truncated_gzip_keeps_earlier_records(tmp_path):
 
 def test_truncated_last_record_in_plain_file(tmp_path):
     data = b"".join(_records(3))
-    cut = data[:len(data) - 30]  # inside the last body
+    cut = data[: len(data) - 30]  # inside the last body
     pages, issues = _read(_write(tmp_path, "t.wet", cut))
     assert [p.url for p in pages] == ["http://example.com/0", "http://example.com/1"]
     assert issues == {reasons.NO_URL: 1, reasons.READ_TRUNCATED_RECORD: 1}
@@ -287,7 +339,9 @@ def test_data_before_first_record_and_second_warcinfo(tmp_path):
     assert issues == {reasons.READ_BEFORE_FIRST_RECORD: 1, reasons.NO_URL: 1, reasons.READ_EXTRA_WARCINFO: 1}
 
 
-@pytest.mark.parametrize("data", [b"", b"\r\n \r\n", gzip.compress(b"")], ids=["empty", "blank", "empty-gzip"])
+@pytest.mark.parametrize(
+    "data", [b"", b"\r\n \r\n", gzip.compress(b"")], ids=["empty", "blank", "empty-gzip"]
+)
 def test_empty_file(tmp_path, data):
     pages, issues = _read(_write(tmp_path, "e.wet.gz", data))
     assert pages == [] and issues == {reasons.READ_EMPTY_FILE: 1}
@@ -311,7 +365,7 @@ class _Unseekable(io.RawIOBase):
         if self._fail_after is not None and self._pos >= self._fail_after:
             raise OSError("connection reset")
         n = len(self._data) - self._pos if n < 0 else min(n, 1000)
-        chunk = self._data[self._pos:self._pos + n]
+        chunk = self._data[self._pos : self._pos + n]
         self._pos += len(chunk)
         return chunk
 
@@ -323,15 +377,24 @@ def test_unseekable_file_object_and_read_failure(tmp_path):
     items = list(iter_records(_Unseekable(data, fail_after=len(data) // 2), name="remote.wet.gz"))
     pages = [r for r in items if isinstance(r, Page)]
     failures = [r for r in items if isinstance(r, ReadIssue) and r.code == reasons.READ_UNREADABLE]
-    assert 10 < len(pages) < 40 and [p.url for p in pages] == [f"http://example.com/{i}" for i in range(len(pages))]
-    assert len(failures) == 1 and failures[0].source == "remote.wet.gz" and "connection reset" in failures[0].detail
+    assert 10 < len(pages) < 40 and [p.url for p in pages] == [
+        f"http://example.com/{i}" for i in range(len(pages))
+    ]
+    assert (
+        len(failures) == 1
+        and failures[0].source == "remote.wet.gz"
+        and "connection reset" in failures[0].detail
+    )
 
 
 # --- WARC responses ------------------------------------------------------------------------------------
 # Response counts: `zcat f | grep -c '^WARC-Type: response'` gives 16 (resiliparse), 22 and 15 (dolma).
 
+
 def test_warc_responses_resiliparse(shared_data):
-    items = list(iter_warc_responses(shared_data / "warc" / "resiliparse-CC-MAIN-2020-34" / "warcfile.warc.gz"))
+    items = list(
+        iter_warc_responses(shared_data / "warc" / "resiliparse-CC-MAIN-2020-34" / "warcfile.warc.gz")
+    )
     assert all(isinstance(r, WarcResponse) for r in items) and len(items) == 16
     assert all(r.url.startswith("http") and r.timestamp.startswith("2020-08-") for r in items)
     assert all(isinstance(r.status, int) and 100 <= r.status < 600 for r in items)
@@ -350,7 +413,7 @@ def test_warc_responses_wget_urls_unwrapped(shared_data):
 def test_warc_truncated_and_missing(shared_data, tmp_path):
     data = gzip.decompress((shared_data / "warc" / "whirlwind" / "whirlwind.warc.gz").read_bytes())
     at = data.index(b"WARC-Type: response")
-    cut = _write(tmp_path, "cut.warc", data[:at + 2000])  # inside the response body
+    cut = _write(tmp_path, "cut.warc", data[: at + 2000])  # inside the response body
     items = list(iter_warc_responses(cut))
     assert [r.code for r in items] == [reasons.READ_TRUNCATED_RECORD]
     assert [type(r) for r in iter_warc_responses(_write(tmp_path, "w.warc", data))] == [WarcResponse]

@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA = pa.schema([("url", pa.string()), ("text", pa.string()), ("timestamp", pa.string()),
-                    ("content_length", pa.string()), ("language", pa.string())])
+SCHEMA = pa.schema(
+    [
+        ("url", pa.string()),
+        ("text", pa.string()),
+        ("timestamp", pa.string()),
+        ("content_length", pa.string()),
+        ("language", pa.string()),
+    ]
+)
 
 
 def wet_documents(wet_dir: Path) -> list[tuple[str, str]]:
@@ -23,27 +30,43 @@ def wet_documents(wet_dir: Path) -> list[tuple[str, str]]:
             header, _, body = record.partition("\r\n\r\n")
             if "WARC-Type: conversion" not in header:
                 continue
-            url = next(line.split(": ", 1)[1] for line in header.split("\r\n") if line.startswith("WARC-Target-URI"))
+            url = next(
+                line.split(": ", 1)[1] for line in header.split("\r\n") if line.startswith("WARC-Target-URI")
+            )
             text = body.strip()
             if text:
                 docs.append((url, text))
     return docs
 
 
-def write_text_shards(out_dir: Path, docs: list[tuple[str, str]], *, splits=(("train", 3), ("validation", 1)),
-                      validation_every: int = 10, rows_per_batch: int = 17) -> Path:
+def write_text_shards(
+    out_dir: Path,
+    docs: list[tuple[str, str]],
+    *,
+    splits=(("train", 3), ("validation", 1)),
+    validation_every: int = 10,
+    rows_per_batch: int = 17,
+) -> Path:
     """Write docs as `{split}-{i:05d}-of-{n:05d}.arrow` shards (several record batches each)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    by_split = {"train": [d for i, d in enumerate(docs) if i % validation_every],
-                "validation": [d for i, d in enumerate(docs) if i % validation_every == 0]}
+    by_split = {
+        "train": [d for i, d in enumerate(docs) if i % validation_every],
+        "validation": [d for i, d in enumerate(docs) if i % validation_every == 0],
+    }
     for split, count in splits:
         part = by_split[split]
         for index in range(count):
             rows = part[index::count]
-            table = pa.table({"url": [u for u, _ in rows], "text": [t for _, t in rows],
-                              "timestamp": ["2019-03-18T01:54:40Z"] * len(rows),
-                              "content_length": [str(len(t)) for _, t in rows],
-                              "language": ["en"] * len(rows)}, schema=SCHEMA)
+            table = pa.table(
+                {
+                    "url": [u for u, _ in rows],
+                    "text": [t for _, t in rows],
+                    "timestamp": ["2019-03-18T01:54:40Z"] * len(rows),
+                    "content_length": [str(len(t)) for _, t in rows],
+                    "language": ["en"] * len(rows),
+                },
+                schema=SCHEMA,
+            )
             path = out_dir / f"{split}-{index:05d}-of-{count:05d}.arrow"
             with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
                 writer.write_table(table, max_chunksize=rows_per_batch)

@@ -156,8 +156,7 @@ class BadwordsFilter:
 
     def _list_files(self) -> dict[str, list[Path]]:
         if self._files is None:
-            self._files = (packaged_list_files() if self.lists_dir is None
-                           else _list_files(self.lists_dir))
+            self._files = packaged_list_files() if self.lists_dir is None else _list_files(self.lists_dir)
         return self._files
 
     def matcher(self, lang: str) -> Optional[BadwordsMatcher]:
@@ -169,16 +168,18 @@ class BadwordsFilter:
         with self._lock:
             if lang not in self._matchers:
                 paths = self._list_files().get(lang)
-                self._matchers[lang] = (None if paths is None
-                                        else BadwordsMatcher(lang, load_words(paths, lang)))
+                self._matchers[lang] = (
+                    None if paths is None else BadwordsMatcher(lang, load_words(paths, lang))
+                )
             return self._matchers[lang]
 
     @staticmethod
     def _language(page: Page) -> str:
         if page.language is None:
             # TFDS would crash here too; language id must run before this filter.
-            raise ValueError(f"page {page.url!r} has no language; run language id before the "
-                             "bad-words filter")
+            raise ValueError(
+                f"page {page.url!r} has no language; run language id before the bad-words filter"
+            )
         return base_language(page.language)
 
     def language_namespace(self, page: Page) -> Optional[str]:

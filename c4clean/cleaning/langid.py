@@ -43,13 +43,13 @@ from langdetect.utils.ngram import NGram
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
 
-EN_MIN_PROBABILITY = 0.99      # TFDS detect_english
+EN_MIN_PROBABILITY = 0.99  # TFDS detect_english
 MULTILINGUAL_MIN_PROBABILITY = 0.95  # TFDS v3.1.0 detect_languages (cld3 there, langdetect here)
 SEED = 0
 
-_N_TRIAL = 7                   # Detector.n_trial
-_MAX_TEXT_LENGTH = 10000       # Detector.max_text_length
-_LATIN = re.compile("[A-z]")   # Detector.cleaning_text: 'A' <= ch <= 'z' (includes [\]^_`)
+_N_TRIAL = 7  # Detector.n_trial
+_MAX_TEXT_LENGTH = 10000  # Detector.max_text_length
+_LATIN = re.compile("[A-z]")  # Detector.cleaning_text: 'A' <= ch <= 'z' (includes [\]^_`)
 _SPACE_RUNS = re.compile("  +")
 
 
@@ -193,8 +193,9 @@ def _no_features() -> LangDetectException:
 
 def _languages(profiles: _Profiles, langprob: list[float]) -> list[Language]:
     """Detector._sort_probability."""
-    result = [Language(lang, p) for lang, p in zip(profiles.langlist, langprob)
-              if p > Detector.PROB_THRESHOLD]
+    result = [
+        Language(lang, p) for lang, p in zip(profiles.langlist, langprob) if p > Detector.PROB_THRESHOLD
+    ]
     result.sort(reverse=True)
     return result
 
@@ -231,7 +232,8 @@ def _row_sums(prob: np.ndarray) -> np.ndarray:
     if _SUM_IS_SEQUENTIAL:
         return np.add.accumulate(prob, axis=-1)[..., -1:]
     return np.array([sum(row) for row in prob.reshape(-1, prob.shape[-1]).tolist()]).reshape(
-        prob.shape[:-1] + (1,))
+        prob.shape[:-1] + (1,)
+    )
 
 
 def _random_walk(profiles: _Profiles, rows: list[int]) -> list[float]:
@@ -259,15 +261,16 @@ def _random_walk(profiles: _Profiles, rows: list[int]) -> list[float]:
     return langprob.tolist()
 
 
-def _random_walks(profiles: _Profiles, rows_per_text: list[list[int]],
-                  max_batch: int = 512) -> list[list[float]]:
+def _random_walks(
+    profiles: _Profiles, rows_per_text: list[list[int]], max_batch: int = 512
+) -> list[list[float]]:
     """`_random_walk` of many texts in lock-step: each step draws one n-gram per still-running
     walk (each text has its own `Random(0)`, drawn from in the reference's order) and multiplies
     all their probability rows in one numpy operation; walks leave the batch as they converge.
     Element by element the arithmetic is the reference's (same products, sequential sums)."""
     out: list[list[float]] = []
     for start in range(0, len(rows_per_text), max_batch):
-        out.extend(_random_walk_batch(profiles, rows_per_text[start:start + max_batch]))
+        out.extend(_random_walk_batch(profiles, rows_per_text[start : start + max_batch]))
     return out
 
 
@@ -281,9 +284,13 @@ def _random_walk_batch(profiles: _Profiles, rows_per_text: list[list[int]]) -> l
     draws = [_index_sampler(rng, len(rows)) for rng, rows in zip(rngs, rows_per_text)]
     langprob = np.zeros((n, n_lang))
     for _ in range(_N_TRIAL):
-        weights = np.array([(Detector.ALPHA_DEFAULT + rng.gauss(0.0, 1.0) * Detector.ALPHA_WIDTH)
-                            / Detector.BASE_FREQ for rng in rngs])
-        active = np.arange(n)                 # texts still walking in this trial
+        weights = np.array(
+            [
+                (Detector.ALPHA_DEFAULT + rng.gauss(0.0, 1.0) * Detector.ALPHA_WIDTH) / Detector.BASE_FREQ
+                for rng in rngs
+            ]
+        )
+        active = np.arange(n)  # texts still walking in this trial
         walkers = list(zip(rows_per_text, draws))
         weight = weights[:, None]
         prob = np.full((n, n_lang), profiles.uniform)
@@ -346,8 +353,10 @@ def english_verdicts(pages, min_probability: float = EN_MIN_PROBABILITY) -> list
     """`english_verdict` of many pages at once (`detect_langs_many`): the same verdicts, faster.
     Pipelines call it on batches of pages (e.g. `beam.BatchElements`)."""
     pages = list(pages)
-    return [_english_verdict(page, predictions, min_probability)
-            for page, predictions in zip(pages, detect_langs_many([p.text for p in pages]))]
+    return [
+        _english_verdict(page, predictions, min_probability)
+        for page, predictions in zip(pages, detect_langs_many([p.text for p in pages]))
+    ]
 
 
 def _english_verdict(page: Page, predictions, min_probability: float) -> EnglishVerdict:
@@ -357,25 +366,27 @@ def _english_verdict(page: Page, predictions, min_probability: float) -> English
         return EnglishVerdict(None, reasons.NO_PREDICTIONS, (reasons.NO_PREDICTIONS,))
     best = predictions[0]
     if best.prob < min_probability:
-        return EnglishVerdict(None, reasons.LOW_CONFIDENCE, (reasons.LOW_CONFIDENCE,),
-                              best.lang, best.prob)
+        return EnglishVerdict(None, reasons.LOW_CONFIDENCE, (reasons.LOW_CONFIDENCE,), best.lang, best.prob)
     if best.lang != "en":
-        return EnglishVerdict(None, reasons.IGNORED_LANGUAGE,
-                              (reasons.IGNORED_LANGUAGE, reasons.ignored_language(best.lang)),
-                              best.lang, best.prob)
-    return EnglishVerdict(page.replace(language="en"), reasons.PASSED, (reasons.PASSED,),
-                          best.lang, best.prob)
+        return EnglishVerdict(
+            None,
+            reasons.IGNORED_LANGUAGE,
+            (reasons.IGNORED_LANGUAGE, reasons.ignored_language(best.lang)),
+            best.lang,
+            best.prob,
+        )
+    return EnglishVerdict(
+        page.replace(language="en"), reasons.PASSED, (reasons.PASSED,), best.lang, best.prob
+    )
 
 
-def detect_english(page: Page, min_probability: float = EN_MIN_PROBABILITY
-                   ) -> tuple[Optional[Page], str]:
+def detect_english(page: Page, min_probability: float = EN_MIN_PROBABILITY) -> tuple[Optional[Page], str]:
     """TFDS `detect_english`: (page with language "en", PASSED) or (None, the filtered:* code)."""
     verdict = english_verdict(page, min_probability)
     return verdict.page, verdict.reason
 
 
-def detect_language(text: str, min_probability: float = MULTILINGUAL_MIN_PROBABILITY
-                    ) -> tuple[str, float]:
+def detect_language(text: str, min_probability: float = MULTILINGUAL_MIN_PROBABILITY) -> tuple[str, float]:
     """Multilingual variant: (language, probability); `und` when unsure, as mC4 labels such pages.
 
     Deviation from TFDS mC4: cld3 (`gcld3`, no wheels here) is replaced by langdetect, so codes are
@@ -392,4 +403,3 @@ def detect_language(text: str, min_probability: float = MULTILINGUAL_MIN_PROBABI
     if best.prob < min_probability:
         return reasons.UNKNOWN_LANGUAGE, best.prob
     return best.lang, best.prob
-

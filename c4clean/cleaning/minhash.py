@@ -45,7 +45,7 @@ def shingles(text: str, n: int = DEFAULT_NGRAM) -> list[bytes]:
         return [b" ".join(words)]
     # A set: MinHash ignores repeats, so hashing each distinct shingle once is enough.
     join = b" ".join
-    return list({join(words[i:i + n]) for i in range(len(words) - n + 1)})
+    return list({join(words[i : i + n]) for i in range(len(words) - n + 1)})
 
 
 class MinHasher:
@@ -55,8 +55,9 @@ class MinHasher:
     signature starts from a copy of that template, as `MinHash.bulk` does.
     """
 
-    def __init__(self, num_perm: int = DEFAULT_NUM_PERM, seed: int = DEFAULT_SEED,
-                 ngram: int = DEFAULT_NGRAM):
+    def __init__(
+        self, num_perm: int = DEFAULT_NUM_PERM, seed: int = DEFAULT_SEED, ngram: int = DEFAULT_NGRAM
+    ):
         self.num_perm = num_perm
         self.seed = seed
         self.ngram = ngram
@@ -78,10 +79,14 @@ class MinHasher:
         """Signatures of many texts with `MinHash.bulk` (None where a text has no shingles)."""
         shingle_lists = [shingles(t, self.ngram) for t in texts]
         nonempty = [s for s in shingle_lists if s]
-        computed = iter(MinHash.bulk(nonempty, num_perm=self.num_perm, seed=self.seed, scheme=SCHEME,
-                                     hashfunc=SHINGLE_HASH))
-        return [next(computed).hashvalues.astype(_SIG_DTYPE, copy=False) if s else None
-                for s in shingle_lists]
+        computed = iter(
+            MinHash.bulk(
+                nonempty, num_perm=self.num_perm, seed=self.seed, scheme=SCHEME, hashfunc=SHINGLE_HASH
+            )
+        )
+        return [
+            next(computed).hashvalues.astype(_SIG_DTYPE, copy=False) if s else None for s in shingle_lists
+        ]
 
     def lean(self, signature: np.ndarray) -> LeanMinHash:
         """The signature as a datasketch LeanMinHash (for use with datasketch's own LSH classes)."""
@@ -104,8 +109,9 @@ def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-def optimal_bands(threshold: float = DEFAULT_THRESHOLD, num_perm: int = DEFAULT_NUM_PERM,
-                  false_negative_weight: float = 0.5) -> tuple[int, int]:
+def optimal_bands(
+    threshold: float = DEFAULT_THRESHOLD, num_perm: int = DEFAULT_NUM_PERM, false_negative_weight: float = 0.5
+) -> tuple[int, int]:
     """(bands b, rows per band r), b * r <= num_perm, that minimise datasketch's weighted sum of the
     false-positive and false-negative probabilities of LSH banding around `threshold`.
 
@@ -134,8 +140,10 @@ def band_keys(signature: np.ndarray, b: int, r: int) -> list[bytes]:
     if b > 0xFFFF:
         raise ValueError(f"too many bands: {b}")
     values = np.asarray(signature, dtype=_SIG_DTYPE)
-    return [i.to_bytes(2, "big") + hashlib.blake2b(values[i * r:(i + 1) * r].tobytes(), digest_size=16).digest()
-            for i in range(b)]
+    return [
+        i.to_bytes(2, "big") + hashlib.blake2b(values[i * r : (i + 1) * r].tobytes(), digest_size=16).digest()
+        for i in range(b)
+    ]
 
 
 def page_id(url: str, text: str) -> str:
@@ -145,5 +153,4 @@ def page_id(url: str, text: str) -> str:
     md5(url) is smallest (the rule C4's line dedup uses); the text part separates two different
     pages that share a URL.
     """
-    return (hashlib.md5(url.encode("utf-8")).hexdigest()
-            + hashlib.md5(text.encode("utf-8")).hexdigest()[:16])
+    return hashlib.md5(url.encode("utf-8")).hexdigest() + hashlib.md5(text.encode("utf-8")).hexdigest()[:16]

@@ -10,9 +10,9 @@ from typing import NamedTuple, Optional
 class Page:
     url: str
     text: str
-    timestamp: str = ""            # WARC-Date, ISO 8601; compared as a string, as TFDS does
+    timestamp: str = ""  # WARC-Date, ISO 8601; compared as a string, as TFDS does
     content_type: str = ""
-    content_length: str = ""       # header value as written; TFDS keeps it as text too
+    content_length: str = ""  # header value as written; TFDS keeps it as text too
     normalized_url: str = ""
     language: Optional[str] = None  # WET `WARC-Identified-Content-Language`, later the detected one
 

@@ -39,14 +39,14 @@ READ_ERROR_PREFIX = "error:"
 # A `--cc-dump` WET file could not be downloaded whole (after retries, or a 404).
 DOWNLOAD_FAILED = "error:download_failed"
 # Reader issues TFDS does not have (it crashes or mis-reads instead); `wet.ReadIssue.code`.
-READ_UNREADABLE = "error:unreadable"                # missing file, unreadable object, I/O error mid-read
-READ_EMPTY_FILE = "error:empty_file"                # no bytes, or only whitespace
-READ_TRUNCATED_GZIP = "error:truncated_gzip"        # stream ends inside a gzip member
-READ_CORRUPT_GZIP = "error:corrupt_gzip"            # bad gzip data; reading resumes at the next member
-READ_TRUNCATED_RECORD = "error:truncated_record"    # last record shorter than its Content-Length
-READ_BAD_UTF8 = "repaired:bad_utf8"                 # record kept, invalid bytes decoded as U+FFFD
+READ_UNREADABLE = "error:unreadable"  # missing file, unreadable object, I/O error mid-read
+READ_EMPTY_FILE = "error:empty_file"  # no bytes, or only whitespace
+READ_TRUNCATED_GZIP = "error:truncated_gzip"  # stream ends inside a gzip member
+READ_CORRUPT_GZIP = "error:corrupt_gzip"  # bad gzip data; reading resumes at the next member
+READ_TRUNCATED_RECORD = "error:truncated_record"  # last record shorter than its Content-Length
+READ_BAD_UTF8 = "repaired:bad_utf8"  # record kept, invalid bytes decoded as U+FFFD
 READ_BEFORE_FIRST_RECORD = "skipped:before_first_record"  # data before the first WARC/1.0 (or after damage)
-READ_EXTRA_WARCINFO = "skipped:warcinfo"            # a warcinfo record after the first one
+READ_EXTRA_WARCINFO = "skipped:warcinfo"  # a warcinfo record after the first one
 READ_LENGTH_MISMATCH = "warning:content_length_mismatch"  # record kept, shorter than its Content-Length
 
 # --- RealNews domain list (NS_REALNEWS; TFDS calls this namespace "realnews-domain-filter") ----------

@@ -20,11 +20,11 @@ from c4clean.cleaning.page import Decision, Page
 from c4clean.cleaning.sentences import count_sentences
 
 # --- constants of the recipe (TFDS c4 v3.1.0) ----------------------------------------------------
-MAX_PAGE_LENGTH = 190_000          # characters of raw WET text (`is_valid_length`, 1.9e5)
+MAX_PAGE_LENGTH = 190_000  # characters of raw WET text (`is_valid_length`, 1.9e5)
 MIN_WORDS_PER_LINE = 5
 MIN_NUM_SENTENCES = 3
 MAX_WORD_LENGTH = 1000
-END_MARKS = (".", "?", "!", '"')   # straight double quote only; not "'" nor curly quotes nor "…"
+END_MARKS = (".", "?", "!", '"')  # straight double quote only; not "'" nor curly quotes nor "…"
 ELLIPSIS = "..."
 POLICY_SUBSTRINGS = (
     "terms of use",
@@ -40,7 +40,7 @@ _OTHER_POLICIES = tuple(p for p in POLICY_SUBSTRINGS if "cookie" not in p)
 # Case-sensitive, and `\d*` also matches an empty "[]".
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 LINE_DELIMITER = "\n"
-MIN_PARAGRAPHS = 3                 # mC4 `paragraph_filter`
+MIN_PARAGRAPHS = 3  # mC4 `paragraph_filter`
 MIN_PARAGRAPH_LEN = 200
 
 

@@ -63,11 +63,11 @@ class ReadIssue:
 class WarcResponse:
     """A WARC `response` record, as read (no HTML extraction)."""
 
-    url: str                      # WARC-Target-URI, without the <...> that wget writes around it
-    timestamp: str                # WARC-Date
-    status: Optional[int]         # HTTP status code, None if the status line is unreadable
-    headers: tuple                # HTTP headers as ((name, value), ...), in order
-    body: bytes                   # HTTP payload (still Content-Encoded / chunked as the server sent it)
+    url: str  # WARC-Target-URI, without the <...> that wget writes around it
+    timestamp: str  # WARC-Date
+    status: Optional[int]  # HTTP status code, None if the status line is unreadable
+    headers: tuple  # HTTP headers as ((name, value), ...), in order
+    body: bytes  # HTTP payload (still Content-Encoded / chunked as the server sent it)
     record_id: str = ""
 
 
@@ -105,7 +105,7 @@ def _raw_chunks(f) -> Iterator[Union[bytes, _Break]]:
 
 def _is_member_start(buf: bytes, i: int) -> bool:
     # magic, deflate, no reserved flag bits: a stray 1f 8b inside compressed data rarely passes
-    return buf[i:i + 3] == b"\x1f\x8b\x08" and len(buf) > i + 3 and not buf[i + 3] & 0xE0
+    return buf[i : i + 3] == b"\x1f\x8b\x08" and len(buf) > i + 3 and not buf[i + 3] & 0xE0
 
 
 def _find_member(buf: bytes, start: int) -> int:
@@ -118,11 +118,11 @@ def _find_member(buf: bytes, start: int) -> int:
 def _gunzip(raw: Iterator[Union[bytes, _Break]], first: bytes) -> Iterator[object]:
     """Decompressed bytes of a (multi-member) gzip stream, with `_MEMBER_END` after each intact member
     and a `_Break` for each damaged stretch, after which decompression resumes at the next member."""
-    buf, base = first, 0          # unread compressed bytes, and the file offset of buf[0]
-    member = None                 # decompressobj of the member being read
+    buf, base = first, 0  # unread compressed bytes, and the file offset of buf[0]
+    member = None  # decompressobj of the member being read
     member_start = 0
-    fed: list = []                # (offset, bytes) of the last inputs of this member, for rescanning
-    resyncing = False             # after damage, skipped bytes are part of that one issue
+    fed: list = []  # (offset, bytes) of the last inputs of this member, for rescanning
+    resyncing = False  # after damage, skipped bytes are part of that one issue
     exhausted = False
 
     def pull() -> bool:
@@ -155,10 +155,12 @@ def _gunzip(raw: Iterator[Union[bytes, _Break]], first: bytes) -> Iterator[objec
                     buf = keep
                     pull()
                     k = _find_member(buf, 0)
-                junk = junk or bool(buf[:k if k >= 0 else len(buf)].strip(b"\x00"))
+                junk = junk or bool(buf[: k if k >= 0 else len(buf)].strip(b"\x00"))
                 if junk and not resyncing:
                     gone = skipped + (k if k >= 0 else len(buf))
-                    yield _Break(reasons.READ_CORRUPT_GZIP, f"{gone} bytes of non-gzip data at offset {base - skipped}")
+                    yield _Break(
+                        reasons.READ_CORRUPT_GZIP, f"{gone} bytes of non-gzip data at offset {base - skipped}"
+                    )
                 if k < 0:
                     break
                 base += k
@@ -168,7 +170,9 @@ def _gunzip(raw: Iterator[Union[bytes, _Break]], first: bytes) -> Iterator[objec
         if not buf and not pull():
             if pending_break:
                 break
-            yield _Break(reasons.READ_TRUNCATED_GZIP, f"stream ends inside the gzip member at offset {member_start}")
+            yield _Break(
+                reasons.READ_TRUNCATED_GZIP, f"stream ends inside the gzip member at offset {member_start}"
+            )
             member = None
             break
         fed = fed[-1:] + [(base, buf)]
@@ -277,7 +281,7 @@ def _short_body(block: bytes) -> Optional[str]:
         return None
     try:
         line_end = min(i for i in (block.find(b"\r", at), block.find(b"\n", at), len(block)) if i >= 0)
-        length = int(block[at + 15:line_end])
+        length = int(block[at + 15 : line_end])
     except ValueError:
         return None
     body = len(block) - body_start
@@ -310,7 +314,9 @@ class _WetParser:
             text = block.decode("utf-8")
         except UnicodeDecodeError as e:
             text = block.decode("utf-8", "replace")
-            yield ReadIssue(reasons.READ_BAD_UTF8, label, index, f"invalid UTF-8 at byte {e.start} of the record")
+            yield ReadIssue(
+                reasons.READ_BAD_UTF8, label, index, f"invalid UTF-8 at byte {e.start} of the record"
+            )
         crs = text.count("\r")
         if crs and crs != text.count("\r\n"):  # a lone CR ends a line too (universal newlines)
             text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -324,21 +330,23 @@ class _WetParser:
         language = warc_type = None
         for s in meta:  # TFDS checks every key on every line, body lines too; the last one wins
             if s.startswith(_URL_KEY):
-                url = s[len(_URL_KEY):].strip()
+                url = s[len(_URL_KEY) :].strip()
             elif s.startswith(_DATE_KEY):
-                timestamp = s[len(_DATE_KEY):].strip()
+                timestamp = s[len(_DATE_KEY) :].strip()
             elif s.startswith(_CONTENT_TYPE_KEY):
-                content_type = s[len(_CONTENT_TYPE_KEY):].strip()
+                content_type = s[len(_CONTENT_TYPE_KEY) :].strip()
             elif s.startswith(_CONTENT_LENGTH_KEY):
-                content_length = s[len(_CONTENT_LENGTH_KEY):].strip()
+                content_length = s[len(_CONTENT_LENGTH_KEY) :].strip()
             elif s.startswith(_LANGUAGE_KEY):
-                language = s[len(_LANGUAGE_KEY):].strip()
+                language = s[len(_LANGUAGE_KEY) :].strip()
             elif s.startswith(_TYPE_KEY) and warc_type is None:
-                warc_type = s[len(_TYPE_KEY):].strip()
+                warc_type = s[len(_TYPE_KEY) :].strip()
         if warc_type == "warcinfo":
             self.warcinfos += 1
             if self.warcinfos > 1:
-                yield ReadIssue(reasons.READ_EXTRA_WARCINFO, label, index, "a warcinfo record after the first")
+                yield ReadIssue(
+                    reasons.READ_EXTRA_WARCINFO, label, index, "a warcinfo record after the first"
+                )
                 return
         if not url:
             yield ReadIssue(reasons.NO_URL, label, index, f"WARC-Type {warc_type}")
@@ -347,8 +355,14 @@ class _WetParser:
         elif not timestamp:
             yield ReadIssue(reasons.NO_TIMESTAMP, label, index, url)
         else:
-            yield Page(url=url, text="\n".join(body), timestamp=timestamp, content_type=content_type,
-                       content_length=content_length, language=language or None)
+            yield Page(
+                url=url,
+                text="\n".join(body),
+                timestamp=timestamp,
+                content_type=content_type,
+                content_length=content_length,
+                language=language or None,
+            )
 
 
 def iter_records(source: Source, *, name: Optional[str] = None) -> Iterator[Union[Page, ReadIssue]]:
@@ -368,11 +382,11 @@ def iter_records(source: Source, *, name: Optional[str] = None) -> Iterator[Unio
 
 def _split_records(events, parser: _WetParser, label: str) -> Iterator[Union[Page, ReadIssue]]:
     buf = b""
-    start = 0          # buf[start:] is the record being read (or data before any record)
-    search = 0         # where to look for the next `WARC/1.0`
-    safe = 0           # buf[:safe] came from gzip members that ended cleanly
+    start = 0  # buf[start:] is the record being read (or data before any record)
+    search = 0  # where to look for the next `WARC/1.0`
+    safe = 0  # buf[:safe] came from gzip members that ended cleanly
     in_record = False  # buf[start:] begins with a delimiter line
-    index = -1         # of the current record
+    index = -1  # of the current record
     seen_data = False
 
     def outside(data: bytes, why: str):
@@ -432,7 +446,9 @@ def _split_records(events, parser: _WetParser, label: str) -> Iterator[Union[Pag
     elif buf[start:].strip():
         yield outside(buf[start:], "with no WARC/1.0 line after them")
     elif index < 0 and not after_break:
-        yield ReadIssue(reasons.READ_EMPTY_FILE, label, None, "no data" if not seen_data else "only whitespace")
+        yield ReadIssue(
+            reasons.READ_EMPTY_FILE, label, None, "no data" if not seen_data else "only whitespace"
+        )
 
 
 # --- WARC responses ---------------------------------------------------------------------------------
@@ -449,7 +465,7 @@ def _header_fields(lines) -> dict:
 
 def _response(block: bytes, warc: dict) -> WarcResponse:
     sep = block.find(b"\r\n\r\n")
-    head, body = (block[:sep], block[sep + 4:]) if sep >= 0 else (block, b"")
+    head, body = (block[:sep], block[sep + 4 :]) if sep >= 0 else (block, b"")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(None, 2)
     status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
@@ -457,12 +473,19 @@ def _response(block: bytes, warc: dict) -> WarcResponse:
     url = warc.get(b"warc-target-uri", b"").decode("utf-8", "replace")
     if url.startswith("<") and url.endswith(">"):
         url = url[1:-1]
-    return WarcResponse(url=url, timestamp=warc.get(b"warc-date", b"").decode("utf-8", "replace"),
-                        status=status, headers=headers, body=body,
-                        record_id=warc.get(b"warc-record-id", b"").decode("utf-8", "replace"))
+    return WarcResponse(
+        url=url,
+        timestamp=warc.get(b"warc-date", b"").decode("utf-8", "replace"),
+        status=status,
+        headers=headers,
+        body=body,
+        record_id=warc.get(b"warc-record-id", b"").decode("utf-8", "replace"),
+    )
 
 
-def iter_warc_responses(source: Source, *, name: Optional[str] = None) -> Iterator[Union[WarcResponse, ReadIssue]]:
+def iter_warc_responses(
+    source: Source, *, name: Optional[str] = None
+) -> Iterator[Union[WarcResponse, ReadIssue]]:
     """The `response` records of a WARC file (`.warc`, `.warc.gz`), framed by Content-Length; other
     record types are passed over. Damage is reported as for `iter_records`."""
     label, owned, events = _events(source, name)
@@ -491,13 +514,17 @@ def _split_warc(events, label: str) -> Iterator[Union[WarcResponse, ReadIssue]]:
                 if nxt < 0 and not final:
                     return
                 end = len(buf) if nxt < 0 else nxt + 1
-                yield ReadIssue(reasons.READ_BEFORE_FIRST_RECORD, label, None, f"{end - pos} bytes outside any record")
+                yield ReadIssue(
+                    reasons.READ_BEFORE_FIRST_RECORD, label, None, f"{end - pos} bytes outside any record"
+                )
                 pos = end
                 continue
             head_end = buf.find(b"\r\n\r\n", pos)
             if head_end < 0:
                 if final:
-                    yield ReadIssue(reasons.READ_TRUNCATED_RECORD, label, index + 1, "the WARC headers never end")
+                    yield ReadIssue(
+                        reasons.READ_TRUNCATED_RECORD, label, index + 1, "the WARC headers never end"
+                    )
                     pos = len(buf)
                 return
             fields = _header_fields(buf[pos:head_end].split(b"\r\n")[1:])
@@ -515,13 +542,17 @@ def _split_warc(events, label: str) -> Iterator[Union[WarcResponse, ReadIssue]]:
             end = head_end + 4 + length
             if end > len(buf):
                 if final:
-                    yield ReadIssue(reasons.READ_TRUNCATED_RECORD, label, index + 1,
-                                    f"body has {len(buf) - head_end - 4} of {length} bytes")
+                    yield ReadIssue(
+                        reasons.READ_TRUNCATED_RECORD,
+                        label,
+                        index + 1,
+                        f"body has {len(buf) - head_end - 4} of {length} bytes",
+                    )
                     pos = len(buf)
                 return
             index += 1
             if fields.get(b"warc-type") == b"response":
-                yield _response(buf[head_end + 4:end], fields)
+                yield _response(buf[head_end + 4 : end], fields)
             pos = end
 
     for ev in events:

@@ -23,15 +23,17 @@ import pyarrow as pa
 
 from c4clean.cleaning.page import Page
 
-SCHEMA = pa.schema([
-    pa.field("url", pa.string(), nullable=False),
-    pa.field("text", pa.string(), nullable=False),
-    pa.field("timestamp", pa.string(), nullable=False),
-    pa.field("content_length", pa.string(), nullable=False),
-    pa.field("language", pa.string()),
-    pa.field("normalized_url", pa.string(), nullable=False),
-    pa.field("content_type", pa.string(), nullable=False),
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("timestamp", pa.string(), nullable=False),
+        pa.field("content_length", pa.string(), nullable=False),
+        pa.field("language", pa.string()),
+        pa.field("normalized_url", pa.string(), nullable=False),
+        pa.field("content_type", pa.string(), nullable=False),
+    ]
+)
 BATCH_ROWS = 1024  # record batches of fixed size: same rows -> same bytes
 SHARD_NAME_RE = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.arrow$")
 
@@ -65,8 +67,13 @@ def write_shard(directory: str, split: str, index: int, count: int, pages: Itera
         writer.write_table(_table(rows), max_chunksize=BATCH_ROWS)
     data = sink.getvalue().to_pybytes()
     record = {
-        "split": split, "shard": index, "num_shards": count, "file": name, "rows": len(rows),
-        "bytes": len(data), "text_bytes": sum(len(p.text.encode("utf-8")) for p in rows),
+        "split": split,
+        "shard": index,
+        "num_shards": count,
+        "file": name,
+        "rows": len(rows),
+        "bytes": len(data),
+        "text_bytes": sum(len(p.text.encode("utf-8")) for p in rows),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     write_atomically(final, data)

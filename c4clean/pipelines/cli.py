@@ -12,37 +12,80 @@ from c4clean.pipelines.options import DEFAULT_CC_BASE_URL, VARIANTS, RunOptions
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--input", "inputs", multiple=True,
-              help="WET file, directory or glob (repeatable); local, gs://, s3:// ...")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help="WET file, directory or glob (repeatable); local, gs://, s3:// ...",
+)
 @click.option("--output", required=True, help="Output folder for shards, manifest.json, stats.json.")
 @click.option("--variant", type=click.Choice(list(VARIANTS)), default="en", show_default=True)
 @click.option("--cc-dump", help="Common Crawl dump to download, e.g. 2019-18.")
 @click.option("--cc-base-url", default=DEFAULT_CC_BASE_URL, show_default=True)
 @click.option("--max-files", type=int, help="Only the first N WET files of --cc-dump.")
 @click.option("--cache-dir", help="Download cache for --cc-dump (default ~/.cache/c4clean/wet).")
-@click.option("--near-dedup/--no-near-dedup", default=True, show_default=True,
-              help="MinHash near-duplicate removal; off reproduces TFDS C4 exactly.")
+@click.option(
+    "--near-dedup/--no-near-dedup",
+    default=True,
+    show_default=True,
+    help="MinHash near-duplicate removal; off reproduces TFDS C4 exactly.",
+)
 @click.option("--near-dedup-threshold", type=float, default=0.8, show_default=True)
 @click.option("--num-perm", type=int, default=128, show_default=True)
 @click.option("--ngram", type=int, default=5, show_default=True)
-@click.option("--num-shards", type=int, default=8, show_default=True,
-              help="Shards per train split.")
+@click.option("--num-shards", type=int, default=8, show_default=True, help="Shards per train split.")
 @click.option("--num-validation-shards", type=int, default=1, show_default=True)
-@click.option("--domains", type=click.Path(exists=True, dir_okay=False),
-              help="Keep only these domains (RealNews JSON or one domain per line).")
-@click.option("--webtext-urls", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="URL list file(s) for --variant webtextlike.")
+@click.option(
+    "--domains",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Keep only these domains (RealNews JSON or one domain per line).",
+)
+@click.option(
+    "--webtext-urls",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="URL list file(s) for --variant webtextlike.",
+)
 @click.option("--resume", is_flag=True, help="Reuse per-file results of an interrupted run.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any input file had a read error (data lost).")
 @click.option("--keep-work", is_flag=True, help="Keep <output>/.work (per-file results).")
-@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
-              help="Local worker processes (DirectRunner).")
-@click.option("--runner", default="direct", show_default=True,
-              help="direct, dataflow, flink, spark, portable, or a Beam runner class name.")
+@click.option(
+    "--workers",
+    type=int,
+    default=os.cpu_count() or 1,
+    show_default=True,
+    help="Local worker processes (DirectRunner).",
+)
+@click.option(
+    "--runner",
+    default="direct",
+    show_default=True,
+    help="direct, dataflow, flink, spark, portable, or a Beam runner class name.",
+)
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def run(inputs, output, variant, cc_dump, cc_base_url, max_files, cache_dir, near_dedup,
-        near_dedup_threshold, num_perm, ngram, num_shards, num_validation_shards, domains,
-        webtext_urls, resume, strict, keep_work, workers, runner, beam_args):
+def run(
+    inputs,
+    output,
+    variant,
+    cc_dump,
+    cc_base_url,
+    max_files,
+    cache_dir,
+    near_dedup,
+    near_dedup_threshold,
+    num_perm,
+    ngram,
+    num_shards,
+    num_validation_shards,
+    domains,
+    webtext_urls,
+    resume,
+    strict,
+    keep_work,
+    workers,
+    runner,
+    beam_args,
+):
     """Clean WET files into sharded Arrow files (C4 recipe + MinHash near-dedup).
 
     Beam pipeline options go after `--`, e.g. `-- --project=p --region=europe-west1
@@ -58,12 +101,28 @@ def run(inputs, output, variant, cc_dump, cc_base_url, max_files, cache_dir, nea
         show_worker_progress()
     try:
         options = RunOptions(
-            output=output, inputs=tuple(inputs), variant=variant, cc_dump=cc_dump,
-            cc_base_url=cc_base_url, max_files=max_files, cache_dir=cache_dir, near_dedup=near_dedup,
-            near_dedup_threshold=near_dedup_threshold, num_perm=num_perm, ngram=ngram,
-            num_shards=num_shards, num_validation_shards=num_validation_shards, domains=domains,
-            webtext_urls=tuple(webtext_urls), resume=resume, strict=strict, keep_work=keep_work,
-            workers=workers, runner=runner, beam_args=tuple(beam_args))
+            output=output,
+            inputs=tuple(inputs),
+            variant=variant,
+            cc_dump=cc_dump,
+            cc_base_url=cc_base_url,
+            max_files=max_files,
+            cache_dir=cache_dir,
+            near_dedup=near_dedup,
+            near_dedup_threshold=near_dedup_threshold,
+            num_perm=num_perm,
+            ngram=ngram,
+            num_shards=num_shards,
+            num_validation_shards=num_validation_shards,
+            domains=domains,
+            webtext_urls=tuple(webtext_urls),
+            resume=resume,
+            strict=strict,
+            keep_work=keep_work,
+            workers=workers,
+            runner=runner,
+            beam_args=tuple(beam_args),
+        )
     except ValueError as error:
         raise click.UsageError(str(error))
     try:
@@ -75,8 +134,12 @@ def run(inputs, output, variant, cc_dump, cc_base_url, max_files, cache_dir, nea
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("directory")
-@click.option("--counters/--no-counters", default=True, show_default=True,
-              help="Also print every counter of every stage.")
+@click.option(
+    "--counters/--no-counters",
+    default=True,
+    show_default=True,
+    help="Also print every counter of every stage.",
+)
 def stats(directory, counters):
     """Print the manifest and counters of an existing `c4clean run` output."""
     from c4clean.pipelines import manifest as m
@@ -86,9 +149,11 @@ def stats(directory, counters):
     except FileNotFoundError as error:
         raise click.ClickException(str(error))
     options = manifest["options"]
-    click.echo(f"{directory}: variant {manifest['variant']}, format {manifest['format_version']}, "
-               f"near-dedup {'on' if options.get('near_dedup') else 'off'}, "
-               f"{len(manifest['inputs'])} input files, {manifest['wall_seconds']} s")
+    click.echo(
+        f"{directory}: variant {manifest['variant']}, format {manifest['format_version']}, "
+        f"near-dedup {'on' if options.get('near_dedup') else 'off'}, "
+        f"{len(manifest['inputs'])} input files, {manifest['wall_seconds']} s"
+    )
     click.echo("versions: " + ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()))
     click.echo(m.splits_table(manifest))
     if run_stats is None:
@@ -96,7 +161,9 @@ def stats(directory, counters):
         return
     click.echo(m.summary_table(run_stats))
     if run_stats.get("read_issues"):
-        click.echo("read issues: " + ", ".join(
-            f"{f} ({len(v)})" for f, v in sorted(run_stats["read_issues"].items())))
+        click.echo(
+            "read issues: "
+            + ", ".join(f"{f} ({len(v)})" for f, v in sorted(run_stats["read_issues"].items()))
+        )
     if counters:
         click.echo(m.counters_table(run_stats))

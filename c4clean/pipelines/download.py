@@ -126,8 +126,14 @@ def _retryable(error: Exception) -> bool:
     return isinstance(error, (_Incomplete, urllib.error.URLError, http.client.HTTPException, OSError))
 
 
-def download_wet_file(url: str, cache_dir: str, retries: int = 5, backoff: float = 1.0,
-                      timeout: float = 60.0, max_backoff: float = 60.0) -> str:
+def download_wet_file(
+    url: str,
+    cache_dir: str,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    max_backoff: float = 60.0,
+) -> str:
     """Downloads `url` into the cache (unless a whole copy is there) and returns the local path.
 
     Up to `retries` further tries after the first, waiting `backoff * 2**k` seconds (with jitter,
@@ -151,8 +157,9 @@ def download_wet_file(url: str, cache_dir: str, retries: int = 5, backoff: float
             if attempts > retries:
                 raise DownloadError(url, attempts, str(e)) from e
             delay = min(max_backoff, backoff * 2 ** (attempts - 1)) * random.uniform(0.5, 1.0)
-            log.warning("download of %s failed (%s); try %d of %d in %.1f s",
-                        url, e, attempts + 1, retries + 1, delay)
+            log.warning(
+                "download of %s failed (%s); try %d of %d in %.1f s", url, e, attempts + 1, retries + 1, delay
+            )
             time.sleep(delay)
             continue
         os.chmod(tmp, atomic.FILE_MODE)
@@ -160,9 +167,15 @@ def download_wet_file(url: str, cache_dir: str, retries: int = 5, backoff: float
         return final
 
 
-def wet_paths_for_dump(dump: str = "2019-18", base_url: str = DEFAULT_BASE_URL,
-                       max_files: Optional[int] = None, *, retries: int = 5, backoff: float = 1.0,
-                       timeout: float = 60.0) -> list[str]:
+def wet_paths_for_dump(
+    dump: str = "2019-18",
+    base_url: str = DEFAULT_BASE_URL,
+    max_files: Optional[int] = None,
+    *,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+) -> list[str]:
     """The WET file URLs of a Common Crawl dump (`2019-18` or `CC-MAIN-2019-18`), in the order of
     its `wet.paths.gz`; the first `max_files` of them if given."""
     match = _DUMP_RE.match(dump.strip())
@@ -181,5 +194,11 @@ def wet_paths_for_dump(dump: str = "2019-18", base_url: str = DEFAULT_BASE_URL,
     return [f"{base}/{p.lstrip('/')}" for p in paths]
 
 
-__all__ = ["DEFAULT_BASE_URL", "DownloadError", "cache_path", "download_wet_file", "gzip_is_complete",
-           "wet_paths_for_dump"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DownloadError",
+    "cache_path",
+    "download_wet_file",
+    "gzip_is_complete",
+    "wet_paths_for_dump",
+]

@@ -72,10 +72,15 @@ def stage_rows(counters: dict) -> list[dict]:
         if f"{stage}:in" not in stages and f"{stage}:out" not in stages:
             continue
         us = stages.get(f"{stage}:us")
-        rows.append({"stage": stage, "pages_in": stages.get(f"{stage}:in", 0),
-                     "pages_out": stages.get(f"{stage}:out", 0),
-                     "bytes_out": stages.get(f"{stage}:bytes"),
-                     "seconds": None if us is None else round(us / 1e6, 2)})
+        rows.append(
+            {
+                "stage": stage,
+                "pages_in": stages.get(f"{stage}:in", 0),
+                "pages_out": stages.get(f"{stage}:out", 0),
+                "bytes_out": stages.get(f"{stage}:bytes"),
+                "seconds": None if us is None else round(us / 1e6, 2),
+            }
+        )
     return rows
 
 
@@ -84,28 +89,33 @@ def format_table(header: list[str], rows: list[list]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = []
     for n, row in enumerate(cells):
-        lines.append("| " + " | ".join(v.rjust(w) if n and i else v.ljust(w)
-                                        for i, (v, w) in enumerate(zip(row, widths))) + " |")
+        lines.append(
+            "| "
+            + " | ".join(v.rjust(w) if n and i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
+            + " |"
+        )
         if n == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
 
 def summary_table(stats: dict) -> str:
-    rows = [[r["stage"], r["pages_in"], r["pages_out"], r["bytes_out"], r["seconds"]]
-            for r in stats["stages"]]
+    rows = [
+        [r["stage"], r["pages_in"], r["pages_out"], r["bytes_out"], r["seconds"]] for r in stats["stages"]
+    ]
     return format_table(["stage", "pages in", "pages out", "text bytes out", "cpu s"], rows)
 
 
 def splits_table(manifest: dict) -> str:
-    rows = [[split, info["pages"], info["shards"], info["text_bytes"]]
-            for split, info in manifest["splits"].items()]
+    rows = [
+        [split, info["pages"], info["shards"], info["text_bytes"]]
+        for split, info in manifest["splits"].items()
+    ]
     return format_table(["split", "pages", "shards", "text bytes"], rows)
 
 
 def counters_table(stats: dict) -> str:
-    rows = [[ns, name, value] for ns, names in stats["counters"].items()
-            for name, value in names.items()]
+    rows = [[ns, name, value] for ns, names in stats["counters"].items() for name, value in names.items()]
     return format_table(["namespace", "counter", "value"], rows)
 
 
@@ -138,10 +148,15 @@ def _move_shards(options: RunOptions, stage: str, records: list[dict]) -> None:
 
     out = options.output
     keep = {r["file"] for r in records}
-    FileSystems.rename([FileSystems.join(stage, r["file"]) for r in records],
-                       [FileSystems.join(out, r["file"]) for r in records])
-    stale = [p for p in _list(out.rstrip("/") + "/*.arrow")
-             if arrow_sink.parse_shard_name(p) and p.rsplit("/", 1)[-1] not in keep]
+    FileSystems.rename(
+        [FileSystems.join(stage, r["file"]) for r in records],
+        [FileSystems.join(out, r["file"]) for r in records],
+    )
+    stale = [
+        p
+        for p in _list(out.rstrip("/") + "/*.arrow")
+        if arrow_sink.parse_shard_name(p) and p.rsplit("/", 1)[-1] not in keep
+    ]
     if stale:
         log.info("removing %d shards of an earlier run", len(stale))
         FileSystems.delete(stale)
@@ -159,8 +174,9 @@ def _input_summaries(options: RunOptions, planned) -> list[dict]:
     return found
 
 
-def commit(options: RunOptions, planned, counters: dict, started: float,
-           echo: Callable[[str], None] = print) -> RunOutcome:
+def commit(
+    options: RunOptions, planned, counters: dict, started: float, echo: Callable[[str], None] = print
+) -> RunOutcome:
     from apache_beam.io.filesystems import FileSystems
 
     from c4clean.pipelines.pipeline import staging_dir, work_dir
@@ -173,14 +189,23 @@ def commit(options: RunOptions, planned, counters: dict, started: float,
     _move_shards(options, staging_dir(options), records)
     inputs = _input_summaries(options, planned)
     issues = {s["input"]: s["issues"] for s in inputs if s.get("issues")}
-    errors = sorted(f for f, found in issues.items()
-                    if any(i["code"].startswith(reasons.READ_ERROR_PREFIX) for i in found))
+    errors = sorted(
+        f
+        for f, found in issues.items()
+        if any(i["code"].startswith(reasons.READ_ERROR_PREFIX) for i in found)
+    )
     missing = [s["input"] for s in inputs if s.get("missing")]
     elapsed = round(time.time() - started, 2)
 
-    stats = {"format_version": FORMAT_VERSION, "counters": counters, "stages": stage_rows(counters),
-             "read_issues": issues, "files_with_issues": sorted(issues),
-             "files_with_errors": errors, "wall_seconds": elapsed}
+    stats = {
+        "format_version": FORMAT_VERSION,
+        "counters": counters,
+        "stages": stage_rows(counters),
+        "read_issues": issues,
+        "files_with_issues": sorted(issues),
+        "files_with_errors": errors,
+        "wall_seconds": elapsed,
+    }
     splits: dict[str, dict] = {}
     for r in records:
         info = splits.setdefault(r["split"], {"pages": 0, "shards": 0, "text_bytes": 0})
@@ -194,23 +219,39 @@ def commit(options: RunOptions, planned, counters: dict, started: float,
         "versions": versions(),
         "created_unix": int(started),
         "wall_seconds": elapsed,
-        "inputs": [{"file": s["input"], "size": (s.get("identity") or {}).get("size"),
-                    "pages": s.get("pages"), "issues": len(s.get("issues", []))} for s in inputs],
+        "inputs": [
+            {
+                "file": s["input"],
+                "size": (s.get("identity") or {}).get("size"),
+                "pages": s.get("pages"),
+                "issues": len(s.get("issues", [])),
+            }
+            for s in inputs
+        ],
         "splits": splits,
-        "shards": [{k: r[k] for k in ("file", "split", "shard", "num_shards", "rows", "bytes",
-                                      "sha256")} for r in records],
-        "schema": [{"name": f.name, "type": str(f.type), "nullable": f.nullable}
-                   for f in arrow_sink.SCHEMA],
+        "shards": [
+            {k: r[k] for k in ("file", "split", "shard", "num_shards", "rows", "bytes", "sha256")}
+            for r in records
+        ],
+        "schema": [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in arrow_sink.SCHEMA],
     }
     table = summary_table(stats)
-    report = "\n\n".join([
-        f"# c4clean run: {options.variant}",
-        f"{len(inputs)} input files, {sum(i['pages'] for i in splits.values())} pages out, "
-        f"{elapsed} s wall time, near-dedup {'on' if options.near_dedup else 'off'}.",
-        table, splits_table(manifest),
-        "Files with read errors: " + (", ".join(errors) if errors else "none") + ".",
-        "Files with other read issues (notes, repairs): "
-        + (", ".join(sorted(set(issues) - set(errors))) or "none") + "."]) + "\n"
+    report = (
+        "\n\n".join(
+            [
+                f"# c4clean run: {options.variant}",
+                f"{len(inputs)} input files, {sum(i['pages'] for i in splits.values())} pages out, "
+                f"{elapsed} s wall time, near-dedup {'on' if options.near_dedup else 'off'}.",
+                table,
+                splits_table(manifest),
+                "Files with read errors: " + (", ".join(errors) if errors else "none") + ".",
+                "Files with other read issues (notes, repairs): "
+                + (", ".join(sorted(set(issues) - set(errors))) or "none")
+                + ".",
+            ]
+        )
+        + "\n"
+    )
     _write_json(FileSystems.join(out, STATS), stats)
     arrow_sink.write_atomically(FileSystems.join(out, REPORT), report.encode("utf-8"))
     _write_json(manifest_path, manifest)
@@ -218,8 +259,10 @@ def commit(options: RunOptions, planned, counters: dict, started: float,
         FileSystems.delete([work_dir(options)])
     echo(table)
     echo(splits_table(manifest))
-    echo(f"{sum(i['pages'] for i in splits.values())} pages in {len(records)} shards written to "
-         f"{out} in {elapsed} s")
+    echo(
+        f"{sum(i['pages'] for i in splits.values())} pages in {len(records)} shards written to "
+        f"{out} in {elapsed} s"
+    )
     if errors:
         echo(f"read errors in {len(errors)} file(s): {', '.join(errors)} (see {STATS})")
     failed = bool(missing) or (options.strict and bool(errors))

@@ -187,10 +187,18 @@ class RemoveNearDuplicates(beam.PTransform):
     first (the C4 recipe does).
     """
 
-    def __init__(self, threshold: float = minhash.DEFAULT_THRESHOLD, num_perm: int = minhash.DEFAULT_NUM_PERM,
-                 ngram: int = minhash.DEFAULT_NGRAM, seed: int = minhash.DEFAULT_SEED, *,
-                 verify: bool = True, false_negative_weight: float = RECALL_WEIGHT,
-                 max_rounds: int = DEFAULT_MAX_ROUNDS, label: str | None = None):
+    def __init__(
+        self,
+        threshold: float = minhash.DEFAULT_THRESHOLD,
+        num_perm: int = minhash.DEFAULT_NUM_PERM,
+        ngram: int = minhash.DEFAULT_NGRAM,
+        seed: int = minhash.DEFAULT_SEED,
+        *,
+        verify: bool = True,
+        false_negative_weight: float = RECALL_WEIGHT,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        label: str | None = None,
+    ):
         super().__init__(label)
         if max_rounds < 1:
             raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")

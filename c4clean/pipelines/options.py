@@ -26,13 +26,13 @@ NEAR_DEDUP_POSITION = "after clean-page, before dedupe-lines"
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    clean: bool                 # clean_page (C4 line and page rules)
-    dedupe_lines: bool          # global + in-page line dedup
-    badwords_fraction: float    # 1.0 drops every page with a bad word, 0.0 turns the filter off
-    realnews: bool = False      # RealNews domain list before URL dedup
-    webtextlike: bool = False   # inner join on a user URL list (--webtext-urls)
+    clean: bool  # clean_page (C4 line and page rules)
+    dedupe_lines: bool  # global + in-page line dedup
+    badwords_fraction: float  # 1.0 drops every page with a bad word, 0.0 turns the filter off
+    realnews: bool = False  # RealNews domain list before URL dedup
+    webtextlike: bool = False  # inner join on a user URL list (--webtext-urls)
     paragraph_filter: bool = False  # mC4: >= 3 lines of >= 200 characters
-    english_only: bool = True   # langdetect English (>= 0.99) vs per-language splits
+    english_only: bool = True  # langdetect English (>= 0.99) vs per-language splits
 
     @property
     def min_num_sentences(self) -> int:
@@ -46,8 +46,9 @@ VARIANTS: dict[str, Recipe] = {
     "en.noblocklist": Recipe(clean=True, dedupe_lines=True, badwords_fraction=0.0),
     "realnewslike": Recipe(clean=True, dedupe_lines=True, badwords_fraction=1.0, realnews=True),
     "webtextlike": Recipe(clean=True, dedupe_lines=True, badwords_fraction=1.0, webtextlike=True),
-    "multilingual": Recipe(clean=False, dedupe_lines=True, badwords_fraction=0.999,
-                           paragraph_filter=True, english_only=False),
+    "multilingual": Recipe(
+        clean=False, dedupe_lines=True, badwords_fraction=0.999, paragraph_filter=True, english_only=False
+    ),
 }
 
 
@@ -66,7 +67,7 @@ class RunOptions:
     ngram: int = 5
     num_shards: int = 8
     num_validation_shards: int = 1
-    domains: Optional[str] = None       # custom domain list: replaces/enables the domain filter
+    domains: Optional[str] = None  # custom domain list: replaces/enables the domain filter
     webtext_urls: tuple[str, ...] = ()
     resume: bool = False
     strict: bool = False
@@ -95,7 +96,7 @@ class RunOptions:
 
     @property
     def domain_filter(self) -> Optional[str]:
-        """"realnews" (packaged list), a user file, or None."""
+        """ "realnews" (packaged list), a user file, or None."""
         if self.domains:
             return self.domains
         return "realnews" if self.recipe.realnews else None

@@ -58,7 +58,7 @@ class PerFileSettings:
     signature: str
     clean: bool
     paragraph_filter: bool
-    domain_filter: Optional[str]   # "realnews", a file path, or None
+    domain_filter: Optional[str]  # "realnews", a file path, or None
     resume: bool
 
 
@@ -91,20 +91,34 @@ def read_json(path: str) -> Optional[dict]:
         return None
 
 
-_STAGED_SCHEMA = pa.schema([
-    ("url", pa.string()), ("text", pa.string()), ("timestamp", pa.string()),
-    ("content_type", pa.string()), ("content_length", pa.string()),
-    ("normalized_url", pa.string()), ("language", pa.string()),
-    ("drop_namespace", pa.string()), ("drop_reason", pa.string()),
-    ("counts", pa.string()),
-])
+_STAGED_SCHEMA = pa.schema(
+    [
+        ("url", pa.string()),
+        ("text", pa.string()),
+        ("timestamp", pa.string()),
+        ("content_type", pa.string()),
+        ("content_length", pa.string()),
+        ("normalized_url", pa.string()),
+        ("language", pa.string()),
+        ("drop_namespace", pa.string()),
+        ("drop_reason", pa.string()),
+        ("counts", pa.string()),
+    ]
+)
 
 
 def _encode(staged: list[Staged]) -> bytes:
     rows = collections.defaultdict(list)
     for s in staged:
-        for field in ("url", "text", "timestamp", "content_type", "content_length",
-                      "normalized_url", "language"):
+        for field in (
+            "url",
+            "text",
+            "timestamp",
+            "content_type",
+            "content_length",
+            "normalized_url",
+            "language",
+        ):
             rows[field].append(getattr(s.page, field))
         rows["drop_namespace"].append(s.drop[0] if s.drop else None)
         rows["drop_reason"].append(s.drop[1] if s.drop else None)
@@ -121,9 +135,15 @@ def decode(data: bytes, file_position: int = 0):
     table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
     for ordinal, row in enumerate(table.to_pylist()):
         drop = (row["drop_namespace"], row["drop_reason"]) if row["drop_reason"] else None
-        page = Page(url=row["url"], text=row["text"], timestamp=row["timestamp"],
-                    content_type=row["content_type"], content_length=row["content_length"],
-                    normalized_url=row["normalized_url"], language=row["language"])
+        page = Page(
+            url=row["url"],
+            text=row["text"],
+            timestamp=row["timestamp"],
+            content_type=row["content_type"],
+            content_length=row["content_length"],
+            normalized_url=row["normalized_url"],
+            language=row["language"],
+        )
         yield Staged(page, drop, json.loads(row["counts"]), (file_position, ordinal))
 
 
@@ -149,8 +169,7 @@ class PageRules:
             result = self.clean_page(page)
             if result.page is not None:
                 return Staged(result.page, None, dict(result.counts))
-            return Staged(page.replace(text=""), (reasons.NS_CLEAN, result.reason),
-                          dict(result.counts))
+            return Staged(page.replace(text=""), (reasons.NS_CLEAN, result.reason), dict(result.counts))
         if self.settings.paragraph_filter:
             decision = self.paragraph_filter(page)
             drop = None if decision.keep else (reasons.NS_PARAGRAPH, decision.reason)
@@ -179,10 +198,17 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
                 if isinstance(item, ReadIssue):
                     count(reasons.NS_READ, item.code)
                     if item.code not in RECORD_VALIDITY_CODES:
-                        issues.append({"file": input_id, "code": item.code,
-                                       "record_index": item.record_index, "detail": item.detail})
-                        log.warning("%s: record %s: %s (%s)", input_id, item.record_index,
-                                    item.code, item.detail)
+                        issues.append(
+                            {
+                                "file": input_id,
+                                "code": item.code,
+                                "record_index": item.record_index,
+                                "detail": item.detail,
+                            }
+                        )
+                        log.warning(
+                            "%s: record %s: %s (%s)", input_id, item.record_index, item.code, item.detail
+                        )
                     continue
                 count(reasons.NS_READ, reasons.PASSED)
                 page = item
@@ -203,14 +229,28 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
         # The reader reports damage as values; this catches what it could not (e.g. a vanished
         # file). Pages read before the failure are kept, as for a truncated file.
         count(reasons.NS_READ, reasons.READ_FAILED)
-        issues.append({"file": input_id, "code": reasons.READ_FAILED, "record_index": None,
-                       "detail": f"{type(error).__name__}: {error}"})
+        issues.append(
+            {
+                "file": input_id,
+                "code": reasons.READ_FAILED,
+                "record_index": None,
+                "detail": f"{type(error).__name__}: {error}",
+            }
+        )
         log.error("%s: reading failed: %s: %s", input_id, type(error).__name__, error)
     # CPU time (this thread) of reading, length/domain filters vs the per-page rule, for the summary.
-    cpu_us = {"read": int((time.thread_time() - start - rule_seconds) * 1e6),
-              "rules": int(rule_seconds * 1e6)}
-    summary = {"input": input_id, "local_path": local_path, "pages": len(staged),
-               "counters": dict(sorted(counters.items())), "issues": issues, "cpu_us": cpu_us}
+    cpu_us = {
+        "read": int((time.thread_time() - start - rule_seconds) * 1e6),
+        "rules": int(rule_seconds * 1e6),
+    }
+    summary = {
+        "input": input_id,
+        "local_path": local_path,
+        "pages": len(staged),
+        "counters": dict(sorted(counters.items())),
+        "issues": issues,
+        "cpu_us": cpu_us,
+    }
     return staged, summary
 
 
@@ -244,8 +284,14 @@ def record_failure(input_id: str, settings: PerFileSettings, code: str, detail: 
     arrow_path, json_path = work_paths(settings.work_dir, input_id, settings.signature)
     issue = {"file": input_id, "code": code, "record_index": None, "detail": detail}
     log.error("%s: %s (%s)", input_id, code, detail)
-    summary = {"input": input_id, "local_path": None, "pages": 0, "issues": [issue],
-               "counters": {f"{reasons.NS_READ}\t{code}": 1}, "identity": None}
+    summary = {
+        "input": input_id,
+        "local_path": None,
+        "pages": 0,
+        "issues": [issue],
+        "counters": {f"{reasons.NS_READ}\t{code}": 1},
+        "identity": None,
+    }
     write_atomically(arrow_path, _encode([]))
     write_atomically(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
     return arrow_path

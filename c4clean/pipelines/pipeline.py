@@ -42,8 +42,9 @@ def expand_inputs(inputs) -> list[str]:
         if not is_pattern and not matched:
             # A prefix of a remote store, like a directory.
             prefix = spec.rstrip("/") + "/*"
-            matched = [m.path for m in FileSystems.match([prefix])[0].metadata_list
-                       if m.path.endswith(WET_SUFFIXES)]
+            matched = [
+                m.path for m in FileSystems.match([prefix])[0].metadata_list if m.path.endswith(WET_SUFFIXES)
+            ]
         if not matched:
             raise FileNotFoundError(f"--input {spec}: no such file, directory or matching files")
         files += matched
@@ -83,9 +84,13 @@ def staging_dir(options: RunOptions) -> str:
 def per_file_settings(options: RunOptions) -> perfile.PerFileSettings:
     recipe = options.recipe
     return perfile.PerFileSettings(
-        work_dir=work_dir(options), signature=options.per_file_signature(), clean=recipe.clean,
-        paragraph_filter=recipe.paragraph_filter, domain_filter=options.domain_filter,
-        resume=options.resume)
+        work_dir=work_dir(options),
+        signature=options.per_file_signature(),
+        clean=recipe.clean,
+        paragraph_filter=recipe.paragraph_filter,
+        domain_filter=options.domain_filter,
+        resume=options.resume,
+    )
 
 
 def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[str] = None):
@@ -98,20 +103,22 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
     if planned is None:
         planned, download_cache = plan_inputs(options)
     recipe = options.recipe
-    pipeline = beam.Pipeline(runner=runner.make_runner(options.runner),
-                             options=runner.pipeline_options(options.runner, options.workers,
-                                                             options.beam_args))
-    staged = pipeline | "PerFileStage" >> t.StageInputFiles(planned, per_file_settings(options),
-                                                            download_cache)
+    pipeline = beam.Pipeline(
+        runner=runner.make_runner(options.runner),
+        options=runner.pipeline_options(options.runner, options.workers, options.beam_args),
+    )
+    staged = pipeline | "PerFileStage" >> t.StageInputFiles(
+        planned, per_file_settings(options), download_cache
+    )
     staged |= "UrlDedup" >> t.SelectNewestPerUrl()
     if recipe.webtextlike:
         staged |= "WebtextUrls" >> t.KeepListedUrls(options.webtext_urls)
-    rule_namespace = (reasons.NS_CLEAN if recipe.clean
-                      else reasons.NS_PARAGRAPH if recipe.paragraph_filter else None)
+    rule_namespace = (
+        reasons.NS_CLEAN if recipe.clean else reasons.NS_PARAGRAPH if recipe.paragraph_filter else None
+    )
     pages = t.apply_staged_verdicts(staged, rule_namespace)
     if options.near_dedup:
-        pages |= "NearDedup" >> t.NearDedup(options.near_dedup_threshold, options.num_perm,
-                                            options.ngram)
+        pages |= "NearDedup" >> t.NearDedup(options.near_dedup_threshold, options.num_perm, options.ngram)
     if recipe.dedupe_lines:
         pages |= "DedupLines" >> t.DedupLines(recipe.min_num_sentences)
     if recipe.english_only:
@@ -120,9 +127,11 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         pages |= "DetectLanguage" >> beam.ParDo(t.DetectLanguage())
     if recipe.badwords_fraction > 0.0:
         pages |= "Badwords" >> beam.ParDo(t.FilterBadwords(recipe.badwords_fraction))
-    _ = (pages
-         | "Split" >> beam.ParDo(t.AssignSplit(recipe.english_only))
-         | "Shards" >> t.WriteShards(staging_dir(options), options.shards_for))
+    _ = (
+        pages
+        | "Split" >> beam.ParDo(t.AssignSplit(recipe.english_only))
+        | "Shards" >> t.WriteShards(staging_dir(options), options.shards_for)
+    )
     return pipeline
 
 
@@ -143,9 +152,14 @@ def run(options: RunOptions, echo=print) -> manifest.RunOutcome:
     planned, cache = plan_inputs(options)
     if not planned:
         raise FileNotFoundError("no input files")
-    log.info("c4clean run: variant %s, %d input files, near-dedup %s, runner %s (%d workers)",
-             options.variant, len(planned), "on" if options.near_dedup else "off", options.runner,
-             options.workers)
+    log.info(
+        "c4clean run: variant %s, %d input files, near-dedup %s, runner %s (%d workers)",
+        options.variant,
+        len(planned),
+        "on" if options.near_dedup else "off",
+        options.runner,
+        options.workers,
+    )
     _prepare_output(options)
     pipeline = build_pipeline(options, planned, cache)
     result = pipeline.run()

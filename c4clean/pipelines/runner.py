@@ -28,8 +28,14 @@ RUNNER_NAMES = {
 }
 
 # Options by which a user already tells a remote runner how to install c4clean on its workers.
-_STAGING_FLAGS = ("--setup_file", "--requirements_file", "--extra_package", "--extra_packages",
-                  "--sdk_container_image", "--worker_harness_container_image")
+_STAGING_FLAGS = (
+    "--setup_file",
+    "--requirements_file",
+    "--extra_package",
+    "--extra_packages",
+    "--sdk_container_image",
+    "--worker_harness_container_image",
+)
 
 
 def runner_name(runner: str) -> str:

@@ -26,14 +26,25 @@ TOO_LONG = "length filter"
 DOMAINS = "domain filter"
 URL_DEDUP = "url dedup"
 WEBTEXT = "webtext urls"
-PAGE_RULES = "clean_page"           # or the paragraph filter (multilingual)
+PAGE_RULES = "clean_page"  # or the paragraph filter (multilingual)
 DEDUP_LINES = "line dedup"
 NEAR_DEDUP = "near dedup"
 LANGUAGE = "language id"
 BADWORDS = "bad words"
 SPLIT = "split"
-STAGE_ORDER = (READ, TOO_LONG, DOMAINS, URL_DEDUP, WEBTEXT, PAGE_RULES, NEAR_DEDUP, DEDUP_LINES,
-               LANGUAGE, BADWORDS, SPLIT)
+STAGE_ORDER = (
+    READ,
+    TOO_LONG,
+    DOMAINS,
+    URL_DEDUP,
+    WEBTEXT,
+    PAGE_RULES,
+    NEAR_DEDUP,
+    DEDUP_LINES,
+    LANGUAGE,
+    BADWORDS,
+    SPLIT,
+)
 
 
 def count(namespace: str, name: str, amount: int = 1) -> None:
@@ -71,8 +82,13 @@ class _Stage(beam.DoFn):
         outputs = list(self.apply(element))
         elapsed = time.thread_time() - start
         pages_in = self.pages_in(element)
-        count_stage(self.stage, pages_in, len(outputs),
-                    sum(_text_bytes(self.page_of(o)) for o in outputs), int(elapsed * 1e6))
+        count_stage(
+            self.stage,
+            pages_in,
+            len(outputs),
+            sum(_text_bytes(self.page_of(o)) for o in outputs),
+            int(elapsed * 1e6),
+        )
         self._bundle[0] += pages_in
         self._bundle[1] += len(outputs)
         self._bundle[2] += elapsed
@@ -109,8 +125,7 @@ class _StageFile(beam.DoFn):
             try:
                 location = download_wet_file(location, self._download_cache)
             except DownloadError as error:
-                yield perfile.record_failure(input_id, self._settings, reasons.DOWNLOAD_FAILED,
-                                             str(error))
+                yield perfile.record_failure(input_id, self._settings, reasons.DOWNLOAD_FAILED, str(error))
                 return
         yield perfile.run_file(input_id, location, self._rules)
 
@@ -146,8 +161,7 @@ class _LoadStaged(beam.DoFn):
 class StageInputFiles(beam.PTransform):
     """[(input id, location)] -> PCollection[perfile.Staged]."""
 
-    def __init__(self, planned, settings: perfile.PerFileSettings,
-                 download_cache: Optional[str] = None):
+    def __init__(self, planned, settings: perfile.PerFileSettings, download_cache: Optional[str] = None):
         super().__init__()
         self._planned = sorted(planned)
         self._settings = settings
@@ -251,8 +265,11 @@ class KeepListedUrls(beam.PTransform):
             | "KeyListed" >> beam.Map(lambda url: (url, None))
         )
         keyed = staged | "KeyForJoin" >> beam.Map(lambda s: (s.page.normalized_url, s))
-        return ({"staged": keyed, "listed": listed} | "JoinUrlList" >> beam.CoGroupByKey()
-                | "KeepListed" >> beam.FlatMap(_join_webtext))
+        return (
+            {"staged": keyed, "listed": listed}
+            | "JoinUrlList" >> beam.CoGroupByKey()
+            | "KeepListed" >> beam.FlatMap(_join_webtext)
+        )
 
 
 # --- per-page verdicts of the per-file stage, applied in C4's position ------------------------------
@@ -322,8 +339,11 @@ class DedupLines(beam.PTransform):
             | "KeyByOwner" >> beam.Map(lambda kv: (kv[1], kv[0]))
         )
         keyed = pages | "KeyByUrl" >> beam.Map(lambda p: (p.url, p))
-        return ({"page": keyed, "keep": owned} | "JoinOwnedLines" >> beam.CoGroupByKey()
-                | "RemoveLines" >> beam.ParDo(_RemoveLines(self._min_num_sentences)))
+        return (
+            {"page": keyed, "keep": owned}
+            | "JoinOwnedLines" >> beam.CoGroupByKey()
+            | "RemoveLines" >> beam.ParDo(_RemoveLines(self._min_num_sentences))
+        )
 
 
 # --- near dedup (engineer D's transform), counted like the other stages -------------------------------
@@ -347,10 +367,12 @@ class NearDedup(beam.PTransform):
     def expand(self, pages):
         from c4clean.pipelines.near_dedup import RemoveNearDuplicates
 
-        return (pages
-                | "CountNearDedupIn" >> beam.Map(_count_through(NEAR_DEDUP, "in"))
-                | "RemoveNearDuplicates" >> RemoveNearDuplicates(**self._args)
-                | "CountNearDedupOut" >> beam.Map(_count_through(NEAR_DEDUP, "out")))
+        return (
+            pages
+            | "CountNearDedupIn" >> beam.Map(_count_through(NEAR_DEDUP, "in"))
+            | "RemoveNearDuplicates" >> RemoveNearDuplicates(**self._args)
+            | "CountNearDedupOut" >> beam.Map(_count_through(NEAR_DEDUP, "out"))
+        )
 
 
 # --- language id ---------------------------------------------------------------------------------
@@ -377,9 +399,11 @@ class DetectEnglish(beam.PTransform):
     """TFDS `detect_english` (langdetect, p >= 0.99): English pages only, labelled "en"."""
 
     def expand(self, pages):
-        return (pages
-                | "Batch" >> beam.BatchElements(min_batch_size=32, max_batch_size=512)
-                | "Detect" >> beam.ParDo(_DetectEnglishBatch()))
+        return (
+            pages
+            | "Batch" >> beam.BatchElements(min_batch_size=32, max_batch_size=512)
+            | "Detect" >> beam.ParDo(_DetectEnglishBatch())
+        )
 
 
 class DetectLanguage(_Stage):
@@ -478,7 +502,9 @@ class WriteShards(beam.PTransform):
             n = shards_for(split)
             return (split, shard_of(page.url, n), n), page
 
-        return (split_pages
-                | "KeyByShard" >> beam.Map(key)
-                | "GroupShard" >> beam.GroupByKey()
-                | "WriteShard" >> beam.FlatMap(_write_group, directory=self._staging_dir))
+        return (
+            split_pages
+            | "KeyByShard" >> beam.Map(key)
+            | "GroupShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.FlatMap(_write_group, directory=self._staging_dir)
+        )

@@ -1,4 +1,5 @@
-"""Encode text shards into token shards: one `list<uint16>` (or `uint32`) row per document, Arrow IPC, uncompressed.
+"""Encode text shards into token shards: one `list<uint16>` (or `uint32`) row per document, Arrow IPC, "
+"uncompressed.
 
 Row i of `train-00003-of-00008.arrow` in the token directory is document i of the text shard of the same
 name. Shards are encoded in parallel processes; each is written to a temporary file and renamed, and the
@@ -12,8 +13,8 @@ import json
 import logging
 import os
 import tempfile
-from itertools import chain
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pyarrow as pa
 
 from c4clean import __version__, atomic
 from c4clean.tokenize.shards import list_shards, sha256_file
-from c4clean.tokenize.vocab import Vocabulary, VocabInfo
+from c4clean.tokenize.vocab import VocabInfo, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +32,31 @@ FORMAT_VERSION = 1
 TOKENS_COLUMN = "tokens"
 DOC_SEPARATORS = ("none", "eos")
 ENCODE_CHUNK_DOCS = 512  # documents per SentencePiece batch call
-BATCH_TOKENS = 1 << 25  # tokens per Arrow record batch (64 MiB of uint16): keeps int32 list offsets far from overflow
+BATCH_TOKENS = (
+    1 << 25
+)  # tokens per Arrow record batch (64 MiB of uint16): keeps int32 list offsets far from overflow
 
 
 def token_schema(info: VocabInfo) -> pa.Schema:
     value_type = pa.uint16() if info.token_dtype == "uint16" else pa.uint32()
-    return pa.schema([pa.field(TOKENS_COLUMN, pa.list_(pa.field("item", value_type, nullable=False)), nullable=False)],
-                     metadata={b"c4clean.vocab_sha256": info.sha256.encode()})
+    return pa.schema(
+        [pa.field(TOKENS_COLUMN, pa.list_(pa.field("item", value_type, nullable=False)), nullable=False)],
+        metadata={b"c4clean.vocab_sha256": info.sha256.encode()},
+    )
 
 
 def _record_batch(schema: pa.Schema, lengths: list[int], pieces: list[np.ndarray]) -> pa.RecordBatch:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     value_type = schema.field(TOKENS_COLUMN).type.value_type
-    values = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16 if value_type == pa.uint16() else np.uint32)
-    array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type),
-                                     type=schema.field(TOKENS_COLUMN).type)
+    values = (
+        np.concatenate(pieces)
+        if pieces
+        else np.zeros(0, dtype=np.uint16 if value_type == pa.uint16() else np.uint32)
+    )
+    array = pa.ListArray.from_arrays(
+        pa.array(offsets), pa.array(values, type=value_type), type=schema.field(TOKENS_COLUMN).type
+    )
     return pa.RecordBatch.from_arrays([array], schema=schema)
 
 
@@ -61,8 +71,11 @@ def encode_shard(input_path: str, output_path: str, vocab_dir: str, doc_separato
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{os.path.basename(output_path)}.", suffix=".tmp")
     os.close(fd)
     try:
-        with pa.memory_map(input_path, "r") as source, pa.OSFile(tmp, "wb") as sink, \
-                pa.ipc.new_file(sink, schema) as writer:
+        with (
+            pa.memory_map(input_path, "r") as source,
+            pa.OSFile(tmp, "wb") as sink,
+            pa.ipc.new_file(sink, schema) as writer,
+        ):
             reader = pa.ipc.open_file(source)
             lengths: list[int] = []
             pieces: list[np.ndarray] = []
@@ -74,7 +87,8 @@ def encode_shard(input_path: str, output_path: str, vocab_dir: str, doc_separato
                 column = batch.column("text")
                 for start in range(0, len(column), ENCODE_CHUNK_DOCS):
                     texts = column.slice(start, ENCODE_CHUNK_DOCS).to_pylist()
-                    # a null text is an empty document: it keeps its row so rows stay aligned with the text shard
+                    # a null text is an empty document: it keeps its row so rows stay aligned with the text
+                    # shard
                     encoded = vocab.encode([t or "" for t in texts])
                     sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
                     flat = np.fromiter(chain.from_iterable(encoded), dtype=dtype, count=int(sizes.sum()))
@@ -98,22 +112,33 @@ def encode_shard(input_path: str, output_path: str, vocab_dir: str, doc_separato
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return {"file": os.path.basename(output_path), "documents": documents, "tokens": tokens,
-            "empty_documents": empty, "bytes": os.path.getsize(output_path), "sha256": sha256_file(output_path),
-            "input_file": os.path.basename(input_path), "input_sha256": sha256_file(input_path)}
+    return {
+        "file": os.path.basename(output_path),
+        "documents": documents,
+        "tokens": tokens,
+        "empty_documents": empty,
+        "bytes": os.path.getsize(output_path),
+        "sha256": sha256_file(output_path),
+        "input_file": os.path.basename(input_path),
+        "input_sha256": sha256_file(input_path),
+    }
 
 
 def read_manifest(token_dir: str | Path) -> dict:
     path = Path(token_dir) / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"no {MANIFEST} in {token_dir}: not a token directory (run `c4clean tokenize encode`)")
+        raise FileNotFoundError(
+            f"no {MANIFEST} in {token_dir}: not a token directory (run `c4clean tokenize encode`)"
+        )
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} manifest (format={manifest.get('format')!r})")
     return manifest
 
 
-def _manifest(info: VocabInfo, doc_separator: str, entries: dict[str, dict], splits_of: dict[str, str]) -> dict:
+def _manifest(
+    info: VocabInfo, doc_separator: str, entries: dict[str, dict], splits_of: dict[str, str]
+) -> dict:
     """The manifest of the shards finished so far; `complete` only once every input shard is encoded."""
     shards = [{"split": splits_of[name], **entries[name]} for name in sorted(entries)]
     splits: dict[str, dict] = {}
@@ -122,14 +147,28 @@ def _manifest(info: VocabInfo, doc_separator: str, entries: dict[str, dict], spl
         total["shards"] += 1
         total["documents"] += entry["documents"]
         total["tokens"] += entry["tokens"]
-    return {"format": FORMAT, "version": FORMAT_VERSION, "c4clean_version": __version__,
-            "column": TOKENS_COLUMN, "token_dtype": info.token_dtype, "doc_separator": doc_separator,
-            "complete": len(entries) == len(splits_of), "vocab": info.to_json(), "splits": splits,
-            "shards": shards}
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "c4clean_version": __version__,
+        "column": TOKENS_COLUMN,
+        "token_dtype": info.token_dtype,
+        "doc_separator": doc_separator,
+        "complete": len(entries) == len(splits_of),
+        "vocab": info.to_json(),
+        "splits": splits,
+        "shards": shards,
+    }
 
 
-def encode_corpus(input_dir: str | Path, vocab_dir: str | Path, output_dir: str | Path, *, workers: int = 1,
-                  doc_separator: str = "none") -> dict:
+def encode_corpus(
+    input_dir: str | Path,
+    vocab_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    workers: int = 1,
+    doc_separator: str = "none",
+) -> dict:
     """Encode every text shard of every split; resumable. Returns the manifest."""
     if doc_separator not in DOC_SEPARATORS:
         raise ValueError(f"doc_separator must be one of {DOC_SEPARATORS}, got {doc_separator!r}")
@@ -146,13 +185,20 @@ def encode_corpus(input_dir: str | Path, vocab_dir: str | Path, output_dir: str 
     if manifest_path.is_file():
         old = read_manifest(output_dir)
         if old["vocab"]["sha256"] != info.sha256 or old["doc_separator"] != doc_separator:
-            raise ValueError(f"{output_dir} holds tokens from another vocabulary or separator setting; "
-                             "use an empty output directory")
+            raise ValueError(
+                f"{output_dir} holds tokens from another vocabulary or separator setting; "
+                "use an empty output directory"
+            )
         for entry in old["shards"]:
             name = entry["file"]
             out, src = output_dir / name, Path(input_dir) / entry["input_file"]
-            if (name in splits_of and out.is_file() and src.is_file() and sha256_file(out) == entry["sha256"]
-                    and sha256_file(src) == entry["input_sha256"]):
+            if (
+                name in splits_of
+                and out.is_file()
+                and src.is_file()
+                and sha256_file(out) == entry["sha256"]
+                and sha256_file(src) == entry["input_sha256"]
+            ):
                 done[name] = {k: v for k, v in entry.items() if k != "split"}
         log.info("resuming: %d of %d shards already encoded", len(done), len(shards))
 
@@ -185,8 +231,10 @@ def encode_corpus(input_dir: str | Path, vocab_dir: str | Path, output_dir: str 
                     raise error
                 finished(futures[future], future.result() if error is None else None, error)
     if failures:
-        raise RuntimeError(f"{len(failures)} of {len(shards)} shards could not be encoded (the others are "
-                           f"written and recorded; rerun to retry): " + "; ".join(failures))
+        raise RuntimeError(
+            f"{len(failures)} of {len(shards)} shards could not be encoded (the others are "
+            f"written and recorded; rerun to retry): " + "; ".join(failures)
+        )
     manifest = _manifest(info, doc_separator, done, splits_of)
     atomic.write_json(manifest_path, manifest)
     return manifest

@@ -27,7 +27,8 @@ PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 NUM_SENTINELS = 100
 MODEL_FILE = "spiece.model"  # the name Hugging Face's T5Tokenizer looks for
 INFO_FILE = "vocab.json"
-# SentencePiece silently skips longer "sentences"; we cut lines to this many characters instead of losing them.
+# SentencePiece silently skips longer "sentences"; we cut lines to this many characters instead of losing
+# them.
 MAX_LINE_CHARS = 4096
 # SentencePiece holds the sample in memory (~20 bytes of RAM per byte of text) and trains at ~0.7 MB/s on 2
 # threads: 100 MB is ~2 GB and a few minutes, and plenty for 32k pieces.
@@ -39,7 +40,8 @@ DEFAULT_THREADS = 4
 
 @dataclass(frozen=True)
 class VocabInfo:
-    """Everything a consumer needs without loading SentencePiece (stored as vocab.json, copied into token manifests)."""
+    """Everything a consumer needs without loading SentencePiece (stored as vocab.json, copied into token
+    manifests)."""
 
     sp_pieces: int  # pieces in spiece.model (incl. pad/eos/unk)
     extra_ids: int  # sentinels appended on top
@@ -81,7 +83,9 @@ class Vocabulary:
         directory = Path(directory)
         self.path = directory / MODEL_FILE
         if not self.path.is_file():
-            raise FileNotFoundError(f"no {MODEL_FILE} in {directory} (train one with `c4clean tokenize train-vocab`)")
+            raise FileNotFoundError(
+                f"no {MODEL_FILE} in {directory} (train one with `c4clean tokenize train-vocab`)"
+            )
         self.processor = spm.SentencePieceProcessor(model_file=str(self.path))
         info_path = directory / INFO_FILE
         extra_ids = json.loads(info_path.read_text())["extra_ids"] if info_path.is_file() else NUM_SENTINELS
@@ -110,7 +114,9 @@ def info_from_processor(processor, extra_ids: int, sha256: str) -> VocabInfo:
     ids = (processor.pad_id(), processor.eos_id(), processor.unk_id(), processor.bos_id())
     if ids != (PAD_ID, EOS_ID, UNK_ID, -1):
         raise ValueError(f"not a T5-style model: pad/eos/unk/bos ids are {ids}, expected (0, 1, 2, -1)")
-    return VocabInfo(sp_pieces, extra_ids, sp_pieces + extra_ids, PAD_ID, EOS_ID, UNK_ID, byte_fallback, sha256)
+    return VocabInfo(
+        sp_pieces, extra_ids, sp_pieces + extra_ids, PAD_ID, EOS_ID, UNK_ID, byte_fallback, sha256
+    )
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -141,8 +147,14 @@ def corpus_text_bytes(input_dir: str | Path, split: str | None = "train") -> int
     return total
 
 
-def sample_lines(input_dir: str | Path, sample_bytes: int, *, split: str | None = "train", seed: int = 0,
-                 stats: dict | None = None) -> Iterator[str]:
+def sample_lines(
+    input_dir: str | Path,
+    sample_bytes: int,
+    *,
+    split: str | None = "train",
+    seed: int = 0,
+    stats: dict | None = None,
+) -> Iterator[str]:
     """Lines of a deterministic random sample of documents, about `sample_bytes` of text, streamed.
 
     Each document is kept with probability sample_bytes / corpus bytes, decided by a hash of
@@ -152,7 +164,9 @@ def sample_lines(input_dir: str | Path, sample_bytes: int, *, split: str | None 
     """
     shards = list_shards(input_dir, split)
     if not shards:
-        raise FileNotFoundError(f"no text shards{'' if split is None else f' of split {split!r}'} in {input_dir}")
+        raise FileNotFoundError(
+            f"no text shards{'' if split is None else f' of split {split!r}'} in {input_dir}"
+        )
     total = corpus_text_bytes(input_dir, split)
     keep_probability = 1.0 if total <= sample_bytes else sample_bytes / total
     threshold = np.uint64(min(int(keep_probability * 2.0**64), 2**64 - 1))
@@ -173,7 +187,7 @@ def sample_lines(input_dir: str | Path, sample_bytes: int, *, split: str | None 
                 for line in doc.split("\n"):
                     line = line.strip()
                     for start in range(0, len(line), MAX_LINE_CHARS):
-                        piece = line[start:start + MAX_LINE_CHARS]
+                        piece = line[start : start + MAX_LINE_CHARS]
                         emitted += len(piece.encode("utf-8"))
                         yield piece
                 if emitted >= sample_bytes:
@@ -186,9 +200,18 @@ def sample_lines(input_dir: str | Path, sample_bytes: int, *, split: str | None 
         stats.update(corpus_bytes=total, sampled_bytes=emitted, sampled_documents=documents)
 
 
-def train_vocab(input_dir: str | Path, output_dir: str | Path, *, vocab_size: int = 32000,
-                sample_bytes: int = DEFAULT_SAMPLE_BYTES, byte_fallback: bool = False, split: str | None = "train",
-                seed: int = 0, num_threads: int = DEFAULT_THREADS, character_coverage: float = 0.9995) -> VocabInfo:
+def train_vocab(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    vocab_size: int = 32000,
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES,
+    byte_fallback: bool = False,
+    split: str | None = "train",
+    seed: int = 0,
+    num_threads: int = DEFAULT_THREADS,
+    character_coverage: float = 0.9995,
+) -> VocabInfo:
     """Train spiece.model the T5 way and write it with vocab.json and Hugging Face tokenizer files.
 
     Determinism: the sample is a pure function of (shards, sample_bytes, seed); SentencePiece gets it in
@@ -208,8 +231,13 @@ def train_vocab(input_dir: str | Path, output_dir: str | Path, *, vocab_size: in
         model_writer=model,
         model_type="unigram",
         vocab_size=vocab_size,
-        pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1,
-        pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
+        pad_id=PAD_ID,
+        eos_id=EOS_ID,
+        unk_id=UNK_ID,
+        bos_id=-1,
+        pad_piece="<pad>",
+        eos_piece="</s>",
+        unk_piece="<unk>",
         byte_fallback=byte_fallback,
         character_coverage=character_coverage,
         input_sentence_size=0,  # we sampled already; SentencePiece's own sampling would need its seed too
@@ -221,20 +249,42 @@ def train_vocab(input_dir: str | Path, output_dir: str | Path, *, vocab_size: in
     atomic.write_bytes(output_dir / MODEL_FILE, model.getvalue())
     processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
     info = info_from_processor(processor, NUM_SENTINELS, sha256_file(output_dir / MODEL_FILE))
-    atomic.write_json(output_dir / INFO_FILE, {
-        **info.to_json(),
-        "format": "c4clean-vocab", "version": 1,
-        "training": {"model_type": "unigram", "requested_vocab_size": vocab_size, "sample_bytes": sample_bytes,
-                     "split": split, "seed": seed, "num_threads": num_threads,
-                     "character_coverage": character_coverage, **stats},
-    })
+    atomic.write_json(
+        output_dir / INFO_FILE,
+        {
+            **info.to_json(),
+            "format": "c4clean-vocab",
+            "version": 1,
+            "training": {
+                "model_type": "unigram",
+                "requested_vocab_size": vocab_size,
+                "sample_bytes": sample_bytes,
+                "split": split,
+                "seed": seed,
+                "num_threads": num_threads,
+                "character_coverage": character_coverage,
+                **stats,
+            },
+        },
+    )
     # So that `T5Tokenizer.from_pretrained(output_dir)` / `T5TokenizerFast.from_pretrained` work as they are.
-    atomic.write_json(output_dir / "tokenizer_config.json", {
-        "tokenizer_class": "T5Tokenizer", "extra_ids": NUM_SENTINELS, "eos_token": "</s>",
-        "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512,
-    })
-    log.info("trained %d-piece vocabulary on %s bytes (%s documents)", info.sp_pieces,
-             stats.get("sampled_bytes"), stats.get("sampled_documents"))
+    atomic.write_json(
+        output_dir / "tokenizer_config.json",
+        {
+            "tokenizer_class": "T5Tokenizer",
+            "extra_ids": NUM_SENTINELS,
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "model_max_length": 512,
+        },
+    )
+    log.info(
+        "trained %d-piece vocabulary on %s bytes (%s documents)",
+        info.sp_pieces,
+        stats.get("sampled_bytes"),
+        stats.get("sampled_documents"),
+    )
     return info
 
 
@@ -246,7 +296,8 @@ def load_hf_tokenizer(directory: str | Path):
     """The vocabulary as a Hugging Face `T5Tokenizer` (needs transformers, which c4clean does not require).
 
     sentencepiece 0.2.3's `sentencepiece_model_pb2` is generated for protobuf 7, while Beam/TFDS keep protobuf
-    6 installed; transformers 5.x then fails to read spiece.model and falls back to a tiktoken reader. Giving it
+    6 installed; transformers 5.x then fails to read spiece.model and falls back to a tiktoken reader. Giving
+    it
     transformers' own copy of the same schema avoids that.
     """
     import sys

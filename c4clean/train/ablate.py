@@ -268,8 +268,9 @@ def save_plan(plan: Plan) -> None:
     atomic.write_json(path, plan.to_json())
 
 
-def select_runs(runs: Sequence[RunSpec], shard: tuple[int, int] | None = None,
-                only: Iterable[str] = ()) -> list[RunSpec]:
+def select_runs(
+    runs: Sequence[RunSpec], shard: tuple[int, int] | None = None, only: Iterable[str] = ()
+) -> list[RunSpec]:
     """The runs this process executes: `--shard i/n` takes every n-th run starting at i (stable,
     so n machines sharing a file system split an ablation with no coordination); `--only` by name."""
     only = set(only)
@@ -314,7 +315,11 @@ def load_state(plan: Plan, run: RunSpec) -> dict[str, Any]:
 def is_done(plan: Plan, run: RunSpec, state: Mapping[str, Any] | None = None) -> bool:
     """Completion marker: trained to the target step and scored on every evaluation set."""
     state = load_state(plan, run) if state is None else state
-    return bool(state) and state.get("trained_step") == run.steps and set(run.eval_sets) <= set(state.get("evals", {}))
+    return (
+        bool(state)
+        and state.get("trained_step") == run.steps
+        and set(run.eval_sets) <= set(state.get("evals", {}))
+    )
 
 
 def execute(plan: Plan, backend, runs: Sequence[RunSpec] | None = None, *, echo=log.info) -> dict[str, str]:
@@ -335,7 +340,10 @@ def execute(plan: Plan, backend, runs: Sequence[RunSpec] | None = None, *, echo=
         step = backend.final_step(run_dir)
         if step is None or step < run.steps:
             resume = step is not None
-            echo(f"[{run.name}] {'resuming at step ' + str(step) if resume else 'training'} -> {run.steps} steps")
+            echo(
+                f"[{run.name}] {'resuming at step ' + str(step) if resume else 'training'} -> {run.steps} "
+                f"steps"
+            )
             backend.train(run, run_dir, resume=resume)
             step = backend.final_step(run_dir)
             if step is None or step < run.steps:
@@ -363,8 +371,10 @@ def drop_unscorable(plan: Plan, problems: Mapping[str, str]) -> None:
     text = "; ".join(f"{label}: {why}" for label, why in problems.items())
     if plan.kind != "domain" or set(problems) >= {label for r in plan.runs for label in r.eval_sets}:
         raise AblationError(f"cannot score on the validation split of {text}")
-    plan.runs = [dataclasses.replace(run, eval_sets={k: v for k, v in run.eval_sets.items() if k not in problems})
-                 for run in plan.runs]
+    plan.runs = [
+        dataclasses.replace(run, eval_sets={k: v for k, v in run.eval_sets.items() if k not in problems})
+        for run in plan.runs
+    ]
     plan.settings["unscorable"] = dict(problems)
     log.warning("no validation loss on %s", text)
 
@@ -380,13 +390,24 @@ def _count_for(options: Mapping[str, str], count: str, defaults: Mapping[str, An
     def get(key):
         return options.get(key, defaults.get(key, COUNTING_DEFAULTS[key]))
 
-    return tokens_per_sample(count, int(get("input_length")), float(get("noise_density")),
-                             float(get("mean_noise_span_length")))
+    return tokens_per_sample(
+        count, int(get("input_length")), float(get("noise_density")), float(get("mean_noise_span_length"))
+    )
 
 
-def make_run(name: str, axis_values: dict[str, str], data: str, options: dict[str, str], *,
-             budget_tokens: int | None, steps: int | None, count: str, eval_sets: dict[str, str],
-             train_tokens: int | None, defaults: Mapping[str, Any]) -> RunSpec:
+def make_run(
+    name: str,
+    axis_values: dict[str, str],
+    data: str,
+    options: dict[str, str],
+    *,
+    budget_tokens: int | None,
+    steps: int | None,
+    count: str,
+    eval_sets: dict[str, str],
+    train_tokens: int | None,
+    defaults: Mapping[str, Any],
+) -> RunSpec:
     """One run: steps from the token budget (per run, since batch size, input length or noise
     density may be ablated), or a fixed step count."""
     opts = dict(options)
@@ -396,13 +417,31 @@ def make_run(name: str, axis_values: dict[str, str], data: str, options: dict[st
         raise AblationError("give exactly one of --budget (tokens) and --steps")
     n_steps = steps if steps is not None else steps_for_budget(budget_tokens, batch_size, tps)
     opts.pop("steps", None)
-    return RunSpec(name=name, axis_values=dict(axis_values), data=str(data), steps=int(n_steps), options=opts,
-                   eval_sets=dict(eval_sets), train_tokens=train_tokens, tokens_per_sample=tps)
+    return RunSpec(
+        name=name,
+        axis_values=dict(axis_values),
+        data=str(data),
+        steps=int(n_steps),
+        options=opts,
+        eval_sets=dict(eval_sets),
+        train_tokens=train_tokens,
+        tokens_per_sample=tps,
+    )
 
 
-def plan_sweep(out: Path, data: str, axes: Sequence[Axis], *, mode: str, common: Mapping[str, str],
-               budget_tokens: int | None, steps: int | None, count: str, corpus_tokens: int | None,
-               defaults: Mapping[str, Any] = {}) -> Plan:
+def plan_sweep(
+    out: Path,
+    data: str,
+    axes: Sequence[Axis],
+    *,
+    mode: str,
+    common: Mapping[str, str],
+    budget_tokens: int | None,
+    steps: int | None,
+    count: str,
+    corpus_tokens: int | None,
+    defaults: Mapping[str, Any] = {},
+) -> Plan:
     if "data" in {a.name for a in axes}:
         raise AblationError("ablate data sets with `c4clean ablate domain`, not a --axis")
     labels = {a.name: a.display for a in axes}
@@ -411,19 +450,47 @@ def plan_sweep(out: Path, data: str, axes: Sequence[Axis], *, mode: str, common:
         options = {**common, **values}
         subset = options.get("max_tokens")
         train_tokens = min(parse_count(subset), corpus_tokens) if subset and corpus_tokens else corpus_tokens
-        runs.append(make_run(run_name(values, labels), values, data, options, budget_tokens=budget_tokens,
-                             steps=steps, count=count, eval_sets={"validation": str(data)},
-                             train_tokens=train_tokens, defaults=defaults))
+        runs.append(
+            make_run(
+                run_name(values, labels),
+                values,
+                data,
+                options,
+                budget_tokens=budget_tokens,
+                steps=steps,
+                count=count,
+                eval_sets={"validation": str(data)},
+                train_tokens=train_tokens,
+                defaults=defaults,
+            )
+        )
     _check_unique(runs)
     settings = _settings(budget_tokens, count, common, defaults)
-    settings.update({"axes": [a.name for a in axes], "mode": mode, "data": str(data),
-                     "corpus_tokens": corpus_tokens, "primary_eval": "validation"})
+    settings.update(
+        {
+            "axes": [a.name for a in axes],
+            "mode": mode,
+            "data": str(data),
+            "corpus_tokens": corpus_tokens,
+            "primary_eval": "validation",
+        }
+    )
     return Plan("sweep", Path(out), runs, settings)
 
 
-def plan_size(out: Path, data: str, subsets: Sequence[int], *, include_full: bool, common: Mapping[str, str],
-              budget_tokens: int | None, steps: int | None, count: str, corpus_tokens: int,
-              defaults: Mapping[str, Any] = {}) -> Plan:
+def plan_size(
+    out: Path,
+    data: str,
+    subsets: Sequence[int],
+    *,
+    include_full: bool,
+    common: Mapping[str, str],
+    budget_tokens: int | None,
+    steps: int | None,
+    count: str,
+    corpus_tokens: int,
+    defaults: Mapping[str, Any] = {},
+) -> Plan:
     """Table 9: the first N tokens of a fixed document order, repeated to fill the same budget.
 
     Every run is scored on the FULL corpus's validation split, so the rows are comparable."""
@@ -432,37 +499,87 @@ def plan_size(out: Path, data: str, subsets: Sequence[int], *, include_full: boo
     runs = []
     for n in sorted(set(subsets)):
         if n > corpus_tokens:
-            raise AblationError(f"subset {format_count(n)} is larger than the corpus ({corpus_tokens:,} train tokens)")
-        runs.append(make_run(f"tokens-{_slug(format_count(n).replace('^', 'p'))}", {"max_tokens": str(n)}, data,
-                             {**common, "max_tokens": str(n)}, budget_tokens=budget_tokens, steps=steps,
-                             count=count, eval_sets={"full": str(data)}, train_tokens=n,
-                             defaults=defaults))
+            raise AblationError(
+                f"subset {format_count(n)} is larger than the corpus ({corpus_tokens:,} train tokens)"
+            )
+        runs.append(
+            make_run(
+                f"tokens-{_slug(format_count(n).replace('^', 'p'))}",
+                {"max_tokens": str(n)},
+                data,
+                {**common, "max_tokens": str(n)},
+                budget_tokens=budget_tokens,
+                steps=steps,
+                count=count,
+                eval_sets={"full": str(data)},
+                train_tokens=n,
+                defaults=defaults,
+            )
+        )
     if include_full:
-        runs.append(make_run("tokens-full", {"max_tokens": "full"}, data, dict(common), budget_tokens=budget_tokens,
-                             steps=steps, count=count, eval_sets={"full": str(data)}, train_tokens=corpus_tokens,
-                             defaults=defaults))
+        runs.append(
+            make_run(
+                "tokens-full",
+                {"max_tokens": "full"},
+                data,
+                dict(common),
+                budget_tokens=budget_tokens,
+                steps=steps,
+                count=count,
+                eval_sets={"full": str(data)},
+                train_tokens=corpus_tokens,
+                defaults=defaults,
+            )
+        )
     if not runs:
         raise AblationError("no runs: give --tokens or keep the full-data run")
     settings = _settings(budget_tokens, count, common, defaults)
-    settings.update({"axes": ["max_tokens"], "data": str(data), "corpus_tokens": corpus_tokens,
-                     "primary_eval": "full"})
+    settings.update(
+        {"axes": ["max_tokens"], "data": str(data), "corpus_tokens": corpus_tokens, "primary_eval": "full"}
+    )
     return Plan("size", Path(out), runs, settings)
 
 
-def plan_domain(out: Path, corpora: Mapping[str, str], *, common: Mapping[str, str], budget_tokens: int | None,
-                steps: int | None, count: str, corpus_tokens: Mapping[str, int],
-                validation_tokens: Mapping[str, int] | None = None, defaults: Mapping[str, Any] = {}) -> Plan:
+def plan_domain(
+    out: Path,
+    corpora: Mapping[str, str],
+    *,
+    common: Mapping[str, str],
+    budget_tokens: int | None,
+    steps: int | None,
+    count: str,
+    corpus_tokens: Mapping[str, int],
+    validation_tokens: Mapping[str, int] | None = None,
+    defaults: Mapping[str, Any] = {},
+) -> Plan:
     """Table 8: one run per corpus, same budget; each final model scored on every corpus."""
     if len(corpora) < 1:
         raise AblationError("give at least one corpus as NAME=DIR")
-    runs = [make_run(f"corpus-{_slug(label)}", {"corpus": label}, path, dict(common), budget_tokens=budget_tokens,
-                     steps=steps, count=count, eval_sets=dict(corpora), train_tokens=corpus_tokens[label],
-                     defaults=defaults)
-            for label, path in corpora.items()]
+    runs = [
+        make_run(
+            f"corpus-{_slug(label)}",
+            {"corpus": label},
+            path,
+            dict(common),
+            budget_tokens=budget_tokens,
+            steps=steps,
+            count=count,
+            eval_sets=dict(corpora),
+            train_tokens=corpus_tokens[label],
+            defaults=defaults,
+        )
+        for label, path in corpora.items()
+    ]
     _check_unique(runs)
     settings = _settings(budget_tokens, count, common, defaults)
-    settings.update({"axes": ["corpus"], "corpora": dict(corpora), "corpus_tokens": dict(corpus_tokens),
-                     "corpus_validation_tokens": dict(validation_tokens or {})})
+    settings.update(
+        {
+            "axes": ["corpus"],
+            "corpora": dict(corpora),
+            "corpus_tokens": dict(corpus_tokens),
+            "corpus_validation_tokens": dict(validation_tokens or {}),
+        }
+    )
     return Plan("domain", Path(out), runs, settings)
 
 
@@ -482,11 +599,17 @@ def _check_unique(runs: Sequence[RunSpec]) -> None:
     names = [r.name for r in runs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise AblationError(f"two runs would share the directory name(s) {dupes}; make the axis values distinct")
+        raise AblationError(
+            f"two runs would share the directory name(s) {dupes}; make the axis values distinct"
+        )
 
 
 def _settings(budget_tokens, count, common, defaults) -> dict[str, Any]:
-    return {"budget_tokens": budget_tokens, "count": count,
-            "batch_size": int(common.get("batch_size", defaults.get("batch_size", 0))),
-            "preset": common.get("preset", defaults.get("preset")), "seed": common.get("seed", defaults.get("seed")),
-            "options_common": {k: v for k, v in common.items() if k not in ("batch_size", "preset", "seed")}}
+    return {
+        "budget_tokens": budget_tokens,
+        "count": count,
+        "batch_size": int(common.get("batch_size", defaults.get("batch_size", 0))),
+        "preset": common.get("preset", defaults.get("preset")),
+        "seed": common.get("seed", defaults.get("seed")),
+        "options_common": {k: v for k, v in common.items() if k not in ("batch_size", "preset", "seed")},
+    }

@@ -28,12 +28,31 @@ from c4clean.train.ablate import AblationError, Plan, RunSpec, parse_count
 
 DERIVED = ("layers", "width", "masking")
 # TrainConfig fields an ablation controls itself (or that make no sense per run)
-RESERVED_TRAIN = {"data", "out", "steps", "resume", "model_overrides", "data_options", "progress", "world_size",
-                  "init"}
+RESERVED_TRAIN = {
+    "data",
+    "out",
+    "steps",
+    "resume",
+    "model_overrides",
+    "data_options",
+    "progress",
+    "world_size",
+    "init",
+}
 # model fields the trainer derives from the token directory's vocabulary
 RESERVED_MODEL = {"vocab_size", "pad_token_id", "eos_token_id", "decoder_start_token_id"}
 # loader arguments the trainer sets itself
-RESERVED_DATA = {"self", "token_dir", "split", "batch_size", "seed", "rank", "world_size", "num_epochs", "shuffle"}
+RESERVED_DATA = {
+    "self",
+    "token_dir",
+    "split",
+    "batch_size",
+    "seed",
+    "rank",
+    "world_size",
+    "num_epochs",
+    "shuffle",
+}
 
 
 def _cast(value: str, default: Any, name: str) -> Any:
@@ -66,14 +85,25 @@ def _cast(value: str, default: Any, name: str) -> Any:
 def width_overrides(width: int) -> dict[str, int]:
     if width < 64 or width % 64:
         raise AblationError(f"width {width} must be a positive multiple of 64 (heads of 64 dimensions)")
-    return {"d_model": width, "num_heads": width // 64, "d_kv": 64, "d_ff": max(64, round(width * 8 / 3 / 64) * 64)}
+    return {
+        "d_model": width,
+        "num_heads": width // 64,
+        "d_kv": 64,
+        "d_ff": max(64, round(width * 8 / 3 / 64) * 64),
+    }
 
 
 class TrainerBackend:
     """Adapter from ablation runs to `c4clean.train.trainer.train` and `c4clean.train.data`."""
 
-    def __init__(self, launcher: str = "subprocess", eval_batches: int = 20, eval_batch_size: int = 8,
-                 seed: int = 0, progress: bool = True):
+    def __init__(
+        self,
+        launcher: str = "subprocess",
+        eval_batches: int = 20,
+        eval_batch_size: int = 8,
+        seed: int = 0,
+        progress: bool = True,
+    ):
         if launcher not in ("subprocess", "inprocess"):
             raise AblationError(f"unknown launcher {launcher!r}")
         self.launcher, self.eval_batches, self.eval_batch_size = launcher, eval_batches, eval_batch_size
@@ -86,14 +116,20 @@ class TrainerBackend:
         from c4clean.train.trainer import TrainConfig
 
         cfg = TrainConfig(data="", out="")
-        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in RESERVED_TRAIN}
+        return {
+            f.name: getattr(cfg, f.name)
+            for f in dataclasses.fields(TrainConfig)
+            if f.name not in RESERVED_TRAIN
+        }
 
     @staticmethod
     def _model_defaults() -> dict[str, Any]:
         from c4clean.train.model import T5Config
 
         cfg = T5Config()
-        return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(T5Config) if f.name not in RESERVED_MODEL}
+        return {
+            f.name: getattr(cfg, f.name) for f in dataclasses.fields(T5Config) if f.name not in RESERVED_MODEL
+        }
 
     @staticmethod
     def _data_defaults() -> dict[str, Any]:
@@ -128,7 +164,9 @@ class TrainerBackend:
                 data[key] = _cast(value, data_d[key], key)
             else:
                 known = sorted({*DERIVED, *train_d, *model_d, *data_d})
-                raise AblationError(f"unknown train/data option {key!r}; ablatable options: {', '.join(known)}")
+                raise AblationError(
+                    f"unknown train/data option {key!r}; ablatable options: {', '.join(known)}"
+                )
         return train, model, data, adapter
 
     def check_options(self, options: Mapping[str, str]) -> None:
@@ -136,13 +174,18 @@ class TrainerBackend:
 
     def scoring(self) -> dict[str, int]:
         """How final models are scored; saved in the plan so every later `ablate run` scores alike."""
-        return {"eval_batches": self.eval_batches, "eval_batch_size": self.eval_batch_size,
-                "eval_seed": self.eval_seed}
+        return {
+            "eval_batches": self.eval_batches,
+            "eval_batch_size": self.eval_batch_size,
+            "eval_seed": self.eval_seed,
+        }
 
     @classmethod
     def for_plan(cls, plan, launcher: str = "subprocess") -> "TrainerBackend":
-        return cls(launcher=launcher, **{k if k != "eval_seed" else "seed": v
-                                         for k, v in plan.settings["scoring"].items()})
+        return cls(
+            launcher=launcher,
+            **{k if k != "eval_seed" else "seed": v for k, v in plan.settings["scoring"].items()},
+        )
 
     def scoring_problem(self, token_dir: str, options: Mapping[str, str]) -> str | None:
         """Why the validation split of `token_dir` cannot score a run with `options`, or None."""
@@ -151,8 +194,15 @@ class TrainerBackend:
         _, _, data_options, _ = self.route(options)
         data_options.pop("max_tokens", None)
         try:
-            D.T5SpanCorruptionDataset(token_dir, "validation", batch_size=self.eval_batch_size,
-                                      seed=self.eval_seed, shuffle=False, num_epochs=1, **data_options)
+            D.T5SpanCorruptionDataset(
+                token_dir,
+                "validation",
+                batch_size=self.eval_batch_size,
+                seed=self.eval_seed,
+                shuffle=False,
+                num_epochs=1,
+                **data_options,
+            )
         except (ValueError, KeyError, FileNotFoundError) as e:
             return f"{e.__class__.__name__}: {e}"
         return None
@@ -161,8 +211,16 @@ class TrainerBackend:
         from c4clean.train.trainer import TrainConfig
 
         train, model, data, _ = self.route(run.options)
-        return TrainConfig(data=run.data, out=str(run_dir), steps=run.steps, resume=resume, model_overrides=model,
-                           data_options=data, progress=self.progress, **train)
+        return TrainConfig(
+            data=run.data,
+            out=str(run_dir),
+            steps=run.steps,
+            resume=resume,
+            model_overrides=model,
+            data_options=data,
+            progress=self.progress,
+            **train,
+        )
 
     def train_argv(self, run: RunSpec, run_dir: Path, resume: bool) -> list[str]:
         """The command that trains one run of a saved plan (what `--dry-run` prints for a scheduler)."""
@@ -175,8 +233,14 @@ class TrainerBackend:
         if self.launcher == "subprocess":
             # a child process per run: memory (and GPU memory) is returned between runs, and a crash
             # of one run cannot take the ablation's bookkeeping with it
-            cmd = [sys.executable, "-m", "c4clean.train.ablate_backend", str(run_dir.parent.parent), run.name,
-                   "--resume" if resume else "--fresh"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "c4clean.train.ablate_backend",
+                str(run_dir.parent.parent),
+                run.name,
+                "--resume" if resume else "--fresh",
+            ]
             rc = subprocess.call(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             if rc != 0:
                 raise AblationError(f"run {run.name}: training exited with status {rc}")
@@ -218,7 +282,11 @@ class TrainerBackend:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill; the trainer rewrites the log on resume
-            if "loss" in record and isinstance(record["loss"], (int, float)) and math.isfinite(record["loss"]):
+            if (
+                "loss" in record
+                and isinstance(record["loss"], (int, float))
+                and math.isfinite(record["loss"])
+            ):
                 curve.append((int(record["step"]), float(record["loss"])))
         return curve
 
@@ -235,21 +303,35 @@ class TrainerBackend:
         if ckpt is None:
             raise AblationError(f"{run_dir} has no checkpoint to evaluate")
         run_json = json.loads((Path(run_dir) / "run.json").read_text())
-        data_options = {k: v for k, v in run_json["train"].get("data_options", {}).items() if k != "max_tokens"}
+        data_options = {
+            k: v for k, v in run_json["train"].get("data_options", {}).items() if k != "max_tokens"
+        }
         model = load_model_dir(ckpt)
         vocab = D.vocab_info(token_dir)
         if vocab.sha256 != run_json["vocab"]["sha256"]:
-            raise AblationError(f"{token_dir} uses another vocabulary than run {run_dir}: losses would not compare")
+            raise AblationError(
+                f"{token_dir} uses another vocabulary than run {run_dir}: losses would not compare"
+            )
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device).eval()
         try:
-            dataset = D.T5SpanCorruptionDataset(token_dir, "validation", batch_size=self.eval_batch_size,
-                                                seed=self.eval_seed, shuffle=False, num_epochs=1, **data_options)
+            dataset = D.T5SpanCorruptionDataset(
+                token_dir,
+                "validation",
+                batch_size=self.eval_batch_size,
+                seed=self.eval_seed,
+                shuffle=False,
+                num_epochs=1,
+                **data_options,
+            )
         except ValueError as e:
             raise AblationError(f"cannot score on {token_dir}: {e} (lower --eval-batch-size)") from e
         total, batches, tokens = 0.0, 0, 0
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-            "cpu", enabled=False)
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if device.type == "cuda"
+            else torch.autocast("cpu", enabled=False)
+        )
         with torch.no_grad(), autocast:
             for batch in dataset:
                 if batches >= self.eval_batches:
@@ -275,11 +357,14 @@ class TrainerBackend:
 
         shas = {label: read_manifest(path)["vocab"]["sha256"] for label, path in corpora.items()}
         if len(set(shas.values())) > 1:
-            raise AblationError(f"the corpora use different vocabularies, so their losses do not compare: {shas}; "
-                                "encode them all with one vocabulary")
+            raise AblationError(
+                f"the corpora use different vocabularies, so their losses do not compare: {shas}; "
+                "encode them all with one vocabulary"
+            )
 
 
 # --- static masking (RoBERTa's "static"): an adapter over the loader ----------------------------
+
 
 def _static_dataset_class():
     import numpy as np
@@ -294,9 +379,15 @@ def _static_dataset_class():
         def make_samples(self, epoch, positions):
             windows = self.window_index(epoch, np.asarray(positions, dtype=np.int64))
             tokens = np.stack([self.read_window(w) for w in windows])
-            batch = span_corrupt(tokens, sample_keys(self.seed, 0, windows), vocab_size=self.vocab.vocab_size,
-                                 eos_id=self.vocab.eos_id, pad_id=self.vocab.pad_id, noise_density=self.noise_density,
-                                 mean_noise_span_length=self.mean_noise_span_length)
+            batch = span_corrupt(
+                tokens,
+                sample_keys(self.seed, 0, windows),
+                vocab_size=self.vocab.vocab_size,
+                eos_id=self.vocab.eos_id,
+                pad_id=self.vocab.pad_id,
+                noise_density=self.noise_density,
+                mean_noise_span_length=self.mean_noise_span_length,
+            )
             batch["window"] = windows
             return batch
 
@@ -311,8 +402,9 @@ def static_mask_source(cfg, data_options: Mapping[str, Any]):
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise AblationError("masking=static runs on one process (one GPU); run it without torchrun")
     micro = cfg.batch_size // cfg.grad_accum
-    base = trainer.open_token_data(cfg.data, micro, cfg.eval_batch_size or micro, cfg.seed, 0, 1,
-                                   dict(data_options))
+    base = trainer.open_token_data(
+        cfg.data, micro, cfg.eval_batch_size or micro, cfg.seed, 0, 1, dict(data_options)
+    )
     dataset = _static_dataset_class()(cfg.data, "train", batch_size=micro, seed=cfg.seed, **data_options)
     return dataclasses.replace(base, train=lambda: D.ResumableLoader(dataset, num_workers=0))
 
@@ -326,7 +418,9 @@ def _main(argv: list[str]) -> int:
         print(f"no run {name!r} in {out}", file=sys.stderr)
         return 2
     try:
-        TrainerBackend(launcher="inprocess").train_inprocess(run, plan.run_dir(run), resume=mode == "--resume")
+        TrainerBackend(launcher="inprocess").train_inprocess(
+            run, plan.run_dir(run), resume=mode == "--resume"
+        )
     except AblationError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -14,29 +14,67 @@ from c4clean.train import ablate as A
 def _common(f):
     """Options shared by every ablation: what each run trains with and how runs are executed."""
     options = [
-        click.option("--preset", default="t5-v1_1-small", show_default=True, help="Model preset of every run."),
-        click.option("--batch-size", type=int, default=128, show_default=True, help="Sequences per optimizer step."),
-        click.option("--budget", default=None,
-                     help="Training tokens per run (2^35, 34359738368): steps = budget / (batch × tokens per sample)."),
-        click.option("--steps", type=int, default=None, help="Fixed optimizer steps per run instead of --budget."),
-        click.option("--count", type=click.Choice(["raw", "inputs", "inputs+targets"]), default="raw",
-                     show_default=True,
-                     help="Tokens per sample for the budget: raw = corpus tokens read (568 for 512 inputs; "
-                          "repeats = real passes), inputs = encoder length (the paper's 2^35 = 2^19×128×512)."),
+        click.option(
+            "--preset", default="t5-v1_1-small", show_default=True, help="Model preset of every run."
+        ),
+        click.option(
+            "--batch-size", type=int, default=128, show_default=True, help="Sequences per optimizer step."
+        ),
+        click.option(
+            "--budget",
+            default=None,
+            help="Training tokens per run (2^35, 34359738368): steps = budget / (batch × tokens per sample).",
+        ),
+        click.option(
+            "--steps", type=int, default=None, help="Fixed optimizer steps per run instead of --budget."
+        ),
+        click.option(
+            "--count",
+            type=click.Choice(["raw", "inputs", "inputs+targets"]),
+            default="raw",
+            show_default=True,
+            help="Tokens per sample for the budget: raw = corpus tokens read (568 for 512 inputs; "
+            "repeats = real passes), inputs = encoder length (the paper's 2^35 = 2^19×128×512).",
+        ),
         click.option("--seed", type=int, default=0, show_default=True, help="Same seed for every run."),
-        click.option("--set", "set_options", multiple=True, metavar="KEY=VALUE",
-                     help="Any other `c4clean train` option for every run (repeatable), e.g. --set lr=0.01."),
-        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-                     help="Ablation directory: runs/<name>/ are c4clean train runs; results.csv, report.md, *.png."),
-        click.option("--shard", default=None, metavar="I/N",
-                     help="Execute only runs i, i+n, ... (one process per GPU/machine on a shared file system)."),
+        click.option(
+            "--set",
+            "set_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Any other `c4clean train` option for every run (repeatable), e.g. --set lr=0.01.",
+        ),
+        click.option(
+            "--out",
+            required=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Ablation directory: runs/<name>/ are c4clean train runs; results.csv, report.md, *.png.",
+        ),
+        click.option(
+            "--shard",
+            default=None,
+            metavar="I/N",
+            help="Execute only runs i, i+n, ... (one process per GPU/machine on a shared file system).",
+        ),
         click.option("--only", multiple=True, metavar="RUN", help="Execute only this run (repeatable)."),
-        click.option("--launcher", type=click.Choice(["subprocess", "inprocess"]), default="subprocess",
-                     show_default=True, help="Run `c4clean train` as a child process (isolated) or in this one."),
-        click.option("--eval-batches", type=int, default=20, show_default=True,
-                     help="Validation batches for each final model on each evaluation corpus."),
+        click.option(
+            "--launcher",
+            type=click.Choice(["subprocess", "inprocess"]),
+            default="subprocess",
+            show_default=True,
+            help="Run `c4clean train` as a child process (isolated) or in this one.",
+        ),
+        click.option(
+            "--eval-batches",
+            type=int,
+            default=20,
+            show_default=True,
+            help="Validation batches for each final model on each evaluation corpus.",
+        ),
         click.option("--eval-batch-size", type=int, default=None, help="Default: --batch-size."),
-        click.option("--dry-run", is_flag=True, help="Write the plan and print the train commands; train nothing."),
+        click.option(
+            "--dry-run", is_flag=True, help="Write the plan and print the train commands; train nothing."
+        ),
         click.option("--report-only", is_flag=True, help="Only rebuild results.csv, report.md and plots."),
     ]
     for option in reversed(options):
@@ -59,10 +97,18 @@ def _setup(kw):
 
     if (kw["budget"] is None) == (kw["steps"] is None):
         raise click.UsageError("give exactly one of --budget (tokens) and --steps")
-    backend = TrainerBackend(launcher=kw["launcher"], eval_batches=kw["eval_batches"],
-                             eval_batch_size=kw["eval_batch_size"] or kw["batch_size"], seed=kw["seed"])
-    common = {"preset": kw["preset"], "batch_size": str(kw["batch_size"]), "seed": str(kw["seed"]),
-              **_parse_set(kw["set_options"])}
+    backend = TrainerBackend(
+        launcher=kw["launcher"],
+        eval_batches=kw["eval_batches"],
+        eval_batch_size=kw["eval_batch_size"] or kw["batch_size"],
+        seed=kw["seed"],
+    )
+    common = {
+        "preset": kw["preset"],
+        "batch_size": str(kw["batch_size"]),
+        "seed": str(kw["seed"]),
+        **_parse_set(kw["set_options"]),
+    }
     budget = A.parse_count(kw["budget"]) if kw["budget"] is not None else None
     return backend, common, budget
 
@@ -125,7 +171,9 @@ def ablate() -> None:
 
 
 @ablate.command()
-@click.option("--data", "data", required=True, type=click.Path(exists=True, file_okay=False), help="Token directory.")
+@click.option(
+    "--data", "data", required=True, type=click.Path(exists=True, file_okay=False), help="Token directory."
+)
 @click.option("--tokens", "tokens", default="", help="Subset sizes: 2^23,2^25,2^27,2^29 (first N tokens).")
 @click.option("--full/--no-full", default=True, show_default=True, help="Also train on the full corpus.")
 @_common
@@ -134,15 +182,30 @@ def size(data, tokens, full, **kw):
     """Dataset size (T5 Table 9): first N tokens, repeated to the same budget; val loss on the full corpus."""
     backend, common, budget = _setup(kw)
     subsets = [A.parse_count(t) for t in tokens.split(",") if t.strip()]
-    plan = A.plan_size(kw["out"], data, subsets, include_full=full, common=common, budget_tokens=budget,
-                       steps=kw["steps"], count=kw["count"], corpus_tokens=backend.corpus_tokens(data, "train"),
-                       defaults=backend.defaults())
+    plan = A.plan_size(
+        kw["out"],
+        data,
+        subsets,
+        include_full=full,
+        common=common,
+        budget_tokens=budget,
+        steps=kw["steps"],
+        count=kw["count"],
+        corpus_tokens=backend.corpus_tokens(data, "train"),
+        defaults=backend.defaults(),
+    )
     _finish(plan, backend, kw)
 
 
 @ablate.command(context_settings={"ignore_unknown_options": False})
-@click.option("--data", "data", multiple=True, required=True, metavar="NAME=DIR",
-              help="A named token corpus; repeat, or list several after one --data.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    required=True,
+    metavar="NAME=DIR",
+    help="A named token corpus; repeat, or list several after one --data.",
+)
 @click.argument("more", nargs=-1, metavar="[NAME=DIR]...")
 @_common
 @_guard
@@ -154,20 +217,38 @@ def domain(data, more, **kw):
         if not Path(path).is_dir():
             raise A.AblationError(f"corpus {label}: {path} is not a directory")
     backend.check_same_vocabulary(corpora)
-    plan = A.plan_domain(kw["out"], corpora, common=common, budget_tokens=budget, steps=kw["steps"],
-                         count=kw["count"],
-                         corpus_tokens={k: backend.corpus_tokens(v, "train") for k, v in corpora.items()},
-                         validation_tokens={k: backend.corpus_tokens(v, "validation") for k, v in corpora.items()},
-                         defaults=backend.defaults())
+    plan = A.plan_domain(
+        kw["out"],
+        corpora,
+        common=common,
+        budget_tokens=budget,
+        steps=kw["steps"],
+        count=kw["count"],
+        corpus_tokens={k: backend.corpus_tokens(v, "train") for k, v in corpora.items()},
+        validation_tokens={k: backend.corpus_tokens(v, "validation") for k, v in corpora.items()},
+        defaults=backend.defaults(),
+    )
     _finish(plan, backend, kw)
 
 
 @ablate.command()
-@click.option("--data", "data", required=True, type=click.Path(exists=True, file_okay=False), help="Token directory.")
-@click.option("--axis", "axes", multiple=True, required=True, metavar="NAME=V1,V2,...",
-              help="An ablated train option and its values (repeatable).")
-@click.option("--zip", "zipped", is_flag=True,
-              help="Pair the i-th values of all axes instead of every combination (the default).")
+@click.option(
+    "--data", "data", required=True, type=click.Path(exists=True, file_okay=False), help="Token directory."
+)
+@click.option(
+    "--axis",
+    "axes",
+    multiple=True,
+    required=True,
+    metavar="NAME=V1,V2,...",
+    help="An ablated train option and its values (repeatable).",
+)
+@click.option(
+    "--zip",
+    "zipped",
+    is_flag=True,
+    help="Pair the i-th values of all axes instead of every combination (the default).",
+)
 @_common
 @_guard
 def sweep(data, axes, zipped, **kw):
@@ -177,18 +258,33 @@ def sweep(data, axes, zipped, **kw):
     --axis num_layers=2,4,6 --axis d_model=128,256,512; --axis masking=static,dynamic."""
     backend, common, budget = _setup(kw)
     parsed = [A.parse_axis(a) for a in axes]
-    plan = A.plan_sweep(kw["out"], data, parsed, mode="zip" if zipped else "product", common=common,
-                        budget_tokens=budget, steps=kw["steps"], count=kw["count"],
-                        corpus_tokens=backend.corpus_tokens(data, "train"), defaults=backend.defaults())
+    plan = A.plan_sweep(
+        kw["out"],
+        data,
+        parsed,
+        mode="zip" if zipped else "product",
+        common=common,
+        budget_tokens=budget,
+        steps=kw["steps"],
+        count=kw["count"],
+        corpus_tokens=backend.corpus_tokens(data, "train"),
+        defaults=backend.defaults(),
+    )
     _finish(plan, backend, kw)
 
 
 @ablate.command("run")
-@click.option("--out", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="An ablation directory planned by size/domain/sweep (its ablation.json).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="An ablation directory planned by size/domain/sweep (its ablation.json).",
+)
 @click.option("--shard", default=None, metavar="I/N", help="Execute only runs i, i+n, ...")
 @click.option("--only", multiple=True, metavar="RUN", help="Execute only this run (repeatable).")
-@click.option("--launcher", type=click.Choice(["subprocess", "inprocess"]), default="subprocess", show_default=True)
+@click.option(
+    "--launcher", type=click.Choice(["subprocess", "inprocess"]), default="subprocess", show_default=True
+)
 @_guard
 def run_cmd(out, shard, only, launcher):
     """Train and score runs of a saved plan: one machine or GPU per --shard/--only, same file system.

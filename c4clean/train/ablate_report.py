@@ -35,9 +35,15 @@ PAPER_TABLE8 = {  # data set -> (size, scores)
 }
 # corpus labels users give `ablate domain` -> the paper's row of the same recipe
 PAPER_DOMAIN_NAMES = {
-    "en": "C4", "c4": "C4", "noclean": "C4, unfiltered", "en.noclean": "C4, unfiltered",
-    "unfiltered": "C4, unfiltered", "realnewslike": "RealNews-like", "rn": "RealNews-like",
-    "webtextlike": "WebText-like", "wikipedia": "Wikipedia",
+    "en": "C4",
+    "c4": "C4",
+    "noclean": "C4, unfiltered",
+    "en.noclean": "C4, unfiltered",
+    "unfiltered": "C4, unfiltered",
+    "realnewslike": "RealNews-like",
+    "rn": "RealNews-like",
+    "webtextlike": "WebText-like",
+    "wikipedia": "Wikipedia",
 }
 PAPER_TABLE6 = {  # corruption rate (noise density), same model/budget as above
     0.10: (82.82, 19.00, 80.38, 69.55, 26.87, 39.28, 27.44),
@@ -76,8 +82,9 @@ def final_train_loss(curve: Sequence[tuple[int, float]]) -> tuple[float, float]:
     return sum(tail) / len(tail), curve[-1][1]
 
 
-def build_rows(plan: Plan, states: Mapping[str, Mapping[str, Any]],
-               curves: Mapping[str, Sequence[tuple[int, float]]]) -> list[dict[str, Any]]:
+def build_rows(
+    plan: Plan, states: Mapping[str, Mapping[str, Any]], curves: Mapping[str, Sequence[tuple[int, float]]]
+) -> list[dict[str, Any]]:
     """One row per run of the plan (missing runs get status `missing` and empty numbers)."""
     s = plan.settings
     axis_names = s.get("axes", [])
@@ -93,19 +100,22 @@ def build_rows(plan: Plan, states: Mapping[str, Mapping[str, Any]],
         budget = run.steps * s["batch_size"] * run.tokens_per_sample
         row = {"run": run.name, "kind": plan.kind}
         row.update({a: run.axis_values.get(a, "") for a in axis_names})
-        row.update({
-            "status": "done" if state.get("trained_step") == run.steps and set(run.eval_sets) <= set(evals)
-            else ("trained" if state.get("trained_step") == run.steps else "missing"),
-            "steps": run.steps,
-            "batch_size": s["batch_size"],
-            "tokens_per_sample": run.tokens_per_sample,
-            "budget_tokens": budget,
-            "train_tokens": run.train_tokens if run.train_tokens is not None else "",
-            "repeats": round(budget / run.train_tokens, 6) if run.train_tokens else "",
-            "final_train_loss": _round(train_mean),
-            "last_train_loss": _round(train_last),
-            "val_loss": _round(evals.get(primary, {}).get("loss", math.nan)) if primary else math.nan,
-        })
+        row.update(
+            {
+                "status": "done"
+                if state.get("trained_step") == run.steps and set(run.eval_sets) <= set(evals)
+                else ("trained" if state.get("trained_step") == run.steps else "missing"),
+                "steps": run.steps,
+                "batch_size": s["batch_size"],
+                "tokens_per_sample": run.tokens_per_sample,
+                "budget_tokens": budget,
+                "train_tokens": run.train_tokens if run.train_tokens is not None else "",
+                "repeats": round(budget / run.train_tokens, 6) if run.train_tokens else "",
+                "final_train_loss": _round(train_mean),
+                "last_train_loss": _round(train_last),
+                "val_loss": _round(evals.get(primary, {}).get("loss", math.nan)) if primary else math.nan,
+            }
+        )
         for label in eval_labels:
             row[f"val_loss[{label}]"] = _round(evals.get(label, {}).get("loss", math.nan))
         rows.append(row)
@@ -154,14 +164,17 @@ def _settings_text(plan: Plan) -> str:
     s = plan.settings
     items = [
         f"budget {format_count(s['budget_tokens'])} tokens" if s.get("budget_tokens") else None,
-        f"preset `{s.get('preset')}`", f"batch {s['batch_size']}",
+        f"preset `{s.get('preset')}`",
+        f"batch {s['batch_size']}",
         f"tokens counted per sample: {s.get('count', 'raw')}",
         f"seed {s.get('seed')}" if s.get("seed") is not None else None,
         f"{len(plan.runs)} runs",
     ]
     extra = s.get("options_common") or {}
     if extra:
-        items.append("other options " + ", ".join(f"`--{k.replace('_', '-')} {v}`" for k, v in sorted(extra.items())))
+        items.append(
+            "other options " + ", ".join(f"`--{k.replace('_', '-')} {v}`" for k, v in sorted(extra.items()))
+        )
     return "; ".join(i for i in items if i) + "."
 
 
@@ -179,99 +192,178 @@ def paper_row_for_repeats(repeats: float | str, full: bool) -> tuple[str, int, t
 
 
 def size_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
-    header = ["Number of tokens", "Repeats", "Steps", "Train loss (final)", "Validation loss (full corpus)",
-              "Val − train", "*T5 paper* row (same repeats)", "*T5 paper* GLUE", "*T5 paper* SQuAD",
-              "*T5 paper* SGLUE"]
+    header = [
+        "Number of tokens",
+        "Repeats",
+        "Steps",
+        "Train loss (final)",
+        "Validation loss (full corpus)",
+        "Val − train",
+        "*T5 paper* row (same repeats)",
+        "*T5 paper* GLUE",
+        "*T5 paper* SQuAD",
+        "*T5 paper* SGLUE",
+    ]
     body = []
     for r in rows:
         subset = r.get("max_tokens")
         full = subset in ("", "full", None)
         paper = paper_row_for_repeats(r["repeats"], full)
-        gap = (r["val_loss"] - r["final_train_loss"]
-               if not (math.isnan(r["val_loss"]) or math.isnan(r["final_train_loss"])) else math.nan)
+        gap = (
+            r["val_loss"] - r["final_train_loss"]
+            if not (math.isnan(r["val_loss"]) or math.isnan(r["final_train_loss"]))
+            else math.nan
+        )
         name = "★ Full data set" if full else format_count(int(subset))
         if r["train_tokens"] != "":
             name += f" ({r['train_tokens']:,})"
-        body.append([name, _repeats_text(r["repeats"]), r["steps"], r["final_train_loss"], r["val_loss"], gap,
-                     *((f"{paper[0]} ({paper[1]:,}×)", *(f"{paper[2][i]:.2f}" for i in (0, 2, 3))) if paper
-                       else ("—",) * 4)])
-    return "\n\n".join([
-        "## Dataset size (like Table 9 of the T5 paper)",
-        "Each run trains on the first N tokens of the corpus (fixed document order), repeated as often as "
-        "the budget needs; same model, batch, schedule and seed for all rows. Validation loss is measured "
-        "on the full corpus's validation split. A training loss far below the validation loss is "
-        "memorization (the paper's Figure 6). The paper's row is the one with the same number of repeats.",
-        _table(header, body), PAPER_NOTE,
-        "![training loss](training_loss.png)\n\n![loss vs subset size](loss_vs_size.png)",
-    ])
+        body.append(
+            [
+                name,
+                _repeats_text(r["repeats"]),
+                r["steps"],
+                r["final_train_loss"],
+                r["val_loss"],
+                gap,
+                *(
+                    (f"{paper[0]} ({paper[1]:,}×)", *(f"{paper[2][i]:.2f}" for i in (0, 2, 3)))
+                    if paper
+                    else ("—",) * 4
+                ),
+            ]
+        )
+    return "\n\n".join(
+        [
+            "## Dataset size (like Table 9 of the T5 paper)",
+            "Each run trains on the first N tokens of the corpus (fixed document order), repeated as often "
+            "as "
+            "the budget needs; same model, batch, schedule and seed for all rows. Validation loss is "
+            "measured "
+            "on the full corpus's validation split. A training loss far below the validation loss is "
+            "memorization (the paper's Figure 6). The paper's row is the one with the same number of "
+            "repeats.",
+            _table(header, body),
+            PAPER_NOTE,
+            "![training loss](training_loss.png)\n\n![loss vs subset size](loss_vs_size.png)",
+        ]
+    )
 
 
 def domain_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     labels = [r["corpus"] for r in rows]
     sizes = plan.settings.get("corpus_tokens", {})
-    header = ["Data set (trained on)", "Train tokens", "Repeats", "Train loss (final)", "Val loss (own corpus)",
-              "*T5 paper* data set", "*T5 paper* size", "*T5 paper* GLUE", "*T5 paper* SGLUE"]
+    header = [
+        "Data set (trained on)",
+        "Train tokens",
+        "Repeats",
+        "Train loss (final)",
+        "Val loss (own corpus)",
+        "*T5 paper* data set",
+        "*T5 paper* size",
+        "*T5 paper* GLUE",
+        "*T5 paper* SGLUE",
+    ]
     body = []
     for r in rows:
         paper_name = PAPER_DOMAIN_NAMES.get(str(r["corpus"]).lower())
         paper = PAPER_TABLE8.get(paper_name) if paper_name else None
-        body.append([r["corpus"], f"{sizes.get(r['corpus'], r['train_tokens']):,}" if sizes.get(r["corpus"], r["train_tokens"]) != "" else "—",
-                     _repeats_text(r["repeats"]), r["final_train_loss"], r["val_loss"],
-                     paper_name or "—", paper[0] if paper else "—", f"{paper[1][0]:.2f}" if paper else "—",
-                     f"{paper[1][3]:.2f}" if paper else "—"])
+        body.append(
+            [
+                r["corpus"],
+                f"{sizes.get(r['corpus'], r['train_tokens']):,}"
+                if sizes.get(r["corpus"], r["train_tokens"]) != ""
+                else "—",
+                _repeats_text(r["repeats"]),
+                r["final_train_loss"],
+                r["val_loss"],
+                paper_name or "—",
+                paper[0] if paper else "—",
+                f"{paper[1][0]:.2f}" if paper else "—",
+                f"{paper[1][3]:.2f}" if paper else "—",
+            ]
+        )
     matrix_header = ["trained on ↓ / validated on →"] + [str(label) for label in labels]
     matrix = [[r["corpus"]] + [r.get(f"val_loss[{label}]", math.nan) for label in labels] for r in rows]
     val_sizes = plan.settings.get("corpus_validation_tokens", {})
-    size_table = _table(["Corpus", "Train tokens", "Validation tokens"],
-                        [[k, f"{sizes.get(k, 0):,}", f"{val_sizes.get(k, 0):,}"] for k in labels])
+    size_table = _table(
+        ["Corpus", "Train tokens", "Validation tokens"],
+        [[k, f"{sizes.get(k, 0):,}", f"{val_sizes.get(k, 0):,}"] for k in labels],
+    )
     unscorable = plan.settings.get("unscorable", {})
-    unscorable_note = " ".join(f"No run is scored on {label}: its validation split cannot be used ({why})."
-                               for label, why in unscorable.items())
-    return "\n\n".join([
-        "## Pre-training data set (like Table 8 of the T5 paper)",
-        "One run per corpus, same budget and settings. Losses are comparable across corpora only because "
-        "all corpora share one vocabulary (checked).",
-        _table(header, body), PAPER_NOTE,
-        "### Validation loss of every run on every corpus (lower is better; the diagonal is in-domain)",
-        _table(matrix_header, matrix) + ("\n\n" + unscorable_note if unscorable else ""),
-        "### Corpus sizes (tokens)", size_table,
-        "![validation matrix](domain_matrix.png)\n\n![training loss](training_loss.png)",
-    ])
+    unscorable_note = " ".join(
+        f"No run is scored on {label}: its validation split cannot be used ({why})."
+        for label, why in unscorable.items()
+    )
+    return "\n\n".join(
+        [
+            "## Pre-training data set (like Table 8 of the T5 paper)",
+            "One run per corpus, same budget and settings. Losses are comparable across corpora only because "
+            "all corpora share one vocabulary (checked).",
+            _table(header, body),
+            PAPER_NOTE,
+            "### Validation loss of every run on every corpus (lower is better; the diagonal is in-domain)",
+            _table(matrix_header, matrix) + ("\n\n" + unscorable_note if unscorable else ""),
+            "### Corpus sizes (tokens)",
+            size_table,
+            "![validation matrix](domain_matrix.png)\n\n![training loss](training_loss.png)",
+        ]
+    )
 
 
 def sweep_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     axes = plan.settings.get("axes", [])
     header = [*axes, "Steps", "Repeats", "Train loss (final)", "Validation loss"]
-    body = [[*(r[a] for a in axes), r["steps"], _repeats_text(r["repeats"]), r["final_train_loss"], r["val_loss"]]
-            for r in rows]
+    body = [
+        [*(r[a] for a in axes), r["steps"], _repeats_text(r["repeats"]), r["final_train_loss"], r["val_loss"]]
+        for r in rows
+    ]
     parts = ["## Sweep: " + " × ".join(axes) if axes else "## Sweep", _table(header, body)]
     if set(axes) & OBJECTIVE_OPTIONS:
-        parts.append("Validation loss is measured with each run's own objective (its corruption rate, span "
-                     "length, input length): runs with different objectives solve different tasks, so their "
-                     "losses rank runs of one objective, not objectives against each other. The paper compared "
-                     "objectives by fine-tuned downstream scores.")
+        parts.append(
+            "Validation loss is measured with each run's own objective (its corruption rate, span "
+            "length, input length): runs with different objectives solve different tasks, so their "
+            "losses rank runs of one objective, not objectives against each other. The paper compared "
+            "objectives by fine-tuned downstream scores."
+        )
     parts.append("![training loss](training_loss.png)\n\n![sweep](sweep.png)")
     if "noise_density" in axes:
-        parts += ["### *T5 paper*, Table 6 (corruption rate), for orientation", PAPER_NOTE,
-                  _table(["Corruption rate", *(f"*T5 paper* {c}" for c in PAPER_COLUMNS)],
-                         [[f"{k:.0%}", *(f"{x:.2f}" for x in v)] for k, v in PAPER_TABLE6.items()])]
+        parts += [
+            "### *T5 paper*, Table 6 (corruption rate), for orientation",
+            PAPER_NOTE,
+            _table(
+                ["Corruption rate", *(f"*T5 paper* {c}" for c in PAPER_COLUMNS)],
+                [[f"{k:.0%}", *(f"{x:.2f}" for x in v)] for k, v in PAPER_TABLE6.items()],
+            ),
+        ]
     if "mean_noise_span_length" in axes:
-        parts += ["### *T5 paper*, Table 7 (mean span length, 15% corruption), for orientation", PAPER_NOTE,
-                  _table(["Span length", *(f"*T5 paper* {c}" for c in PAPER_COLUMNS)],
-                         [[k if isinstance(k, str) else f"{k:g}", *(f"{x:.2f}" for x in v)]
-                          for k, v in PAPER_TABLE7.items()])]
+        parts += [
+            "### *T5 paper*, Table 7 (mean span length, 15% corruption), for orientation",
+            PAPER_NOTE,
+            _table(
+                ["Span length", *(f"*T5 paper* {c}" for c in PAPER_COLUMNS)],
+                [
+                    [k if isinstance(k, str) else f"{k:g}", *(f"{x:.2f}" for x in v)]
+                    for k, v in PAPER_TABLE7.items()
+                ],
+            ),
+        ]
     return "\n\n".join(parts)
 
 
 def report_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     body = {"size": size_markdown, "domain": domain_markdown, "sweep": sweep_markdown}[plan.kind](plan, rows)
     missing = [r["run"] for r in rows if r["status"] != "done"]
-    status = (f"**Incomplete: runs not finished yet: {', '.join(missing)}.** Re-run the same command to continue."
-              if missing else "All runs finished.")
-    notes = ("Final training loss = mean of the last 10% of logged training losses (each the mean of one "
-             "logging interval). "
-             "Budget tokens = steps × batch × tokens per sample; repeats = budget tokens / tokens the run "
-             "trains on. Every run directory under `runs/` is a normal `c4clean train` run.")
+    status = (
+        f"**Incomplete: runs not finished yet: {', '.join(missing)}.** Re-run the same command to continue."
+        if missing
+        else "All runs finished."
+    )
+    notes = (
+        "Final training loss = mean of the last 10% of logged training losses (each the mean of one "
+        "logging interval). "
+        "Budget tokens = steps × batch × tokens per sample; repeats = budget tokens / tokens the run "
+        "trains on. Every run directory under `runs/` is a normal `c4clean train` run."
+    )
     return "\n\n".join([f"# Ablation report: {plan.kind}", _settings_text(plan), status, body, notes]) + "\n"
 
 
@@ -284,7 +376,7 @@ def _smooth(values: Sequence[float]) -> list[float]:
     half = max(0, len(values) // 40)
     out = []
     for i in range(len(values)):
-        window = values[max(0, i - half): i + half + 1]
+        window = values[max(0, i - half) : i + half + 1]
         out.append(sum(window) / len(window))
     return out
 
@@ -328,9 +420,11 @@ def plot_training_curves(plan: Plan, rows, curves, path: Path) -> None:
         losses = [v for _, v in curve]
         ax.plot(steps, losses, color=color, alpha=0.25, linewidth=0.8)
         ax.plot(steps, _smooth(losses), color=color, linewidth=1.8, label=_label(plan, row))
-        late += losses[len(losses) // 4:]
+        late += losses[len(losses) // 4 :]
         if not math.isnan(row["val_loss"]):
-            ax.scatter([steps[-1]], [row["val_loss"]], color=color, marker="D", s=45, zorder=3, edgecolor="black")
+            ax.scatter(
+                [steps[-1]], [row["val_loss"]], color=color, marker="D", s=45, zorder=3, edgecolor="black"
+            )
             late.append(row["val_loss"])
     if late:
         # the first steps of a T5 run sit far above the rest (untrained logits); zoom on what differs
@@ -339,7 +433,9 @@ def plot_training_curves(plan: Plan, rows, curves, path: Path) -> None:
         ax.set_ylim(low - pad, high + pad)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (smoothed; faint = raw)")
-    ax.set_title(f"Training loss, {plan.kind} ablation (◆ = final validation loss; first steps cut off)", fontsize=10)
+    ax.set_title(
+        f"Training loss, {plan.kind} ablation (◆ = final validation loss; first steps cut off)", fontsize=10
+    )
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, title="run")
@@ -353,8 +449,11 @@ def plot_size(plan: Plan, rows, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [(r["train_tokens"], r["final_train_loss"], r["val_loss"], r.get("max_tokens") in ("", "full", None))
-           for r in rows if r["train_tokens"] != ""]
+    pts = [
+        (r["train_tokens"], r["final_train_loss"], r["val_loss"], r.get("max_tokens") in ("", "full", None))
+        for r in rows
+        if r["train_tokens"] != ""
+    ]
     pts.sort()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs = [p[0] for p in pts]
@@ -362,7 +461,9 @@ def plot_size(plan: Plan, rows, path: Path) -> None:
     ax.plot(xs, [p[2] for p in pts], "s-", label="validation loss (full corpus)")
     for x, tr, va, full in pts:
         if full:
-            ax.annotate("full corpus", (x, va), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+            ax.annotate(
+                "full corpus", (x, va), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8
+            )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("tokens the run trains on (subset size, log2)")
     ax.set_ylabel("loss")
@@ -402,8 +503,15 @@ def _annotated_heatmap(fig, ax, m) -> None:
     mid = (finite.min() + finite.max()) / 2 if finite.size else 0
     for i, j in np.ndindex(m.shape):
         if np.isfinite(m[i, j]):
-            ax.text(j, i, f"{m[i, j]:.3f}", ha="center", va="center", fontsize=9,
-                    color="white" if m[i, j] > mid else "black")
+            ax.text(
+                j,
+                i,
+                f"{m[i, j]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if m[i, j] > mid else "black",
+            )
         else:
             ax.text(j, i, "no score", ha="center", va="center", fontsize=8, color="grey")
     fig.colorbar(im, ax=ax, label="validation loss")
@@ -436,8 +544,13 @@ def plot_sweep(plan: Plan, rows, path: Path) -> None:
         x = np.arange(len(rows))
         ax.bar(x - 0.2, [r["final_train_loss"] for r in rows], 0.4, label="final training loss")
         ax.bar(x + 0.2, [r["val_loss"] for r in rows], 0.4, label="validation loss")
-        ax.set_xticks(x, labels, rotation=30 if len(rows) > 4 else 0, ha="right" if len(rows) > 4 else "center",
-                      fontsize=8)
+        ax.set_xticks(
+            x,
+            labels,
+            rotation=30 if len(rows) > 4 else 0,
+            ha="right" if len(rows) > 4 else "center",
+            fontsize=8,
+        )
         ax.set_ylabel("loss")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, axis="y")

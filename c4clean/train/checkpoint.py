@@ -107,13 +107,19 @@ def load_model_dir(directory: str | Path) -> T5:
 
 # --- RNG state as weights_only-loadable values -------------------------------------------------
 
+
 def rng_state() -> dict:
     np_state = np.random.get_state()
     py_version, py_internal, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "name": np_state[0],
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": {"version": py_version, "internal": list(py_internal), "gauss_next": py_gauss},
     }
     if torch.cuda.is_available():
@@ -124,8 +130,9 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
@@ -147,6 +154,7 @@ def plain(value):
 
 # --- training checkpoints ----------------------------------------------------------------------
 
+
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step-{step:08d}"
 
@@ -164,7 +172,9 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1][1] if found else None
 
 
-def save_checkpoint(run_dir: str | Path, step: int, model: T5, state: dict, meta: dict, keep: int = 2) -> Path:
+def save_checkpoint(
+    run_dir: str | Path, step: int, model: T5, state: dict, meta: dict, keep: int = 2
+) -> Path:
     """Atomically write checkpoint `step` (model + `state`), then prune to the newest `keep`."""
     final = checkpoint_dir(run_dir, step)
     with atomic_dir(final) as tmp:

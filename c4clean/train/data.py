@@ -4,7 +4,8 @@ The corpus of a split is one stream of tokens: its documents in shard order then
 with no separator (as T5 did; `doc_separator="eos"` puts EOS after every document, as Hugging Face and
 nanoT5 do). The stream is cut into windows of `raw_length` tokens (568 for inputs of 512); the tail shorter
 than a window is not used, nor, in each epoch, the last windows of the shuffled order that do not fill a
-whole global batch (other windows each epoch, as the order changes). Each epoch visits the windows in a pseudo-random order (a keyed Feistel
+whole global batch (other windows each epoch, as the order changes). Each epoch visits the windows in a
+pseudo-random order (a keyed Feistel
 permutation: no index array, any position computable alone), in global batches of
 `batch_size * world_size` samples; rank r takes the r-th slice of each global batch; DataLoader workers
 take whole batches in turn. Sample `g` of epoch `e` is a pure function of (seed, e, g), so the state to
@@ -29,7 +30,8 @@ _FEISTEL_ROUNDS = 4
 
 
 def feistel_permute(index, n: int, key: int) -> np.ndarray:
-    """A keyed bijection of [0, n): a balanced Feistel network on the next even bit width, with cycle walking."""
+    """A keyed bijection of [0, n): a balanced Feistel network on the next even bit width, with cycle
+    walking."""
     index = np.asarray(index, dtype=np.uint64)
     if n <= 1:
         return index.copy()
@@ -60,12 +62,16 @@ class TokenCorpus:
         self.token_dir = Path(token_dir)
         self.manifest = read_manifest(self.token_dir)
         if not self.manifest.get("complete", False):
-            raise ValueError(f"{token_dir}: encoding is not complete; rerun `c4clean tokenize encode` to finish it")
+            raise ValueError(
+                f"{token_dir}: encoding is not complete; rerun `c4clean tokenize encode` to finish it"
+            )
         self.vocab = VocabInfo.from_json(self.manifest["vocab"])
         self.split = split
         shards = [s for s in self.manifest["shards"] if s["split"] == split]
         if not shards:
-            raise ValueError(f"{token_dir} has no shards of split {split!r} (splits: {sorted(self.manifest['splits'])})")
+            raise ValueError(
+                f"{token_dir} has no shards of split {split!r} (splits: {sorted(self.manifest['splits'])})"
+            )
         self._maps = []  # keep the memory maps open as long as the views live
         self._values: list[np.ndarray] = []
         self._list_arrays: list[pa.ListArray] = []
@@ -91,21 +97,25 @@ class TokenCorpus:
         self._virtual_starts = self.segment_starts + self.segment_doc_starts  # segment starts with separators
         expected = sum(s["tokens"] for s in shards)
         if self.num_tokens != expected:
-            raise ValueError(f"{token_dir}: shards hold {self.num_tokens} tokens, the manifest says {expected}")
+            raise ValueError(
+                f"{token_dir}: shards hold {self.num_tokens} tokens, the manifest says {expected}"
+            )
 
     def read(self, start: int, length: int) -> np.ndarray:
         """Tokens [start, start + length) of the stream (a copy only of those tokens)."""
         if start < 0 or start + length > self.num_tokens:
-            raise IndexError(f"window [{start}, {start + length}) outside the stream of {self.num_tokens} tokens")
+            raise IndexError(
+                f"window [{start}, {start + length}) outside the stream of {self.num_tokens} tokens"
+            )
         seg = int(np.searchsorted(self.segment_starts, start, side="right")) - 1
         local = start - int(self.segment_starts[seg])
         values = self._values[seg]
         if local + length <= len(values):
-            return values[local:local + length]
+            return values[local : local + length]
         parts, need = [], length
         while need:
             values = self._values[seg]
-            piece = values[local:local + need]
+            piece = values[local : local + need]
             parts.append(piece)
             need -= len(piece)
             seg, local = seg + 1, 0
@@ -139,7 +149,7 @@ class TokenCorpus:
                 in_doc = local - (int(offsets[doc]) + doc)
                 begin, end = int(offsets[doc]) + in_doc, int(offsets[doc + 1])
                 take = min(end - begin, length - filled)
-                out[filled:filled + take] = values[begin:begin + take]
+                out[filled : filled + take] = values[begin : begin + take]
                 filled += take
                 if filled < length:
                     out[filled] = eos_id
@@ -157,21 +167,41 @@ class T5SpanCorruptionDataset(IterableDataset):
     (B, target_length); no padding, so no attention masks are needed. `num_epochs=None` repeats forever.
     """
 
-    def __init__(self, token_dir: str | Path, split: str = "train", *, input_length: int = 512,
-                 noise_density: float = 0.15, mean_noise_span_length: float = 3.0, batch_size: int = 128,
-                 seed: int = 0, shuffle: bool = True, max_tokens: int | None = None,
-                 doc_separator: str | None = None, rank: int | None = None, world_size: int | None = None,
-                 num_epochs: int | None = None):
+    def __init__(
+        self,
+        token_dir: str | Path,
+        split: str = "train",
+        *,
+        input_length: int = 512,
+        noise_density: float = 0.15,
+        mean_noise_span_length: float = 3.0,
+        batch_size: int = 128,
+        seed: int = 0,
+        shuffle: bool = True,
+        max_tokens: int | None = None,
+        doc_separator: str | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        num_epochs: int | None = None,
+    ):
         self.token_dir, self.split = Path(token_dir), split
         self.input_length, self.noise_density, self.mean_noise_span_length = (
-            input_length, noise_density, mean_noise_span_length)
-        self.raw_length, self.target_length = random_spans_helper(input_length, noise_density, mean_noise_span_length)
+            input_length,
+            noise_density,
+            mean_noise_span_length,
+        )
+        self.raw_length, self.target_length = random_spans_helper(
+            input_length, noise_density, mean_noise_span_length
+        )
         self.batch_size, self.seed, self.shuffle, self.num_epochs = batch_size, seed, shuffle, num_epochs
         if rank is None or world_size is None:  # default: the torch.distributed process group, if any
             distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
             rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
-            world_size = world_size if world_size is not None else (
-                torch.distributed.get_world_size() if distributed else 1)
+            world_size = (
+                world_size
+                if world_size is not None
+                else (torch.distributed.get_world_size() if distributed else 1)
+            )
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} not in [0, {world_size})")
         self.rank, self.world_size = rank, world_size
@@ -181,7 +211,9 @@ class T5SpanCorruptionDataset(IterableDataset):
         if doc_separator not in (None, "none", "eos"):
             raise ValueError(f"doc_separator must be None, 'none' or 'eos', got {doc_separator!r}")
         if doc_separator == "eos" and stored == "eos":
-            raise ValueError("the token shards already end every document with EOS (encoded with --doc-separator eos)")
+            raise ValueError(
+                "the token shards already end every document with EOS (encoded with --doc-separator eos)"
+            )
         self.insert_separators = doc_separator == "eos"
         self.doc_separator = "eos" if self.insert_separators or stored == "eos" else "none"
         available = corpus.num_tokens_with_separators if self.insert_separators else corpus.num_tokens
@@ -192,8 +224,10 @@ class T5SpanCorruptionDataset(IterableDataset):
         self.global_batch_size = batch_size * world_size
         self.batches_per_epoch = self.num_windows // self.global_batch_size
         if self.batches_per_epoch == 0:
-            raise ValueError(f"{self.num_windows} windows of {self.raw_length} tokens cannot fill one global batch "
-                             f"of {self.global_batch_size}")
+            raise ValueError(
+                f"{self.num_windows} windows of {self.raw_length} tokens cannot fill one global batch "
+                f"of {self.global_batch_size}"
+            )
         self._corpus: TokenCorpus | None = corpus
         self._epoch, self._step = 0, 0
 
@@ -204,7 +238,8 @@ class T5SpanCorruptionDataset(IterableDataset):
         return self.batches_per_epoch * self.global_batch_size
 
     def epochs_for(self, num_samples: int) -> float:
-        """How many passes over this (sub)corpus `num_samples` training samples make: the repeats a budget implies."""
+        """How many passes over this (sub)corpus `num_samples` training samples make: the repeats a budget
+        implies."""
         return num_samples / self.samples_per_epoch
 
     # --- pickling for DataLoader workers: memory maps are reopened, not copied ---
@@ -238,9 +273,15 @@ class T5SpanCorruptionDataset(IterableDataset):
         positions = np.asarray(positions, dtype=np.int64)
         window_ids = self.window_index(epoch, positions)
         windows = np.stack([self.read_window(w) for w in window_ids])
-        batch = span_corrupt(windows, sample_keys(self.seed, epoch, positions), vocab_size=self.vocab.vocab_size,
-                             eos_id=self.vocab.eos_id, pad_id=self.vocab.pad_id, noise_density=self.noise_density,
-                             mean_noise_span_length=self.mean_noise_span_length)
+        batch = span_corrupt(
+            windows,
+            sample_keys(self.seed, epoch, positions),
+            vocab_size=self.vocab.vocab_size,
+            eos_id=self.vocab.eos_id,
+            pad_id=self.vocab.pad_id,
+            noise_density=self.noise_density,
+            mean_noise_span_length=self.mean_noise_span_length,
+        )
         batch["window"] = window_ids
         return batch
 
@@ -256,14 +297,23 @@ class T5SpanCorruptionDataset(IterableDataset):
 
     # --- iteration and resume ---
     def state_dict(self) -> dict:
-        """Position of the next batch. Tracks iteration only with num_workers=0; use `make_loader` otherwise."""
-        return {"epoch": self._epoch, "step": self._step, "seed": self.seed, "batches_per_epoch": self.batches_per_epoch,
-                "rank": self.rank, "world_size": self.world_size}
+        """Position of the next batch. Tracks iteration only with num_workers=0; use `make_loader`
+        otherwise."""
+        return {
+            "epoch": self._epoch,
+            "step": self._step,
+            "seed": self.seed,
+            "batches_per_epoch": self.batches_per_epoch,
+            "rank": self.rank,
+            "world_size": self.world_size,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("batches_per_epoch", self.batches_per_epoch) != self.batches_per_epoch:
-            raise ValueError("state comes from a dataset with another number of batches per epoch "
-                             f"({state['batches_per_epoch']} vs {self.batches_per_epoch})")
+            raise ValueError(
+                "state comes from a dataset with another number of batches per epoch "
+                f"({state['batches_per_epoch']} vs {self.batches_per_epoch})"
+            )
         if state.get("seed", self.seed) != self.seed:
             raise ValueError(f"state comes from seed {state['seed']}, this dataset has seed {self.seed}")
         self._epoch, self._step = int(state["epoch"]), int(state["step"])
@@ -286,15 +336,24 @@ class T5SpanCorruptionDataset(IterableDataset):
                 continue
             batch = self.make_batch(epoch, step)
             if worker is None:
-                self._epoch, self._step = (epoch, step + 1) if step + 1 < self.batches_per_epoch else (epoch + 1, 0)
+                self._epoch, self._step = (
+                    (epoch, step + 1) if step + 1 < self.batches_per_epoch else (epoch + 1, 0)
+                )
             yield batch
 
 
 class ResumableLoader:
-    """A DataLoader over a T5SpanCorruptionDataset that knows the position of the next batch it will hand out."""
+    """A DataLoader over a T5SpanCorruptionDataset that knows the position of the next batch it will hand
+    out."""
 
-    def __init__(self, dataset: T5SpanCorruptionDataset, *, num_workers: int = 2, pin_memory: bool = False,
-                 prefetch_factor: int | None = None):
+    def __init__(
+        self,
+        dataset: T5SpanCorruptionDataset,
+        *,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        prefetch_factor: int | None = None,
+    ):
         self.dataset = dataset
         self.num_workers, self.pin_memory, self.prefetch_factor = num_workers, pin_memory, prefetch_factor
         self._epoch, self._step = dataset._epoch, dataset._step
@@ -311,9 +370,12 @@ class ResumableLoader:
 
     def __iter__(self):
         self.dataset.load_state_dict({"epoch": self._epoch, "step": self._step})
-        kwargs = {"prefetch_factor": self.prefetch_factor} if self.num_workers and self.prefetch_factor else {}
-        loader = DataLoader(self.dataset, batch_size=None, num_workers=self.num_workers,
-                            pin_memory=self.pin_memory, **kwargs)
+        kwargs = (
+            {"prefetch_factor": self.prefetch_factor} if self.num_workers and self.prefetch_factor else {}
+        )
+        loader = DataLoader(
+            self.dataset, batch_size=None, num_workers=self.num_workers, pin_memory=self.pin_memory, **kwargs
+        )
         for batch in loader:
             self._step += 1
             if self._step == self.dataset.batches_per_epoch:
@@ -321,11 +383,20 @@ class ResumableLoader:
             yield batch
 
 
-def make_loader(token_dir: str | Path, split: str = "train", *, num_workers: int = 2, pin_memory: bool = False,
-                **dataset_kwargs) -> ResumableLoader:
+def make_loader(
+    token_dir: str | Path,
+    split: str = "train",
+    *,
+    num_workers: int = 2,
+    pin_memory: bool = False,
+    **dataset_kwargs,
+) -> ResumableLoader:
     """`ResumableLoader(T5SpanCorruptionDataset(token_dir, split, **dataset_kwargs))`."""
-    return ResumableLoader(T5SpanCorruptionDataset(token_dir, split, **dataset_kwargs), num_workers=num_workers,
-                           pin_memory=pin_memory)
+    return ResumableLoader(
+        T5SpanCorruptionDataset(token_dir, split, **dataset_kwargs),
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+    )
 
 
 def vocab_info(token_dir: str | Path) -> VocabInfo:

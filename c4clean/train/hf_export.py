@@ -15,16 +15,36 @@ from safetensors.torch import load_file, save_file
 from c4clean.train.checkpoint import atomic_dir
 from c4clean.train.model import T5, T5Config
 
-HF_CONFIG_FIELDS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
-                    "relative_attention_num_buckets", "relative_attention_max_distance", "dropout_rate",
-                    "layer_norm_epsilon", "initializer_factor", "pad_token_id", "eos_token_id",
-                    "decoder_start_token_id")
+HF_CONFIG_FIELDS = (
+    "vocab_size",
+    "d_model",
+    "d_kv",
+    "d_ff",
+    "num_layers",
+    "num_decoder_layers",
+    "num_heads",
+    "relative_attention_num_buckets",
+    "relative_attention_max_distance",
+    "dropout_rate",
+    "layer_norm_epsilon",
+    "initializer_factor",
+    "pad_token_id",
+    "eos_token_id",
+    "decoder_start_token_id",
+)
 
 
 def hf_config(cfg: T5Config) -> dict:
     out = {f: getattr(cfg, f) for f in HF_CONFIG_FIELDS}
-    out.update(architectures=["T5ForConditionalGeneration"], model_type="t5", feed_forward_proj="gated-gelu",
-               is_encoder_decoder=True, tie_word_embeddings=False, use_cache=True, dtype="float32")
+    out.update(
+        architectures=["T5ForConditionalGeneration"],
+        model_type="t5",
+        feed_forward_proj="gated-gelu",
+        is_encoder_decoder=True,
+        tie_word_embeddings=False,
+        use_cache=True,
+        dtype="float32",
+    )
     return out
 
 
@@ -33,25 +53,38 @@ def _name_map(cfg: T5Config) -> list[tuple[str, list[str]]]:
     parameter. One table serves both directions, so export and import cannot drift apart."""
     pairs = [("shared.weight", ["shared.weight"]), ("lm_head.weight", ["lm_head.weight"])]
     for stack in ("encoder", "decoder"):
-        pairs += [(f"{stack}.relative_attention_bias.weight",
-                   [f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]),
-                  (f"{stack}.final_norm.weight", [f"{stack}.final_layer_norm.weight"])]
+        pairs += [
+            (
+                f"{stack}.relative_attention_bias.weight",
+                [f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"],
+            ),
+            (f"{stack}.final_norm.weight", [f"{stack}.final_layer_norm.weight"]),
+        ]
         decoder = stack == "decoder"
         attn, norm = ("self_attn", "self_attn_norm") if decoder else ("attn", "attn_norm")
         for i in range(cfg.num_decoder_layers if decoder else cfg.num_layers):
             ours, hf = f"{stack}.layers.{i}", f"{stack}.block.{i}.layer"
-            pairs += [(f"{ours}.{attn}.qkv.weight", [f"{hf}.0.SelfAttention.{p}.weight" for p in "qkv"]),
-                      (f"{ours}.{attn}.o.weight", [f"{hf}.0.SelfAttention.o.weight"]),
-                      (f"{ours}.{norm}.weight", [f"{hf}.0.layer_norm.weight"])]
+            pairs += [
+                (f"{ours}.{attn}.qkv.weight", [f"{hf}.0.SelfAttention.{p}.weight" for p in "qkv"]),
+                (f"{ours}.{attn}.o.weight", [f"{hf}.0.SelfAttention.o.weight"]),
+                (f"{ours}.{norm}.weight", [f"{hf}.0.layer_norm.weight"]),
+            ]
             if decoder:
-                pairs += [(f"{ours}.cross_attn.q.weight", [f"{hf}.1.EncDecAttention.q.weight"]),
-                          (f"{ours}.cross_attn.kv.weight", [f"{hf}.1.EncDecAttention.{p}.weight" for p in "kv"]),
-                          (f"{ours}.cross_attn.o.weight", [f"{hf}.1.EncDecAttention.o.weight"]),
-                          (f"{ours}.cross_attn_norm.weight", [f"{hf}.1.layer_norm.weight"])]
+                pairs += [
+                    (f"{ours}.cross_attn.q.weight", [f"{hf}.1.EncDecAttention.q.weight"]),
+                    (f"{ours}.cross_attn.kv.weight", [f"{hf}.1.EncDecAttention.{p}.weight" for p in "kv"]),
+                    (f"{ours}.cross_attn.o.weight", [f"{hf}.1.EncDecAttention.o.weight"]),
+                    (f"{ours}.cross_attn_norm.weight", [f"{hf}.1.layer_norm.weight"]),
+                ]
             ffn = f"{hf}.{2 if decoder else 1}"
-            pairs += [(f"{ours}.ffn.wi.weight", [f"{ffn}.DenseReluDense.wi_0.weight", f"{ffn}.DenseReluDense.wi_1.weight"]),
-                      (f"{ours}.ffn.wo.weight", [f"{ffn}.DenseReluDense.wo.weight"]),
-                      (f"{ours}.ffn_norm.weight", [f"{ffn}.layer_norm.weight"])]
+            pairs += [
+                (
+                    f"{ours}.ffn.wi.weight",
+                    [f"{ffn}.DenseReluDense.wi_0.weight", f"{ffn}.DenseReluDense.wi_1.weight"],
+                ),
+                (f"{ours}.ffn.wo.weight", [f"{ffn}.DenseReluDense.wo.weight"]),
+                (f"{ours}.ffn_norm.weight", [f"{ffn}.layer_norm.weight"]),
+            ]
     return pairs
 
 
@@ -59,8 +92,11 @@ def to_hf_state_dict(model: T5) -> dict[str, torch.Tensor]:
     """Our parameters under Hugging Face names, fused projections split into equal parts. The stacks'
     `embed_tokens` are left out: Hugging Face ties them to `shared` on load, which is what T5 does."""
     sd = model.state_dict()
-    return {name: part.detach().contiguous().clone()
-            for ours, names in _name_map(model.cfg) for name, part in zip(names, sd[ours].chunk(len(names)))}
+    return {
+        name: part.detach().contiguous().clone()
+        for ours, names in _name_map(model.cfg)
+        for name, part in zip(names, sd[ours].chunk(len(names)))
+    }
 
 
 def from_hf_state_dict(cfg: T5Config, hf: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -70,12 +106,18 @@ def from_hf_state_dict(cfg: T5Config, hf: dict[str, torch.Tensor]) -> dict[str, 
     tied = {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}
     for key in tied & set(hf):
         if not torch.equal(hf[key], hf["shared.weight"]):
-            raise ValueError(f"{key} differs from shared.weight: not a T5 checkpoint with shared input embeddings")
+            raise ValueError(
+                f"{key} differs from shared.weight: not a T5 checkpoint with shared input embeddings"
+            )
     missing, unexpected = expected - set(hf), set(hf) - expected - tied
     if missing or unexpected:
-        raise ValueError(f"not a T5 v1.1 checkpoint of this shape: missing {sorted(missing)[:5]}, "
-                         f"unexpected {sorted(unexpected)[:5]}")
-    return {ours: torch.cat([hf[n] for n in names]) if len(names) > 1 else hf[names[0]] for ours, names in pairs}
+        raise ValueError(
+            f"not a T5 v1.1 checkpoint of this shape: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    return {
+        ours: torch.cat([hf[n] for n in names]) if len(names) > 1 else hf[names[0]] for ours, names in pairs
+    }
 
 
 def export_hf(model: T5, out_dir: str | Path) -> Path:
@@ -94,8 +136,10 @@ def config_from_hf(d: dict) -> T5Config:
     # with scale_decoder_outputs false (and the untied lm_head.weight in the file)
     scaled = d.get("scale_decoder_outputs", d.get("tie_word_embeddings", True) is not False)
     if d.get("feed_forward_proj") != "gated-gelu" or scaled:
-        raise ValueError("only the T5 v1.1 layout is supported (feed_forward_proj 'gated-gelu', untied lm_head "
-                         "without output scaling: tie_word_embeddings false / scale_decoder_outputs false)")
+        raise ValueError(
+            "only the T5 v1.1 layout is supported (feed_forward_proj 'gated-gelu', untied lm_head "
+            "without output scaling: tie_word_embeddings false / scale_decoder_outputs false)"
+        )
     fields = {f: d[f] for f in HF_CONFIG_FIELDS if f in d}
     fields.setdefault("num_decoder_layers", fields.get("num_layers"))
     return T5Config(**fields)

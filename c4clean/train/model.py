@@ -66,9 +66,15 @@ class T5Config:
 # Shapes from the T5 gin files (t5/models/gin/models/t5.1.1.*.gin); "tiny" is ours, for CPU tests.
 PRESETS: dict[str, T5Config] = {
     "t5-v1_1-tiny": T5Config(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_decoder_layers=2, num_heads=4),
-    "t5-v1_1-small": T5Config(d_model=512, d_kv=64, d_ff=1024, num_layers=8, num_decoder_layers=8, num_heads=6),
-    "t5-v1_1-base": T5Config(d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12, num_heads=12),
-    "t5-v1_1-large": T5Config(d_model=1024, d_kv=64, d_ff=2816, num_layers=24, num_decoder_layers=24, num_heads=16),
+    "t5-v1_1-small": T5Config(
+        d_model=512, d_kv=64, d_ff=1024, num_layers=8, num_decoder_layers=8, num_heads=6
+    ),
+    "t5-v1_1-base": T5Config(
+        d_model=768, d_kv=64, d_ff=2048, num_layers=12, num_decoder_layers=12, num_heads=12
+    ),
+    "t5-v1_1-large": T5Config(
+        d_model=1024, d_kv=64, d_ff=2816, num_layers=24, num_decoder_layers=24, num_heads=16
+    ),
 }
 
 
@@ -78,8 +84,9 @@ def preset(name: str, **overrides) -> T5Config:
     return PRESETS[name].replace(**overrides)
 
 
-def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool, num_buckets: int,
-                             max_distance: int) -> torch.Tensor:
+def relative_position_bucket(
+    relative_position: torch.Tensor, bidirectional: bool, num_buckets: int, max_distance: int
+) -> torch.Tensor:
     """Bucket of `key_pos - query_pos`: half the buckets exact, the rest log-spaced up to max_distance.
 
     Bidirectional splits the buckets between the two signs; the causal (decoder) variant only
@@ -134,8 +141,9 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         q, k, v = (t.view(b, n, self.h, self.dk).transpose(1, 2) for t in _project(x, self.qkv.weight, 3))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, scale=1.0, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.o(out.transpose(1, 2).reshape(b, n, self.h * self.dk))
 
 
@@ -153,8 +161,9 @@ class CrossAttention(nn.Module):
         m = memory.shape[1]
         q = self.q(x).view(b, n, self.h, self.dk).transpose(1, 2)
         k, v = (t.view(b, m, self.h, self.dk).transpose(1, 2) for t in _project(memory, self.kv.weight, 2))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, scale=1.0, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.o(out.transpose(1, 2).reshape(b, n, self.h * self.dk))
 
 
@@ -218,13 +227,21 @@ class Stack(nn.Module):
         """[1, H, q_len, k_len] learned bias, computed once per forward and shared by every layer."""
         ctx = torch.arange(q_len, device=device)[:, None]
         mem = torch.arange(k_len, device=device)[None, :]
-        buckets = relative_position_bucket(mem - ctx, bidirectional=not self.is_decoder,
-                                           num_buckets=self.cfg.relative_attention_num_buckets,
-                                           max_distance=self.cfg.relative_attention_max_distance)
+        buckets = relative_position_bucket(
+            mem - ctx,
+            bidirectional=not self.is_decoder,
+            num_buckets=self.cfg.relative_attention_num_buckets,
+            max_distance=self.cfg.relative_attention_max_distance,
+        )
         return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)
 
-    def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
-                memory: torch.Tensor | None = None, memory_padding_mask: torch.Tensor | None = None):
+    def forward(
+        self,
+        x: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
+        memory_padding_mask: torch.Tensor | None = None,
+    ):
         """`x` embedded tokens [B, L, D]; masks are bool [B, L] with True = real token."""
         n = x.shape[1]
         dtype = _compute_dtype(x)
@@ -237,8 +254,9 @@ class Stack(nn.Module):
         mask = _additive(self.position_bias(n, n, x.device).to(dtype), allowed)
         cross = None
         if memory_padding_mask is not None:
-            cross = _additive(torch.zeros((), dtype=dtype, device=x.device),
-                              memory_padding_mask[:, None, None, :].bool())
+            cross = _additive(
+                torch.zeros((), dtype=dtype, device=x.device), memory_padding_mask[:, None, None, :].bool()
+            )
         x = self.dropout(x)
         for layer in self.layers:
             x = layer(x, mask, memory, cross) if self.is_decoder else layer(x, mask)
@@ -284,19 +302,19 @@ class T5(nn.Module):
             if isinstance(m, RMSNorm):
                 m.weight.fill_(f * 1.0)
             elif isinstance(m, Stack):
-                nn.init.normal_(m.relative_attention_bias.weight, std=f * c.d_model ** -0.5)
+                nn.init.normal_(m.relative_attention_bias.weight, std=f * c.d_model**-0.5)
             elif isinstance(m, SelfAttention):
                 w = m.qkv.weight  # rows: [q; k; v]
                 nn.init.normal_(w[:inner], std=f * (c.d_model * c.d_kv) ** -0.5)
-                nn.init.normal_(w[inner:], std=f * c.d_model ** -0.5)
-                nn.init.normal_(m.o.weight, std=f * inner ** -0.5)
+                nn.init.normal_(w[inner:], std=f * c.d_model**-0.5)
+                nn.init.normal_(m.o.weight, std=f * inner**-0.5)
             elif isinstance(m, CrossAttention):
                 nn.init.normal_(m.q.weight, std=f * (c.d_model * c.d_kv) ** -0.5)
-                nn.init.normal_(m.kv.weight, std=f * c.d_model ** -0.5)
-                nn.init.normal_(m.o.weight, std=f * inner ** -0.5)
+                nn.init.normal_(m.kv.weight, std=f * c.d_model**-0.5)
+                nn.init.normal_(m.o.weight, std=f * inner**-0.5)
             elif isinstance(m, GatedGeluFFN):
-                nn.init.normal_(m.wi.weight, std=f * c.d_model ** -0.5)
-                nn.init.normal_(m.wo.weight, std=f * c.d_ff ** -0.5)
+                nn.init.normal_(m.wi.weight, std=f * c.d_model**-0.5)
+                nn.init.normal_(m.wo.weight, std=f * c.d_ff**-0.5)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -304,9 +322,14 @@ class T5(nn.Module):
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(self.shared(input_ids), attention_mask)
 
-    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
-                decoder_attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        decoder_input_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Logits [B, Lt, V]; `loss` (token mean, IGNORE_INDEX excluded) when labels are given.
         Without decoder_input_ids, they are the labels shifted right after decoder_start_token_id."""
         if decoder_input_ids is None:
@@ -318,8 +341,9 @@ class T5(nn.Module):
         logits = self.lm_head(hidden)
         out = {"logits": logits}
         if labels is not None:
-            out["loss"] = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.reshape(-1),
-                                          ignore_index=IGNORE_INDEX)
+            out["loss"] = F.cross_entropy(
+                logits.float().view(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
+            )
         return out
 
 
@@ -347,6 +371,12 @@ def train_flops_per_example(cfg: T5Config, enc_len: int, dec_len: int) -> float:
     enc = cfg.num_layers * (4 * d * inner + 3 * d * ff) * enc_len
     dec = cfg.num_decoder_layers * ((6 * d * inner + 3 * d * ff) * dec_len + 2 * d * inner * enc_len)
     matmul = 6 * (enc + dec + d * v * dec_len)
-    attn = 12 * inner * (cfg.num_layers * enc_len * enc_len
-                         + cfg.num_decoder_layers * (dec_len * dec_len + dec_len * enc_len))
+    attn = (
+        12
+        * inner
+        * (
+            cfg.num_layers * enc_len * enc_len
+            + cfg.num_decoder_layers * (dec_len * dec_len + dec_len * enc_len)
+        )
+    )
     return float(matmul + attn)

@@ -25,10 +25,24 @@ class Adafactor(torch.optim.Optimizer):
     `lr` is the external (scheduled) step size; it is multiplied by max(eps2, RMS(param)).
     """
 
-    def __init__(self, params, lr: float = 1e-2, eps1: float = 1e-30, eps2: float = 1e-3,
-                 clip_threshold: float = 1.0, decay_pow: float = 0.8, min_dim_size_to_factor: int = 128):
-        defaults = dict(lr=lr, eps1=eps1, eps2=eps2, clip_threshold=clip_threshold, decay_pow=decay_pow,
-                        min_dim_size_to_factor=min_dim_size_to_factor)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        eps1: float = 1e-30,
+        eps2: float = 1e-3,
+        clip_threshold: float = 1.0,
+        decay_pow: float = 0.8,
+        min_dim_size_to_factor: int = 128,
+    ):
+        defaults = dict(
+            lr=lr,
+            eps1=eps1,
+            eps2=eps2,
+            clip_threshold=clip_threshold,
+            decay_pow=decay_pow,
+            min_dim_size_to_factor=min_dim_size_to_factor,
+        )
         super().__init__(params, defaults)
 
     @staticmethod
@@ -87,16 +101,25 @@ def inverse_sqrt_schedule(warmup_steps: int):
 
 def cosine_schedule(warmup_steps: int, total_steps: int, min_ratio: float):
     """Linear warm-up from ~0 to 1, then cosine decay to `min_ratio` at `total_steps`."""
+
     def factor(n: int) -> float:
         if n < warmup_steps:
             return (n + 1) / warmup_steps
         progress = min(1.0, (n - warmup_steps) / max(1, total_steps - warmup_steps))
         return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
     return factor
 
 
-def build_optimizer(name: str, model: torch.nn.Module, lr: float | None, warmup_steps: int, total_steps: int,
-                    weight_decay: float = 0.0, min_lr: float = 1e-5):
+def build_optimizer(
+    name: str,
+    model: torch.nn.Module,
+    lr: float | None,
+    warmup_steps: int,
+    total_steps: int,
+    weight_decay: float = 0.0,
+    min_lr: float = 1e-5,
+):
     """(optimizer, LambdaLR scheduler) for `name` in OPTIMIZERS; lr None = the recipe's default."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
@@ -107,7 +130,8 @@ def build_optimizer(name: str, model: torch.nn.Module, lr: float | None, warmup_
         schedule = inverse_sqrt_schedule(warmup_steps)
     else:
         fused = all(p.is_cuda for p in params)
-        opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay,
-                                fused=fused or None)
+        opt = torch.optim.AdamW(
+            params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay, fused=fused or None
+        )
         schedule = cosine_schedule(warmup_steps, total_steps, min(1.0, min_lr / lr))
     return opt, LambdaLR(opt, schedule)

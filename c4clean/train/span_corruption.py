@@ -49,16 +49,23 @@ def noise_counts(length: int, noise_density: float, mean_noise_span_length: floa
     return num_noise, num_spans
 
 
-def random_spans_helper(inputs_length: int, noise_density: float = 0.15, mean_noise_span_length: float = 3.0,
-                        extra_tokens_per_span_inputs: int = 1, extra_tokens_per_span_targets: int = 1) -> tuple[int, int]:
+def random_spans_helper(
+    inputs_length: int,
+    noise_density: float = 0.15,
+    mean_noise_span_length: float = 3.0,
+    extra_tokens_per_span_inputs: int = 1,
+    extra_tokens_per_span_targets: int = 1,
+) -> tuple[int, int]:
     """(raw tokens_length, targets_length) so that corrupted inputs are exactly `inputs_length` with EOS."""
 
     def lengths(tokens_length: int) -> tuple[int, int]:
         num_noise = int(round(tokens_length * noise_density))
         num_nonnoise = tokens_length - num_noise
         num_spans = int(round(num_noise / mean_noise_span_length))
-        return (num_nonnoise + num_spans * extra_tokens_per_span_inputs + 1,
-                num_noise + num_spans * extra_tokens_per_span_targets + 1)
+        return (
+            num_nonnoise + num_spans * extra_tokens_per_span_inputs + 1,
+            num_noise + num_spans * extra_tokens_per_span_targets + 1,
+        )
 
     tokens_length = inputs_length - 1
     while lengths(tokens_length + 1)[0] <= inputs_length:
@@ -81,13 +88,16 @@ def random_segmentation(keys: np.ndarray, stream: int, num_items: int, num_segme
         return np.full((batch, 1), num_items, dtype=np.int64)
     slots = np.arange(num_items - 1, dtype=np.uint64)
     scores = splitmix64(combine(keys, np.uint64(stream))[:, None] ^ (slots[None, :] * _GOLDEN))
-    cuts = np.sort(np.argpartition(scores, num_segments - 2, axis=1)[:, :num_segments - 1], axis=1) + 1
-    bounds = np.concatenate([np.zeros((batch, 1), np.int64), cuts, np.full((batch, 1), num_items, np.int64)], axis=1)
+    cuts = np.sort(np.argpartition(scores, num_segments - 2, axis=1)[:, : num_segments - 1], axis=1) + 1
+    bounds = np.concatenate(
+        [np.zeros((batch, 1), np.int64), cuts, np.full((batch, 1), num_items, np.int64)], axis=1
+    )
     return np.diff(bounds, axis=1)
 
 
-def random_spans_noise_mask(keys: np.ndarray, length: int, noise_density: float = 0.15,
-                            mean_noise_span_length: float = 3.0) -> np.ndarray:
+def random_spans_noise_mask(
+    keys: np.ndarray, length: int, noise_density: float = 0.15, mean_noise_span_length: float = 3.0
+) -> np.ndarray:
     """(B, length) bool, True = noise; starts with kept text, ends with noise."""
     num_noise, num_spans = noise_counts(length, noise_density, mean_noise_span_length)
     noise_lengths = random_segmentation(keys, NOISE_STREAM, num_noise, num_spans)
@@ -100,7 +110,8 @@ def random_spans_noise_mask(keys: np.ndarray, length: int, noise_density: float 
 
 
 def _span_to_sentinel(tokens: np.ndarray, spans: np.ndarray, vocab_size: int) -> np.ndarray:
-    """Replace each run of `spans` by one sentinel (vocab_size-1, -2, ... left to right); drop the rest of the run."""
+    """Replace each run of `spans` by one sentinel (vocab_size-1, -2, ... left to right); drop the rest of
+    the run."""
     previous = np.zeros_like(spans)
     previous[:, 1:] = spans[:, :-1]
     first = spans & ~previous
@@ -113,9 +124,18 @@ def _span_to_sentinel(tokens: np.ndarray, spans: np.ndarray, vocab_size: int) ->
     return replaced[keep].reshape(len(tokens), counts[0])
 
 
-def span_corrupt(windows: np.ndarray, keys: np.ndarray, *, vocab_size: int, eos_id: int = 1, pad_id: int = 0,
-                 noise_density: float = 0.15, mean_noise_span_length: float = 3.0) -> dict[str, np.ndarray]:
-    """Corrupt a (B, raw_length) batch of windows. Returns int64 `input_ids`, `labels`, `decoder_input_ids`."""
+def span_corrupt(
+    windows: np.ndarray,
+    keys: np.ndarray,
+    *,
+    vocab_size: int,
+    eos_id: int = 1,
+    pad_id: int = 0,
+    noise_density: float = 0.15,
+    mean_noise_span_length: float = 3.0,
+) -> dict[str, np.ndarray]:
+    """Corrupt a (B, raw_length) batch of windows. Returns int64 `input_ids`, `labels`,
+    `decoder_input_ids`."""
     windows = np.asarray(windows, dtype=np.int64)
     batch, length = windows.shape
     mask = random_spans_noise_mask(keys, length, noise_density, mean_noise_span_length)

@@ -40,8 +40,14 @@ log = logging.getLogger(__name__)
 
 # bf16 dense tensor-core peaks (NVIDIA spec sheets), matched against torch.cuda.get_device_name()
 # in this order; MFU is omitted for any other device.
-GPU_PEAK_BF16_FLOPS = (("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12),
-                       ("GH200", 989e12), ("A100", 312e12))
+GPU_PEAK_BF16_FLOPS = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("A100", 312e12),
+)
 
 # settings that must not change across --resume, or the batches (and losses) would differ
 RESUME_INVARIANT = ("preset", "batch_size", "grad_accum", "seed", "optimizer", "world_size", "data_options")
@@ -58,14 +64,14 @@ class TrainConfig:
     preset: str = "t5-v1_1-small"
     model_overrides: dict = field(default_factory=dict)  # T5Config fields, e.g. {"num_layers": 4}
     steps: int = 10_000
-    batch_size: int = 128       # sequences per optimizer step, over all ranks and accumulation steps
+    batch_size: int = 128  # sequences per optimizer step, over all ranks and accumulation steps
     grad_accum: int = 1
     optimizer: str = "adafactor"
-    lr: float | None = None     # None: 0.01 (adafactor) / 1e-3 (adamw)
+    lr: float | None = None  # None: 0.01 (adafactor) / 1e-3 (adamw)
     warmup_steps: int = 10_000
     min_lr: float = 1e-5
     weight_decay: float = 0.0
-    clip_grad: float = 1.0      # max global grad norm; 0 disables clipping
+    clip_grad: float = 1.0  # max global grad norm; 0 disables clipping
     eval_every: int = 1000
     eval_batches: int = 20
     eval_batch_size: int | None = None
@@ -74,21 +80,22 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     compile: bool = False
-    precision: str = "auto"     # auto = bf16 on CUDA, fp32 on CPU; or "fp32" / "bf16"
-    device: str | None = None   # default: cuda:LOCAL_RANK when available, else cpu
+    precision: str = "auto"  # auto = bf16 on CUDA, fp32 on CPU; or "fp32" / "bf16"
+    device: str | None = None  # default: cuda:LOCAL_RANK when available, else cpu
     resume: bool = False
-    init: str | None = None     # start from a c4clean model directory or a Hugging Face T5 directory
+    init: str | None = None  # start from a c4clean model directory or a Hugging Face T5 directory
     data_options: dict = field(default_factory=dict)  # DATA_OPTIONS passed to the loader
     loader_workers: int | None = None  # DataLoader workers; default 4 on CUDA, 0 on CPU (cores train)
     cpu_threads: int | None = None  # torch intra-op threads (default: torch's choice)
     progress: bool = True
-    world_size: int = 1         # filled in from the environment under torchrun
+    world_size: int = 1  # filled in from the environment under torchrun
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
 
 # --- the data dependency (one place) -----------------------------------------------------------
+
 
 @dataclass
 class DataSource:
@@ -99,6 +106,7 @@ class DataSource:
     `state_dict()` / `load_state_dict()`; `validation()` returns a fresh finite iterable of batches
     (same order every call), or is None when the data has no validation split.
     """
+
     vocab: dict
     train: Callable[[], Any]
     validation: Callable[[], Iterable[dict]] | None
@@ -107,8 +115,16 @@ class DataSource:
 DATA_OPTIONS = ("input_length", "noise_density", "mean_noise_span_length", "max_tokens", "doc_separator")
 
 
-def open_token_data(data_dir: str | Path, micro_batch: int, eval_batch: int, seed: int, rank: int,
-                    world_size: int, options: dict, num_workers: int = 0) -> DataSource:
+def open_token_data(
+    data_dir: str | Path,
+    micro_batch: int,
+    eval_batch: int,
+    seed: int,
+    rank: int,
+    world_size: int,
+    options: dict,
+    num_workers: int = 0,
+) -> DataSource:
     """The token directory written by `c4clean tokenize` (manifest.json + Arrow token shards), through
     `c4clean.train.data`; the only place the trainer touches the data layer."""
     from c4clean.train import data as D
@@ -119,15 +135,24 @@ def open_token_data(data_dir: str | Path, micro_batch: int, eval_batch: int, see
     try:
         manifest = D.read_manifest(data_dir)
         vocab = D.vocab_info(data_dir).to_json()
-        D.T5SpanCorruptionDataset(data_dir, "train", batch_size=micro_batch, seed=seed, rank=rank,
-                                  world_size=world_size, **options)  # validates now, not mid-run
+        D.T5SpanCorruptionDataset(
+            data_dir, "train", batch_size=micro_batch, seed=seed, rank=rank, world_size=world_size, **options
+        )  # validates now, not mid-run
     except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
         raise TrainingError(f"cannot train on {data_dir}: {e.__class__.__name__}: {e}") from e
 
     def train_loader():
-        return D.make_loader(data_dir, "train", batch_size=micro_batch, seed=seed, rank=rank,
-                             world_size=world_size, num_workers=num_workers,
-                             pin_memory=num_workers > 0 and torch.cuda.is_available(), **options)
+        return D.make_loader(
+            data_dir,
+            "train",
+            batch_size=micro_batch,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            num_workers=num_workers,
+            pin_memory=num_workers > 0 and torch.cuda.is_available(),
+            **options,
+        )
 
     # The whole validation split, whatever `max_tokens` subset trains: size ablations compare runs on
     # the same validation data.
@@ -135,24 +160,45 @@ def open_token_data(data_dir: str | Path, micro_batch: int, eval_batch: int, see
 
     def validation_loader():
         # fixed order (no shuffle, one pass), so every evaluation scores the same batches
-        return D.make_loader(data_dir, "validation", batch_size=eval_batch, seed=seed, rank=rank,
-                             world_size=world_size, num_workers=0, shuffle=False, num_epochs=1,
-                             **eval_options)
+        return D.make_loader(
+            data_dir,
+            "validation",
+            batch_size=eval_batch,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            num_workers=0,
+            shuffle=False,
+            num_epochs=1,
+            **eval_options,
+        )
 
     has_validation = "validation" in manifest.get("splits", {})
     if has_validation:
         try:
-            D.T5SpanCorruptionDataset(data_dir, "validation", batch_size=eval_batch, seed=seed, rank=rank,
-                                      world_size=world_size, shuffle=False, num_epochs=1, **eval_options)
+            D.T5SpanCorruptionDataset(
+                data_dir,
+                "validation",
+                batch_size=eval_batch,
+                seed=seed,
+                rank=rank,
+                world_size=world_size,
+                shuffle=False,
+                num_epochs=1,
+                **eval_options,
+            )
         except ValueError as e:
             log.warning("validation split of %s unusable, no validation loss: %s", data_dir, e)
             has_validation = False
     else:
         log.warning("%s has no validation split: no validation loss will be computed", data_dir)
-    return DataSource(vocab=vocab, train=train_loader, validation=validation_loader if has_validation else None)
+    return DataSource(
+        vocab=vocab, train=train_loader, validation=validation_loader if has_validation else None
+    )
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
 
 def gpu_peak_flops(device: torch.device) -> float | None:
     if device.type != "cuda":
@@ -166,12 +212,21 @@ def model_config_for(cfg: TrainConfig, vocab: dict) -> T5Config:
     32,100-piece vocabulary becomes 32,128 rows (faster matmuls; the extra rows are never targets)."""
     for key in ("vocab_size", "pad_id", "eos_id", "sha256"):
         if key not in vocab:
-            raise TrainingError(f"the token directory's vocabulary info lacks {key!r}: re-run `c4clean tokenize`")
+            raise TrainingError(
+                f"the token directory's vocabulary info lacks {key!r}: re-run `c4clean tokenize`"
+            )
     if vocab["pad_id"] != 0:
         raise TrainingError(f"vocabulary has pad id {vocab['pad_id']}; T5 needs pad = decoder start = 0")
     rows = -(-int(vocab["vocab_size"]) // 128) * 128
-    return preset(cfg.preset, **{"vocab_size": rows, "pad_token_id": 0, "eos_token_id": int(vocab["eos_id"]),
-                                 **cfg.model_overrides})
+    return preset(
+        cfg.preset,
+        **{
+            "vocab_size": rows,
+            "pad_token_id": 0,
+            "eos_token_id": int(vocab["eos_id"]),
+            **cfg.model_overrides,
+        },
+    )
 
 
 @dataclass
@@ -228,6 +283,7 @@ class MetricsLog:
             atomic.write_text(self.path, "")
         try:
             from torch.utils.tensorboard import SummaryWriter
+
             self.tb = SummaryWriter(str(run_dir / "tensorboard"))
         except ImportError:
             pass
@@ -266,20 +322,30 @@ def _seed_everything(seed: int) -> None:
 
 def _check_resume(run_dir: Path, saved: dict, cfg: TrainConfig, model_cfg: T5Config, vocab: dict) -> None:
     if saved["vocab"]["sha256"] != vocab["sha256"]:
-        raise TrainingError(f"vocabulary mismatch: {run_dir} was trained with vocabulary sha256 "
-                            f"{saved['vocab']['sha256']}, the token directory has {vocab['sha256']}")
+        raise TrainingError(
+            f"vocabulary mismatch: {run_dir} was trained with vocabulary sha256 "
+            f"{saved['vocab']['sha256']}, the token directory has {vocab['sha256']}"
+        )
     if saved["model"] != model_cfg.to_dict():
-        diff = {k: (v, model_cfg.to_dict().get(k)) for k, v in saved["model"].items()
-                if model_cfg.to_dict().get(k) != v}
+        diff = {
+            k: (v, model_cfg.to_dict().get(k))
+            for k, v in saved["model"].items()
+            if model_cfg.to_dict().get(k) != v
+        }
         raise TrainingError(f"{run_dir} holds a model of another shape (saved, requested): {diff}")
-    changed = {k: (saved["train"].get(k), getattr(cfg, k)) for k in RESUME_INVARIANT
-               if saved["train"].get(k) != getattr(cfg, k)}
+    changed = {
+        k: (saved["train"].get(k), getattr(cfg, k))
+        for k in RESUME_INVARIANT
+        if saved["train"].get(k) != getattr(cfg, k)
+    }
     if changed:
-        raise TrainingError(f"--resume with changed settings would not continue the same run "
-                            f"(saved, requested): {changed}")
+        raise TrainingError(
+            f"--resume with changed settings would not continue the same run (saved, requested): {changed}"
+        )
 
 
 # --- the loop -----------------------------------------------------------------------------------
+
 
 def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
     """Train (or resume) a run; returns a summary {"step", "loss", "val_loss", "final_dir"}."""
@@ -291,8 +357,10 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
         raise TrainingError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     per_rank = cfg.batch_size // d.world_size
     if cfg.batch_size % (d.world_size * cfg.grad_accum):
-        raise TrainingError(f"--batch-size {cfg.batch_size} is not divisible by world size {d.world_size} x "
-                            f"--grad-accum {cfg.grad_accum}")
+        raise TrainingError(
+            f"--batch-size {cfg.batch_size} is not divisible by world size {d.world_size} x "
+            f"--grad-accum {cfg.grad_accum}"
+        )
     micro = per_rank // cfg.grad_accum
     if cfg.device:
         device = torch.device(cfg.device)
@@ -308,12 +376,24 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
     run_dir = Path(cfg.out)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None and not cfg.resume:
-        raise TrainingError(f"{run_dir} already has checkpoints (newest {latest.name}); pass --resume to "
-                            f"continue it or choose another --out")
+        raise TrainingError(
+            f"{run_dir} already has checkpoints (newest {latest.name}); pass --resume to "
+            f"continue it or choose another --out"
+        )
     if data is None:
-        workers = cfg.loader_workers if cfg.loader_workers is not None else (4 if device.type == "cuda" else 0)
-        data = open_token_data(cfg.data, micro, cfg.eval_batch_size or micro, cfg.seed, d.rank, d.world_size,
-                               cfg.data_options, workers)
+        workers = (
+            cfg.loader_workers if cfg.loader_workers is not None else (4 if device.type == "cuda" else 0)
+        )
+        data = open_token_data(
+            cfg.data,
+            micro,
+            cfg.eval_batch_size or micro,
+            cfg.seed,
+            d.rank,
+            d.world_size,
+            cfg.data_options,
+            workers,
+        )
     model_cfg = model_config_for(cfg, data.vocab)
     run_meta = {"model": model_cfg.to_dict(), "vocab": data.vocab, "train": cfg.to_json()}
     run_json = run_dir / "run.json"
@@ -322,8 +402,9 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
 
     _seed_everything(cfg.seed + d.rank)
     model = T5(model_cfg).to(device)
-    optimizer, scheduler = build_optimizer(cfg.optimizer, model, cfg.lr, cfg.warmup_steps, cfg.steps,
-                                           cfg.weight_decay, cfg.min_lr)
+    optimizer, scheduler = build_optimizer(
+        cfg.optimizer, model, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.weight_decay, cfg.min_lr
+    )
     loader = data.train()
     step = 0
     if cfg.resume and latest is not None:
@@ -333,7 +414,9 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
             raise TrainingError(str(e)) from e
         state = ckpt.load_state(latest)
         if len(state["loader"]) != d.world_size:
-            raise TrainingError(f"{latest} was written by {len(state['loader'])} ranks, this run has {d.world_size}")
+            raise TrainingError(
+                f"{latest} was written by {len(state['loader'])} ranks, this run has {d.world_size}"
+            )
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         loader.load_state_dict(state["loader"][d.rank])
@@ -352,6 +435,7 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
     step_model: torch.nn.Module = model
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
+
         step_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         step_model = torch.compile(step_model)
@@ -381,26 +465,45 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
         loader_states = _gather(ckpt.plain(loader.state_dict()), d)
         rngs = _gather(ckpt.rng_state(), d)
         if d.main:
-            ckpt.save_checkpoint(run_dir, at_step, model, {
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "loader": loader_states, "rng": rngs}, {"train": cfg.to_json(), "vocab": data.vocab},
-                keep=cfg.keep_checkpoints)
+            ckpt.save_checkpoint(
+                run_dir,
+                at_step,
+                model,
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "loader": loader_states,
+                    "rng": rngs,
+                },
+                {"train": cfg.to_json(), "vocab": data.vocab},
+                keep=cfg.keep_checkpoints,
+            )
         if d.enabled:
             dist.barrier()
 
     def check_finite(loss_value: float, at_step: int) -> None:
         if not math.isfinite(loss_value):
             newest = ckpt.latest_checkpoint(run_dir)
-            raise TrainingError(f"training loss is {loss_value} at step {at_step}: stopped without writing a "
-                                f"checkpoint; newest good checkpoint: {newest or 'none'} (lower --lr or check data)")
+            raise TrainingError(
+                f"training loss is {loss_value} at step {at_step}: stopped without writing a "
+                f"checkpoint; newest good checkpoint: {newest or 'none'} (lower --lr or check data)"
+            )
 
     if d.main and step == 0:
-        metrics.write({"step": 0, "event": "start", "parameters": model.num_parameters(),
-                       "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                       "world_size": d.world_size, "torch": torch.__version__})
+        metrics.write(
+            {
+                "step": 0,
+                "event": "start",
+                "parameters": model.num_parameters(),
+                "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                "world_size": d.world_size,
+                "torch": torch.__version__,
+            }
+        )
     bar = None
     if cfg.progress and d.main:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
 
     model.train()
@@ -414,17 +517,19 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
             for micro_step in range(cfg.grad_accum):
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
                 if flops_per_example is None:
-                    flops_per_example = train_flops_per_example(model_cfg, batch["input_ids"].shape[1],
-                                                                batch["labels"].shape[1])
+                    flops_per_example = train_flops_per_example(
+                        model_cfg, batch["input_ids"].shape[1], batch["labels"].shape[1]
+                    )
                 sync = not d.enabled or micro_step == cfg.grad_accum - 1
-                with (contextlib.nullcontext() if sync else step_model.no_sync()), autocast():
+                with contextlib.nullcontext() if sync else step_model.no_sync(), autocast():
                     loss = step_model(**batch)["loss"]
                 (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach().float() / cfg.grad_accum
                 interval_examples += batch["input_ids"].shape[0]
                 interval_tokens += batch["input_ids"].numel()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                                       cfg.clip_grad if cfg.clip_grad > 0 else math.inf)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), cfg.clip_grad if cfg.clip_grad > 0 else math.inf
+            )
             optimizer.step()
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
@@ -440,9 +545,14 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
                 last_loss = loss_sum.item() / interval_steps / d.world_size
                 check_finite(last_loss, step)
                 elapsed = time.perf_counter() - t_interval
-                record = {"step": step, "loss": last_loss, "lr": lr, "grad_norm": grad_norm.item(),
-                          "tokens_per_s": interval_tokens * d.world_size / elapsed,
-                          "examples_per_s": interval_examples * d.world_size / elapsed}
+                record = {
+                    "step": step,
+                    "loss": last_loss,
+                    "lr": lr,
+                    "grad_norm": grad_norm.item(),
+                    "tokens_per_s": interval_tokens * d.world_size / elapsed,
+                    "examples_per_s": interval_examples * d.world_size / elapsed,
+                }
                 if peak and flops_per_example:
                     record["mfu"] = flops_per_example * interval_examples / elapsed / peak
                 metrics.write(record)
@@ -473,9 +583,12 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
 
 def _load_init(model: T5, path: str) -> None:
     """Initial weights from a c4clean model/checkpoint directory or a Hugging Face T5 directory."""
-    meta = json.loads((Path(path) / "config.json").read_text()) if (Path(path) / "config.json").is_file() else {}
+    meta = (
+        json.loads((Path(path) / "config.json").read_text()) if (Path(path) / "config.json").is_file() else {}
+    )
     if meta.get("model_type") == "t5":
         from c4clean.train.hf_export import import_hf
+
         source = import_hf(path)
         if source.cfg != model.cfg:
             raise TrainingError(f"--init {path} is a model of another shape than --preset/vocabulary")
