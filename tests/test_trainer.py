@@ -355,3 +355,72 @@ def test_max_tokens_subset_is_still_scored_on_the_whole_validation_split(token_d
     )
     assert data.train().dataset.stream_tokens == 2000
     assert data.validation().dataset.stream_tokens == full.validation().dataset.stream_tokens > 2000
+
+
+def _adafactor_reference(tensors: dict, hf_adafactor):
+    """Reference per original tensor: transformers' Adafactor with T5's settings where it factors as
+    Mesh TF does (both dims >= 128, or a vector), else our Adafactor on the standalone tensor
+    (transformers factors every matrix, Mesh TF not those with a dim < 128)."""
+    params = {k: torch.nn.Parameter(v.detach().clone()) for k, v in tensors.items()}
+    mesh_like = [p for p in params.values() if p.dim() == 1 or min(p.shape) >= 128]
+    others = [p for p in params.values() if p.dim() == 2 and min(p.shape) < 128]
+    hf = hf_adafactor(
+        mesh_like,
+        lr=0.01,
+        scale_parameter=True,
+        relative_step=False,
+        warmup_init=False,
+        decay_rate=-0.8,
+        clip_threshold=1.0,
+    )
+    return params, [hf, Adafactor(others, lr=0.01)]
+
+
+def test_adafactor_updates_every_original_tensor_as_if_unfused():
+    """Fused q/k/v, cross k/v and wi_0/wi_1 get exactly the updates of separate Mesh TF variables."""
+    transformers = pytest.importorskip("transformers")
+    from c4clean.train.hf_export import to_hf_state_dict
+    from c4clean.train.model import T5, preset
+
+    torch.manual_seed(0)
+    # every fused part is >= 128 x 128, so factoring, RMS scale and clipping all matter
+    cfg = preset("t5-v1_1-tiny", vocab_size=256)
+    model = T5(cfg)
+    naive = T5(cfg)  # the same weights under Adafactor that sees each fused tensor as one variable
+    naive.load_state_dict(model.state_dict())
+    opt, _ = build_optimizer("adafactor", model, 0.01, 10, 10)
+    opt_naive = Adafactor(naive.parameters(), lr=0.01)
+    ref, ref_opts = _adafactor_reference(to_hf_state_dict(model), transformers.optimization.Adafactor)
+    for step in range(3):
+        gen = torch.Generator().manual_seed(step)
+        ids = torch.randint(2, 250, (4, 16), generator=gen)
+        labels = torch.randint(2, 250, (4, 8), generator=gen)
+        model.zero_grad()
+        model(input_ids=ids, labels=labels)["loss"].backward()
+        for p, q in zip(model.parameters(), naive.parameters()):
+            q.grad = p.grad.clone()
+        # identical gradients, split into the original tensors
+        grads = to_hf_state_dict(_GradView(model))
+        for name, p in ref.items():
+            p.grad = grads[name].clone()
+        for o in (opt, opt_naive, *ref_opts):
+            o.step()
+    ours, naive_sd = to_hf_state_dict(model), to_hf_state_dict(naive)
+    assert ours.keys() == ref.keys()
+    for name, p in ref.items():
+        torch.testing.assert_close(ours[name], p.detach(), atol=1e-6, rtol=1e-5, msg=name)
+    # the check can fail: treating a fused tensor as one variable moves q by other amounts
+    q = "encoder.block.0.layer.0.SelfAttention.q.weight"
+    assert not torch.allclose(naive_sd[q], ref[q].detach(), atol=1e-6, rtol=1e-5)
+
+
+class _GradView(torch.nn.Module):
+    """A model whose state_dict is another model's gradients (to split them with the export table)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.cfg = model.cfg
+        self._grads = {n: p.grad for n, p in model.named_parameters()}
+
+    def state_dict(self, *args, **kwargs):
+        return self._grads

@@ -316,6 +316,17 @@ class T5(nn.Module):
                 nn.init.normal_(m.wi.weight, std=f * c.d_model**-0.5)
                 nn.init.normal_(m.wo.weight, std=f * c.d_ff**-0.5)
 
+    def fused_parts(self) -> dict[str, int]:
+        """Parameters that stack several Mesh TF variables along dim 0, and how many: the optimizer
+        treats each part as its own variable (see `optim.Adafactor`)."""
+        parts = {SelfAttention: ("qkv", 3), CrossAttention: ("kv", 2), GatedGeluFFN: ("wi", 2)}
+        out = {}
+        for name, m in self.named_modules():
+            if type(m) in parts:
+                attr, n = parts[type(m)]
+                out[f"{name}.{attr}.weight"] = n
+        return out
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
