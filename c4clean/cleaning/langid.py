@@ -41,10 +41,11 @@ from langdetect.language import Language
 from langdetect.utils.ngram import NGram
 
 from c4clean.cleaning import reasons
+from c4clean.cleaning.cld3 import MIN_PROBABILITY as MULTILINGUAL_MIN_PROBABILITY  # mC4's threshold
+from c4clean.cleaning.cld3 import LanguageVerdict
 from c4clean.cleaning.page import Page
 
 EN_MIN_PROBABILITY = 0.99  # TFDS detect_english
-MULTILINGUAL_MIN_PROBABILITY = 0.95  # TFDS v3.1.0 detect_languages (cld3 there, langdetect here)
 SEED = 0
 
 _N_TRIAL = 7  # Detector.n_trial
@@ -387,10 +388,10 @@ def detect_english(page: Page, min_probability: float = EN_MIN_PROBABILITY) -> t
 
 
 def detect_language(text: str, min_probability: float = MULTILINGUAL_MIN_PROBABILITY) -> tuple[str, float]:
-    """Multilingual variant: (language, probability); `und` when unsure, as mC4 labels such pages.
+    """`--variant multilingual --langid langdetect`: (language, probability); `und` when unsure.
 
-    Deviation from TFDS mC4: cld3 (`gcld3`, no wheels here) is replaced by langdetect, so codes are
-    langdetect's 55 (`zh-cn`, `zh-tw`, ...) and there is no "is_reliable" flag; a page with no
+    The documented alternative to mC4's cld3 (`cleaning.cld3`): codes are langdetect's 55 (`zh-cn`,
+    `zh-tw`, ...), there is no "is_reliable" flag, and no language is dropped; a page with no
     features, no prediction or a top probability under `min_probability` (0.95, as v3.1.0) is `und`.
     """
     try:
@@ -403,3 +404,17 @@ def detect_language(text: str, min_probability: float = MULTILINGUAL_MIN_PROBABI
     if best.prob < min_probability:
         return reasons.UNKNOWN_LANGUAGE, best.prob
     return best.lang, best.prob
+
+
+def language_verdict(text: str, min_probability: float = MULTILINGUAL_MIN_PROBABILITY):
+    """`detect_language` as a `cld3.LanguageVerdict` (same counters as mC4's cld3 stage)."""
+    language, probability = detect_language(text, min_probability)
+    if language != reasons.UNKNOWN_LANGUAGE:
+        counters = ()
+    elif probability == 0.0:
+        counters = (reasons.NO_PREDICTIONS,)
+    else:
+        counters = (reasons.LOW_CONFIDENCE,)
+    return LanguageVerdict(
+        language, counters + (reasons.PASSED, reasons.passed_language(language)), probability
+    )

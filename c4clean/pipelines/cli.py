@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from c4clean.pipelines.options import DEFAULT_CC_BASE_URL, VARIANTS, RunOptions
+from c4clean.pipelines.options import DEFAULT_CC_BASE_URL, LANGID_BACKENDS, VARIANTS, RunOptions
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +20,11 @@ from c4clean.pipelines.options import DEFAULT_CC_BASE_URL, VARIANTS, RunOptions
 )
 @click.option("--output", required=True, help="Output folder for shards, manifest.json, stats.json.")
 @click.option("--variant", type=click.Choice(list(VARIANTS)), default="en", show_default=True)
+@click.option(
+    "--langid",
+    type=click.Choice(LANGID_BACKENDS),
+    help="Language id of --variant multilingual: cld3 (mC4's, the default) or langdetect.",
+)
 @click.option("--cc-dump", help="Common Crawl dump to download, e.g. 2019-18.")
 @click.option("--cc-base-url", default=DEFAULT_CC_BASE_URL, show_default=True)
 @click.option("--max-files", type=int, help="Only the first N WET files of --cc-dump.")
@@ -67,6 +72,7 @@ def run(
     inputs,
     output,
     variant,
+    langid,
     cc_dump,
     cc_base_url,
     max_files,
@@ -104,6 +110,7 @@ def run(
             output=output,
             inputs=tuple(inputs),
             variant=variant,
+            langid=langid,
             cc_dump=cc_dump,
             cc_base_url=cc_base_url,
             max_files=max_files,

@@ -53,7 +53,7 @@ def versions() -> dict[str, str]:
     import c4clean
 
     found = {"c4clean": c4clean.__version__, "python": platform.python_version()}
-    for package in ("apache-beam", "pyarrow", "langdetect", "nltk", "datasketch", "tldextract"):
+    for package in ("apache-beam", "pyarrow", "langdetect", "cld3-py", "nltk", "datasketch", "tldextract"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

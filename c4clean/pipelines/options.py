@@ -2,7 +2,7 @@
 
 The flags are TFDS c4 v3.1.0's `C4Config` fields (clean, dedupe, badwords_filter_fraction,
 realnewslike, webtextlike, paragraph_filter, languages). `en.noblocklist` is allenai's `en` with the
-bad-words filter off; `multilingual` is mC4's recipe with langdetect instead of cld3 (no wheels here).
+bad-words filter off; `multilingual` is mC4's recipe (cld3 language id, or langdetect with `--langid`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import os
 from typing import Optional
 
 FORMAT_VERSION = "c4clean-shards/1"
+# Language id of the multilingual variant: mC4's cld3 (`cleaning.cld3`), or langdetect with the same
+# 0.95 threshold. The English variants always use langdetect, as TFDS's `detect_english` does.
+LANGID_BACKENDS = ("cld3", "langdetect")
 DEFAULT_CC_BASE_URL = "https://data.commoncrawl.org/"
 
 # Where MinHash near-dedup sits: after clean_page (boilerplate lines are gone, so site templates do not
@@ -72,6 +75,7 @@ class RunOptions:
     resume: bool = False
     strict: bool = False
     keep_work: bool = False
+    langid: Optional[str] = None  # LANGID_BACKENDS; None: cld3 for multilingual, else langdetect
     workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     runner: str = "direct"
     beam_args: tuple[str, ...] = ()
@@ -83,6 +87,10 @@ class RunOptions:
             raise ValueError("give --input or --cc-dump")
         if self.recipe.webtextlike and not self.webtext_urls:
             raise ValueError("--variant webtextlike needs --webtext-urls FILE")
+        if self.langid is not None and self.langid not in LANGID_BACKENDS:
+            raise ValueError(f"unknown --langid {self.langid!r}; one of {', '.join(LANGID_BACKENDS)}")
+        if self.recipe.english_only and self.langid == "cld3":
+            raise ValueError("--langid cld3 is for --variant multilingual (C4's English uses langdetect)")
         if self.num_shards < 1 or self.num_validation_shards < 1:
             raise ValueError("shard counts must be >= 1")
         if self.workers < 1:
@@ -93,6 +101,12 @@ class RunOptions:
     @property
     def recipe(self) -> Recipe:
         return VARIANTS[self.variant]
+
+    @property
+    def language_id(self) -> str:
+        if self.langid:
+            return self.langid
+        return "langdetect" if self.recipe.english_only else "cld3"
 
     @property
     def domain_filter(self) -> Optional[str]:
@@ -119,6 +133,7 @@ class RunOptions:
         out = dataclasses.asdict(self)
         out["recipe"] = dataclasses.asdict(self.recipe)
         out["recipe"]["min_num_sentences"] = self.recipe.min_num_sentences
+        out["langid"] = self.language_id
         out["near_dedup_position"] = NEAR_DEDUP_POSITION if self.near_dedup else None
         for key in ("inputs", "webtext_urls", "beam_args"):
             out[key] = list(out[key])

@@ -124,7 +124,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
     if recipe.english_only:
         pages |= "DetectEnglish" >> t.DetectEnglish()
     else:
-        pages |= "DetectLanguage" >> beam.ParDo(t.DetectLanguage())
+        pages |= "DetectLanguage" >> beam.ParDo(t.DetectLanguage(options.language_id))
     if recipe.badwords_fraction > 0.0:
         pages |= "Badwords" >> beam.ParDo(t.FilterBadwords(recipe.badwords_fraction))
     _ = (

@@ -407,17 +407,25 @@ class DetectEnglish(beam.PTransform):
 
 
 class DetectLanguage(_Stage):
-    """Multilingual: every page labelled with its language (`und` when unsure) and kept."""
+    """Multilingual (TFDS `detect_languages`): every page labelled with its language, `und` when
+    unsure; with cld3, pages in a reliable language outside mC4's list are dropped."""
 
     stage = LANGUAGE
 
-    def apply(self, page: Page):
-        from c4clean.cleaning.langid import detect_language
+    def __init__(self, backend: str = "cld3"):
+        self._backend = backend
 
-        language, _ = detect_language(page.text)
-        count(reasons.NS_LANGUAGE, reasons.PASSED)
-        count(reasons.NS_LANGUAGE, reasons.passed_language(language))
-        yield page.replace(language=language)
+    def apply(self, page: Page):
+        if self._backend == "cld3":
+            from c4clean.cleaning.cld3 import language_verdict
+        else:
+            from c4clean.cleaning.langid import language_verdict
+
+        verdict = language_verdict(page.text)
+        for name in verdict.counters:
+            count(reasons.NS_LANGUAGE, name)
+        if verdict.language is not None:
+            yield page.replace(language=verdict.language)
 
 
 # --- bad words -----------------------------------------------------------------------------------
