@@ -16,7 +16,7 @@ COMMANDS = {
     "run": "c4clean.pipelines.cli:run",
     "stats": "c4clean.pipelines.cli:stats",
     "tokenize": "c4clean.tokenize.cli:tokenize",
-    "ablate": "c4clean.train.ablate_cli:ablate",
+    "ablate": "c4clean.ablate.cli:ablate",
     "train": "c4clean.train.cli:train",
     "export": "c4clean.train.cli:export",
 }

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from c4clean.train import ablate as A
-from c4clean.train import ablate_report as R
+from c4clean.ablate import plan as A
+from c4clean.ablate import report as R
 
 sys.path.insert(0, str(Path(__file__).parent))  # tokens_testdata, the tokenizer tests' helper
 
@@ -537,10 +537,10 @@ def test_real_toy_size_ablation_resumes_and_reports(toy_tokens, tmp_path):
 
 
 def test_option_routing_reaches_trainer_model_and_loader():
-    from c4clean.train.ablate_backend import TrainerBackend
+    from c4clean.ablate.backend import TrainerBackend
 
     backend = TrainerBackend(launcher="inprocess")
-    train, model, data, adapter = backend.route(
+    train, model, data = backend.route(
         {
             "lr": "0.01",
             "optimizer": "adamw",
@@ -553,7 +553,7 @@ def test_option_routing_reaches_trainer_model_and_loader():
         }
     )
     assert train == {"lr": 0.01, "optimizer": "adamw"}
-    assert data == {"noise_density": 0.25, "max_tokens": 1 << 20}
+    assert data == {"noise_density": 0.25, "max_tokens": 1 << 20, "masking": "static"}
     # width 768 is T5 v1.1-base's shape: 12 heads of 64, d_ff 2048; layers set encoder and decoder
     assert model == {
         "num_heads": 12,
@@ -563,7 +563,6 @@ def test_option_routing_reaches_trainer_model_and_loader():
         "d_kv": 64,
         "d_ff": 2048,
     }
-    assert adapter == {"masking": "static"}
     with pytest.raises(A.AblationError, match="unknown train/data option"):
         backend.route({"no_such_option": "1"})
     with pytest.raises(A.AblationError):
@@ -574,10 +573,9 @@ def test_static_masking_keeps_one_mask_per_window(toy_tokens):
     import numpy as np
 
     from c4clean.train import data as D
-    from c4clean.train.ablate_backend import _static_dataset_class
 
     kwargs = dict(batch_size=4, seed=3, input_length=32)
-    static = _static_dataset_class()(toy_tokens, "train", **kwargs)
+    static = D.T5SpanCorruptionDataset(toy_tokens, "train", masking="static", **kwargs)
     dynamic = D.T5SpanCorruptionDataset(toy_tokens, "train", **kwargs)
 
     def by_window(ds, epoch):
@@ -593,7 +591,7 @@ def test_static_masking_keeps_one_mask_per_window(toy_tokens):
 
 
 def test_static_masking_trains_through_the_trainer(toy_tokens, tmp_path):
-    from c4clean.train.ablate_backend import TrainerBackend
+    from c4clean.ablate.backend import TrainerBackend
 
     plan = A.plan_sweep(
         tmp_path / "abl",
@@ -616,7 +614,7 @@ def test_static_masking_trains_through_the_trainer(toy_tokens, tmp_path):
     A.save_plan(plan)
     backend = TrainerBackend(launcher="inprocess", eval_batches=1, eval_batch_size=2, progress=False)
     A.execute(plan, backend)
-    curves = {r.name: backend.training_curve(plan.run_dir(r)) for r in plan.runs}
+    curves = {r.name: R.training_curve(plan.run_dir(r)) for r in plan.runs}
     assert all(len(c) == 3 for c in curves.values())
     # same seed, same windows: the first batches differ only by their masks, so the losses differ
     static, dynamic = (curves[r.name] for r in plan.runs)

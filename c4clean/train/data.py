@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from c4clean.tokenize.encode import TOKENS_COLUMN, read_manifest
 from c4clean.tokenize.vocab import VocabInfo
+from c4clean.train.data_options import DataOptions
 from c4clean.train.span_corruption import combine, random_spans_helper, sample_keys, span_corrupt, splitmix64
 
 _FEISTEL_ROUNDS = 4
@@ -183,8 +184,12 @@ class T5SpanCorruptionDataset(IterableDataset):
         rank: int | None = None,
         world_size: int | None = None,
         num_epochs: int | None = None,
+        masking: str = "dynamic",
     ):
-        self.token_dir, self.split = Path(token_dir), split
+        DataOptions(
+            input_length, noise_density, mean_noise_span_length, max_tokens, doc_separator, masking
+        ).validate()
+        self.token_dir, self.split, self.masking = Path(token_dir), split, masking
         self.input_length, self.noise_density, self.mean_noise_span_length = (
             input_length,
             noise_density,
@@ -208,8 +213,6 @@ class T5SpanCorruptionDataset(IterableDataset):
         corpus = TokenCorpus(token_dir, split)  # validates; reopened lazily in each worker
         self.vocab = corpus.vocab
         stored = read_manifest(token_dir)["doc_separator"]
-        if doc_separator not in (None, "none", "eos"):
-            raise ValueError(f"doc_separator must be None, 'none' or 'eos', got {doc_separator!r}")
         if doc_separator == "eos" and stored == "eos":
             raise ValueError(
                 "the token shards already end every document with EOS (encoded with --doc-separator eos)"
@@ -273,9 +276,15 @@ class T5SpanCorruptionDataset(IterableDataset):
         positions = np.asarray(positions, dtype=np.int64)
         window_ids = self.window_index(epoch, positions)
         windows = np.stack([self.read_window(w) for w in window_ids])
+        # static masking keys the noise by window, so a window keeps its mask in every epoch
+        keys = (
+            sample_keys(self.seed, 0, window_ids)
+            if self.masking == "static"
+            else sample_keys(self.seed, epoch, positions)
+        )
         batch = span_corrupt(
             windows,
-            sample_keys(self.seed, epoch, positions),
+            keys,
             vocab_size=self.vocab.vocab_size,
             eos_id=self.vocab.eos_id,
             pad_id=self.vocab.pad_id,

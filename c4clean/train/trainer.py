@@ -33,6 +33,7 @@ import torch.distributed as dist
 
 from c4clean import atomic
 from c4clean.train import checkpoint as ckpt
+from c4clean.train.data_options import DataOptions
 from c4clean.train.model import T5, T5Config, preset, train_flops_per_example
 from c4clean.train.optim import OPTIMIZERS, build_optimizer
 
@@ -84,7 +85,7 @@ class TrainConfig:
     device: str | None = None  # default: cuda:LOCAL_RANK when available, else cpu
     resume: bool = False
     init: str | None = None  # start from a c4clean model directory or a Hugging Face T5 directory
-    data_options: dict = field(default_factory=dict)  # DATA_OPTIONS passed to the loader
+    data_options: dict = field(default_factory=dict)  # DataOptions fields set, passed to the loader
     loader_workers: int | None = None  # DataLoader workers; default 4 on CUDA, 0 on CPU (cores train)
     cpu_threads: int | None = None  # torch intra-op threads (default: torch's choice)
     progress: bool = True
@@ -112,9 +113,6 @@ class DataSource:
     validation: Callable[[], Iterable[dict]] | None
 
 
-DATA_OPTIONS = ("input_length", "noise_density", "mean_noise_span_length", "max_tokens", "doc_separator")
-
-
 def open_token_data(
     data_dir: str | Path,
     micro_batch: int,
@@ -129,10 +127,8 @@ def open_token_data(
     `c4clean.train.data`; the only place the trainer touches the data layer."""
     from c4clean.train import data as D
 
-    unknown = set(options) - set(DATA_OPTIONS)
-    if unknown:
-        raise TrainingError(f"unknown data options {sorted(unknown)}; known: {', '.join(DATA_OPTIONS)}")
     try:
+        DataOptions.from_dict(options)
         manifest = D.read_manifest(data_dir)
         vocab = D.vocab_info(data_dir).to_json()
         D.T5SpanCorruptionDataset(

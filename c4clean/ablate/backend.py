@@ -3,30 +3,28 @@
 
 Option routing (any trainer or loader option can be an ablation axis):
   1. derived axes: `layers` (encoder and decoder layers), `width` (d_model, heads = width/64, d_kv 64,
-     d_ff = 8/3 width rounded to 64: GEGLU with BERT's 4H FFN parameters; 768 -> 2048 as v1.1-base),
-     `masking` (`dynamic`: a new span-corruption mask every epoch, the loader's default; `static`: one
-     mask per window for the whole run, as RoBERTa's static masking)
+     d_ff = 8/3 width rounded to 64: GEGLU with BERT's 4H FFN parameters; 768 -> 2048 as v1.1-base)
   2. `TrainConfig` fields of `c4clean train` (lr, optimizer, warmup_steps, batch_size, seed, ...)
   3. `T5Config` fields (d_model, num_layers, num_heads, d_ff, dropout_rate, ...) -> model_overrides
-  4. loader options of `T5SpanCorruptionDataset` (noise_density, mean_noise_span_length, input_length,
-     max_tokens, doc_separator) -> data_options
+  4. `DataOptions` fields, the loader's (noise_density, mean_noise_span_length, input_length,
+     max_tokens, doc_separator, masking: `dynamic` a new mask every epoch, `static` one mask per
+     window for the whole run, as RoBERTa's static masking) -> data_options
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
-import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from c4clean.train.ablate import AblationError, Plan, RunSpec, parse_count
+from c4clean.ablate.plan import AblationError, Plan, RunSpec, cast_option
+from c4clean.train.data_options import DataOptions
 
-DERIVED = ("layers", "width", "masking")
+DERIVED = ("layers", "width")
 # TrainConfig fields an ablation controls itself (or that make no sense per run)
 RESERVED_TRAIN = {
     "data",
@@ -41,45 +39,6 @@ RESERVED_TRAIN = {
 }
 # model fields the trainer derives from the token directory's vocabulary
 RESERVED_MODEL = {"vocab_size", "pad_token_id", "eos_token_id", "decoder_start_token_id"}
-# loader arguments the trainer sets itself
-RESERVED_DATA = {
-    "self",
-    "token_dir",
-    "split",
-    "batch_size",
-    "seed",
-    "rank",
-    "world_size",
-    "num_epochs",
-    "shuffle",
-}
-
-
-def _cast(value: str, default: Any, name: str) -> Any:
-    """A typed option value from its string, by the type of the option's default."""
-    text = str(value).strip()
-    try:
-        if isinstance(default, bool):
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
-        if isinstance(default, int):
-            return parse_count(text) if not text.lstrip("-").isdigit() else int(text)
-        if isinstance(default, float):
-            return float(text)
-        if default is None:
-            if text.lower() in ("none", "null", ""):
-                return None
-            for conv in (int, float, parse_count):  # parse_count: 2^20 for max_tokens
-                try:
-                    return conv(text)
-                except (ValueError, AblationError):
-                    pass
-        return text
-    except (ValueError, AblationError) as e:
-        raise AblationError(f"option {name}: cannot read {value!r} as {type(default).__name__}") from e
 
 
 def width_overrides(width: int) -> dict[str, int]:
@@ -131,43 +90,36 @@ class TrainerBackend:
             f.name: getattr(cfg, f.name) for f in dataclasses.fields(T5Config) if f.name not in RESERVED_MODEL
         }
 
-    @staticmethod
-    def _data_defaults() -> dict[str, Any]:
-        from c4clean.train.data import T5SpanCorruptionDataset
-
-        params = inspect.signature(T5SpanCorruptionDataset.__init__).parameters
-        return {k: p.default for k, p in params.items() if k not in RESERVED_DATA}
-
     def defaults(self) -> dict[str, Any]:
         """Defaults for token counting and for settings every run shares (batch size, preset, seed)."""
-        return {**self._data_defaults(), **self._train_defaults()}
+        return {**DataOptions.defaults(), **self._train_defaults()}
 
-    def route(self, options: Mapping[str, str]) -> tuple[dict, dict, dict, dict]:
-        """(TrainConfig kwargs, model_overrides, data_options, adapter options) from string options."""
-        train_d, model_d, data_d = self._train_defaults(), self._model_defaults(), self._data_defaults()
-        train, model, data, adapter = {}, {}, {}, {}
+    def route(self, options: Mapping[str, str]) -> tuple[dict, dict, dict]:
+        """(TrainConfig kwargs, model_overrides, data_options) from string options, checked."""
+        train_d, model_d, data_d = self._train_defaults(), self._model_defaults(), DataOptions.defaults()
+        train, model, data = {}, {}, {}
         for key, value in options.items():
             if key == "layers":
-                n = _cast(value, 0, key)
+                n = cast_option(value, 0, key)
                 model.update(num_layers=n, num_decoder_layers=n)
             elif key == "width":
-                model.update(width_overrides(_cast(value, 0, key)))
-            elif key == "masking":
-                if value not in ("static", "dynamic"):
-                    raise AblationError(f"masking must be static or dynamic, not {value!r}")
-                adapter["masking"] = value
+                model.update(width_overrides(cast_option(value, 0, key)))
             elif key in train_d:
-                train[key] = _cast(value, train_d[key], key)
+                train[key] = cast_option(value, train_d[key], key)
             elif key in model_d:
-                model[key] = _cast(value, model_d[key], key)
+                model[key] = cast_option(value, model_d[key], key)
             elif key in data_d:
-                data[key] = _cast(value, data_d[key], key)
+                data[key] = cast_option(value, data_d[key], key)
             else:
                 known = sorted({*DERIVED, *train_d, *model_d, *data_d})
                 raise AblationError(
                     f"unknown train/data option {key!r}; ablatable options: {', '.join(known)}"
                 )
-        return train, model, data, adapter
+        try:
+            DataOptions.from_dict(data)
+        except ValueError as e:
+            raise AblationError(str(e)) from None
+        return train, model, data
 
     def check_options(self, options: Mapping[str, str]) -> None:
         self.route(options)
@@ -191,7 +143,7 @@ class TrainerBackend:
         """Why the validation split of `token_dir` cannot score a run with `options`, or None."""
         from c4clean.train import data as D
 
-        _, _, data_options, _ = self.route(options)
+        _, _, data_options = self.route(options)
         data_options.pop("max_tokens", None)
         try:
             D.T5SpanCorruptionDataset(
@@ -210,7 +162,7 @@ class TrainerBackend:
     def train_config(self, run: RunSpec, run_dir: Path, resume: bool):
         from c4clean.train.trainer import TrainConfig
 
-        train, model, data, _ = self.route(run.options)
+        train, model, data = self.route(run.options)
         return TrainConfig(
             data=run.data,
             out=str(run_dir),
@@ -236,7 +188,7 @@ class TrainerBackend:
             cmd = [
                 sys.executable,
                 "-m",
-                "c4clean.train.ablate_backend",
+                "c4clean.ablate.backend",
                 str(run_dir.parent.parent),
                 run.name,
                 "--resume" if resume else "--fresh",
@@ -251,11 +203,8 @@ class TrainerBackend:
         from c4clean.train import trainer
 
         cfg = self.train_config(run, run_dir, resume)
-        _, _, data_options, adapter = self.route(run.options)
-        # static masks: the trainer's own data source with the training loader swapped
-        source = static_mask_source(cfg, data_options) if adapter.get("masking") == "static" else None
         try:
-            return trainer.train(cfg, data=source)
+            return trainer.train(cfg)
         except trainer.TrainingError as e:
             raise AblationError(f"run {run.name}: {e}") from e
 
@@ -267,28 +216,6 @@ class TrainerBackend:
         return found[-1][0] if found else None
 
     # --- reading results ---------------------------------------------------------------------
-
-    @staticmethod
-    def training_curve(run_dir: Path) -> list[tuple[int, float]]:
-        """(step, training loss) from the run's metrics.jsonl (each loss averages one log interval)."""
-        path = Path(run_dir) / "metrics.jsonl"
-        if not path.is_file():
-            return []
-        curve = []
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill; the trainer rewrites the log on resume
-            if (
-                "loss" in record
-                and isinstance(record["loss"], (int, float))
-                and math.isfinite(record["loss"])
-            ):
-                curve.append((int(record["step"]), float(record["loss"])))
-        return curve
 
     def evaluate(self, run_dir: Path, token_dir: str, options: Mapping[str, str] | None = None) -> dict:
         """Mean loss of the run's newest checkpoint on the validation split of `token_dir`, with the
@@ -363,54 +290,8 @@ class TrainerBackend:
             )
 
 
-# --- static masking (RoBERTa's "static"): an adapter over the loader ----------------------------
-
-
-def _static_dataset_class():
-    import numpy as np
-
-    from c4clean.train import data as D
-    from c4clean.train.span_corruption import sample_keys, span_corrupt
-
-    class StaticMaskDataset(D.T5SpanCorruptionDataset):
-        """Every window keeps one mask for the whole run: the mask key is (seed, window) instead of
-        (seed, epoch, position), so epochs differ only in order, as with masks fixed at preprocessing."""
-
-        def make_samples(self, epoch, positions):
-            windows = self.window_index(epoch, np.asarray(positions, dtype=np.int64))
-            tokens = np.stack([self.read_window(w) for w in windows])
-            batch = span_corrupt(
-                tokens,
-                sample_keys(self.seed, 0, windows),
-                vocab_size=self.vocab.vocab_size,
-                eos_id=self.vocab.eos_id,
-                pad_id=self.vocab.pad_id,
-                noise_density=self.noise_density,
-                mean_noise_span_length=self.mean_noise_span_length,
-            )
-            batch["window"] = windows
-            return batch
-
-    return StaticMaskDataset
-
-
-def static_mask_source(cfg, data_options: Mapping[str, Any]):
-    """The trainer's DataSource (vocabulary, validation) with a static-mask training loader."""
-    from c4clean.train import data as D
-    from c4clean.train import trainer
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise AblationError("masking=static runs on one process (one GPU); run it without torchrun")
-    micro = cfg.batch_size // cfg.grad_accum
-    base = trainer.open_token_data(
-        cfg.data, micro, cfg.eval_batch_size or micro, cfg.seed, 0, 1, dict(data_options)
-    )
-    dataset = _static_dataset_class()(cfg.data, "train", batch_size=micro, seed=cfg.seed, **data_options)
-    return dataclasses.replace(base, train=lambda: D.ResumableLoader(dataset, num_workers=0))
-
-
 def _main(argv: list[str]) -> int:
-    """Child-process entry: `python -m c4clean.train.ablate_backend OUT RUN --resume|--fresh`."""
+    """Child-process entry: `python -m c4clean.ablate.backend OUT RUN --resume|--fresh`."""
     out, name, mode = argv
     plan = Plan.load(Path(out))
     run = next((r for r in plan.runs if r.name == name), None)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from c4clean.train import ablate as A
+from c4clean.ablate import plan as A
 
 
 def _common(f):
@@ -93,7 +93,7 @@ def _parse_set(items) -> dict[str, str]:
 
 
 def _setup(kw):
-    from c4clean.train.ablate_backend import TrainerBackend
+    from c4clean.ablate.backend import TrainerBackend
 
     if (kw["budget"] is None) == (kw["steps"] is None):
         raise click.UsageError("give exactly one of --budget (tokens) and --steps")
@@ -114,7 +114,6 @@ def _setup(kw):
 
 
 def _finish(plan: A.Plan, backend, kw) -> None:
-    from c4clean.train.ablate_report import write_report
 
     for run in plan.runs:  # fail before training if an option is unknown to the trainer
         backend.check_options(run.options)
@@ -140,14 +139,13 @@ def _finish(plan: A.Plan, backend, kw) -> None:
     if not kw["report_only"]:
         outcome = A.execute(plan, backend, runs, echo=lambda m: click.echo(m, err=True))
         click.echo(f"runs: {outcome}", err=True)
-    states = {}
-    for r in plan.runs:
-        try:
-            states[r.name] = A.load_state(plan, r)
-        except A.AblationError as e:
-            click.echo(f"warning: {e}", err=True)
-    curves = {r.name: backend.training_curve(plan.run_dir(r)) for r in plan.runs}
-    for path in write_report(plan, states, curves):
+    _report(plan)
+
+
+def _report(plan: A.Plan) -> None:
+    from c4clean.ablate.report import rebuild
+
+    for path in rebuild(plan, warn=lambda m: click.echo(m, err=True)):
         click.echo(str(path))
 
 
@@ -289,17 +287,13 @@ def sweep(data, axes, zipped, **kw):
 def run_cmd(out, shard, only, launcher):
     """Train and score runs of a saved plan: one machine or GPU per --shard/--only, same file system.
     Runs are scored as the plan says (its --eval-batches / --eval-batch-size)."""
-    from c4clean.train.ablate_backend import TrainerBackend
-    from c4clean.train.ablate_report import write_report
+    from c4clean.ablate.backend import TrainerBackend
 
     plan = A.Plan.load(out)
     backend = TrainerBackend.for_plan(plan, launcher)
     runs = A.select_runs(plan.runs, A.parse_shard(shard), only)
     click.echo(f"runs: {A.execute(plan, backend, runs, echo=lambda m: click.echo(m, err=True))}", err=True)
-    states = {r.name: A.load_state(plan, r) for r in plan.runs}
-    curves = {r.name: backend.training_curve(plan.run_dir(r)) for r in plan.runs}
-    for path in write_report(plan, states, curves):
-        click.echo(str(path))
+    _report(plan)
 
 
 @ablate.command()
@@ -307,15 +301,7 @@ def run_cmd(out, shard, only, launcher):
 @_guard
 def report(out):
     """Rebuild results.csv, report.md and the plots of an ablation directory from its runs."""
-    from c4clean.train.ablate_backend import TrainerBackend
-    from c4clean.train.ablate_report import write_report
-
-    plan = A.Plan.load(out)
-    backend = TrainerBackend()
-    states = {r.name: A.load_state(plan, r) for r in plan.runs}
-    curves = {r.name: backend.training_curve(plan.run_dir(r)) for r in plan.runs}
-    for path in write_report(plan, states, curves):
-        click.echo(str(path))
+    _report(A.Plan.load(out))
 
 
 if __name__ == "__main__":

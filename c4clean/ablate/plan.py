@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from c4clean import atomic
+from c4clean.train.data_options import DataOptions
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +172,51 @@ def repeats(budget_tokens: int, data_tokens: int) -> float:
 
 def random_spans_lengths(inputs_length: int, noise_density: float, mean_span: float) -> tuple[int, int]:
     """(raw tokens per sample, targets length): T5's `random_spans_helper`, as the loader computes it."""
-    from c4clean.train.span_corruption import random_spans_helper
-
-    return random_spans_helper(inputs_length, noise_density, mean_span)
+    return DataOptions(inputs_length, noise_density, mean_span).lengths()
 
 
 def tokens_per_sample(mode: str, inputs_length: int, noise_density: float, mean_span: float) -> int:
-    raw, targets = random_spans_lengths(inputs_length, noise_density, mean_span)
-    if mode == "raw":
-        return raw
-    if mode == "inputs":
-        return inputs_length
-    if mode == "inputs+targets":
-        return inputs_length + targets
-    raise AblationError(f"unknown token counting {mode!r} (raw, inputs, inputs+targets)")
+    options = DataOptions(inputs_length, noise_density, mean_span)
+    try:
+        return options.tokens_per_sample(mode)
+    except ValueError as e:
+        raise AblationError(str(e)) from None
+
+
+def cast_option(value: str, default: Any, name: str) -> Any:
+    """A typed option value from its string, by the type of the option's default."""
+    text = str(value).strip()
+    try:
+        if isinstance(default, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(default, int):
+            return parse_count(text) if not text.lstrip("-").isdigit() else int(text)
+        if isinstance(default, float):
+            return float(text)
+        if default is None:
+            if text.lower() in ("none", "null", ""):
+                return None
+            for conv in (int, float, parse_count):  # parse_count: 2^20 for max_tokens
+                try:
+                    return conv(text)
+                except (ValueError, AblationError):
+                    pass
+        return text
+    except (ValueError, AblationError) as e:
+        raise AblationError(f"option {name}: cannot read {value!r} as {type(default).__name__}") from e
+
+
+def data_options_of(options: Mapping[str, Any], defaults: Mapping[str, Any] = {}) -> DataOptions:
+    """The loader options of a run: its own (strings), else `defaults`, else DataOptions' defaults."""
+    values = {}
+    for name, default in DataOptions.defaults().items():
+        value = options.get(name, defaults.get(name, default))
+        values[name] = cast_option(value, default, name) if isinstance(value, str) else value
+    return DataOptions(**values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,17 +414,12 @@ def drop_unscorable(plan: Plan, problems: Mapping[str, str]) -> None:
 # --------------------------------------------------------------------------------------------
 # building plans: sweep is the general case; size and domain are presets of it
 
-# Trainer/loader defaults used for token counting when an option is not set (T5's span corruption).
-COUNTING_DEFAULTS = {"input_length": 512, "noise_density": 0.15, "mean_noise_span_length": 3.0}
 
-
-def _count_for(options: Mapping[str, str], count: str, defaults: Mapping[str, Any]) -> int:
-    def get(key):
-        return options.get(key, defaults.get(key, COUNTING_DEFAULTS[key]))
-
-    return tokens_per_sample(
-        count, int(get("input_length")), float(get("noise_density")), float(get("mean_noise_span_length"))
-    )
+def tokens_per_sample_of(options: Mapping[str, str], count: str, defaults: Mapping[str, Any]) -> int:
+    try:
+        return data_options_of(options, defaults).tokens_per_sample(count)
+    except ValueError as e:
+        raise AblationError(str(e)) from None
 
 
 def make_run(
@@ -412,7 +439,7 @@ def make_run(
     density may be ablated), or a fixed step count."""
     opts = dict(options)
     batch_size = int(opts.get("batch_size", defaults.get("batch_size", 0)))
-    tps = _count_for(opts, count, defaults)
+    tps = tokens_per_sample_of(opts, count, defaults)
     if (budget_tokens is None) == (steps is None):
         raise AblationError("give exactly one of --budget (tokens) and --steps")
     n_steps = steps if steps is not None else steps_for_budget(budget_tokens, batch_size, tps)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from c4clean import atomic
-from c4clean.train.ablate import Plan, format_count
+from c4clean.ablate.plan import AblationError, Plan, format_count, load_state
 
 # The T5 paper (arXiv 1910.10683), for orientation only: downstream scores after fine-tuning a
 # ~220M model pre-trained on 2^35 tokens with the i.i.d. denoising objective. Never compare them
@@ -66,6 +67,43 @@ PAPER_NOTE = (
 )
 OBJECTIVE_OPTIONS = {"noise_density", "mean_noise_span_length", "input_length", "doc_separator"}
 TAIL_FRACTION = 0.1  # final training loss = mean over the last 10% of logged steps
+
+
+# --------------------------------------------------------------------------------------------
+# what the runs left on disk
+
+
+def training_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, training loss) from the run's metrics.jsonl (each loss averages one log interval)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    curve = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill; the trainer rewrites the log on resume
+        if "loss" in record and isinstance(record["loss"], (int, float)) and math.isfinite(record["loss"]):
+            curve.append((int(record["step"]), float(record["loss"])))
+    return curve
+
+
+def rebuild(plan: Plan, warn: Callable[[str], None] | None = None) -> list[Path]:
+    """The one report path: read every run's state and training curve, write the report files.
+    A run whose state belongs to other settings is reported missing (with a warning), not fatal."""
+    states = {}
+    for run in plan.runs:
+        try:
+            states[run.name] = load_state(plan, run)
+        except AblationError as e:
+            if warn is None:
+                raise
+            warn(f"warning: {e}")
+    curves = {run.name: training_curve(plan.run_dir(run)) for run in plan.runs}
+    return write_report(plan, states, curves)
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,10 +422,7 @@ def _smooth(values: Sequence[float]) -> list[float]:
 def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
+    atomic.write_bytes(path, buf.getvalue())
 
 
 def _label(plan: Plan, row: Mapping[str, Any]) -> str:
