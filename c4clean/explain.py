@@ -65,7 +65,7 @@ def explain_file(path: str, url: Optional[str] = None) -> Iterator[dict]:
         if isinstance(record, ReadIssue):
             if url is None:
                 # repairs and warnings concern a record that is still read (and explained on its own line)
-                lost = record.code not in (reasons.READ_BAD_UTF8, reasons.READ_LENGTH_MISMATCH)
+                lost = not record.code.startswith(reasons.READ_KEPT_PREFIXES)
                 yield {
                     "url": None,
                     "kept": False if lost else None,

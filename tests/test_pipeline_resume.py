@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import json
 import os
 import shutil
@@ -101,6 +102,7 @@ def bad_inputs(shared_data, sample_wet, tmp_path_factory) -> Path:
     data = sorted(sample_wet.glob("*.wet.gz"))[0].read_bytes()
     (folder / "truncated.wet.gz").write_bytes(data[: len(data) // 2])  # cut mid gzip member
     (folder / "garbage.wet.gz").write_bytes(b"\x1f\x8b\x08\x00" + os.urandom(2000))
+    (folder / "bzip2.wet.gz").write_bytes(bz2.compress(data[:5000]))  # not WET after decompression
     return folder
 
 
@@ -128,7 +130,9 @@ def test_bad_files_are_counted_and_named_and_the_run_completes(bad_inputs, stric
     result, out = strict_run
     stats = json.loads((out / "stats.json").read_text())
     truncated, garbage = str(bad_inputs / "truncated.wet.gz"), str(bad_inputs / "garbage.wet.gz")
-    assert stats["files_with_errors"] == sorted([garbage, truncated])
+    not_wet = str(bad_inputs / "bzip2.wet.gz")
+    assert stats["files_with_errors"] == sorted([garbage, not_wet, truncated])
+    assert [i["code"] for i in stats["read_issues"][not_wet]] == [reasons.READ_NOT_WET]
     # TFDS's fake pages have wrong Content-Length headers: listed as notes, not errors.
     good_issues = stats["read_issues"].get(str(bad_inputs / "good.wet"), [])
     assert not any(issue["code"].startswith("error:") for issue in good_issues)

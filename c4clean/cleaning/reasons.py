@@ -36,18 +36,23 @@ NO_TIMESTAMP = "filtered:no_timestamp"
 READ_FAILED = "error:read_failed"
 # Reader codes of this kind mean data was lost (`--strict` fails on them); others are notes.
 READ_ERROR_PREFIX = "error:"
+# Reader codes of these kinds concern a record that is still read and kept (a page follows).
+READ_KEPT_PREFIXES = ("warning:", "repaired:")
 # A `--cc-dump` WET file could not be downloaded whole (after retries, or a 404).
 DOWNLOAD_FAILED = "error:download_failed"
 # Reader issues TFDS does not have (it crashes or mis-reads instead); `wet.ReadIssue.code`.
 READ_UNREADABLE = "error:unreadable"  # missing file, unreadable object, I/O error mid-read
 READ_EMPTY_FILE = "error:empty_file"  # no bytes, or only whitespace
-READ_TRUNCATED_GZIP = "error:truncated_gzip"  # stream ends inside a gzip member
+READ_TRUNCATED_GZIP = "error:truncated_gzip"  # stream ends inside a gzip member's data
 READ_CORRUPT_GZIP = "error:corrupt_gzip"  # bad gzip data; reading resumes at the next member
-READ_TRUNCATED_RECORD = "error:truncated_record"  # last record shorter than its Content-Length
+READ_TRUNCATED_RECORD = "error:truncated_record"  # a cut record: shorter than its Content-Length
+READ_NOT_WET = "error:not_wet"  # (decompressed) data is another format, binary, or has no WARC/1.0 line
+READ_GZIP_TRAILER_CUT = "warning:gzip_trailer_cut"  # data whole, CRC unchecked: the 8-byte trailer is cut
 READ_BAD_UTF8 = "repaired:bad_utf8"  # record kept, invalid bytes decoded as U+FFFD
 READ_BEFORE_FIRST_RECORD = "skipped:before_first_record"  # data before the first WARC/1.0 (or after damage)
 READ_EXTRA_WARCINFO = "skipped:warcinfo"  # a warcinfo record after the first one
-READ_LENGTH_MISMATCH = "warning:content_length_mismatch"  # record kept, shorter than its Content-Length
+# a record followed by another one, kept (as TFDS keeps it) though shorter than its Content-Length
+READ_LENGTH_MISMATCH = "warning:content_length_mismatch"
 
 # --- RealNews domain list (NS_REALNEWS; TFDS calls this namespace "realnews-domain-filter") ----------
 BAD_DOMAIN = "filtered:bad_domain"
