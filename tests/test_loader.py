@@ -1,6 +1,7 @@
 import numpy as np
 import pyarrow as pa
 import pytest
+from tokens_testdata import write_text_shards
 
 from c4clean.tokenize.encode import encode_corpus, read_manifest
 from c4clean.train.data import T5SpanCorruptionDataset, TokenCorpus, feistel_permute, make_loader, vocab_info
@@ -161,7 +162,64 @@ def test_max_tokens_subset_and_repeats(token_dir):
     for epoch in range(3):
         for step in range(sub.batches_per_epoch):
             windows.update(sub.make_samples(epoch, sub.positions(step))["window"].tolist())
-    assert windows == set(range(24))  # only the first tokens of the fixed document order
-    assert np.array_equal(sub.read_window(5), full.read_window(5))
+    assert windows == set(range(24))
+    # only the first N tokens of the fixed document order, every one of them once per epoch
+    exact = T5SpanCorruptionDataset(token_dir, **KW, max_tokens=141 * 24)
+    first = np.sort(_stream(token_dir)[: 141 * 24])
+    for epoch in range(3):
+        seen = np.concatenate([exact.read_window(w, epoch) for w in range(exact.num_windows)])
+        assert np.array_equal(np.sort(seen), first)
+    unshuffled = dict(shuffle=False)
+    assert np.array_equal(
+        T5SpanCorruptionDataset(token_dir, **KW, max_tokens=141 * 24, **unshuffled).read_window(5),
+        T5SpanCorruptionDataset(token_dir, **KW, **unshuffled).read_window(5),
+    )
     with pytest.raises(ValueError, match="exceeds"):
         T5SpanCorruptionDataset(token_dir, **KW, max_tokens=full.stream_tokens + 1)
+
+
+def test_documents_are_shuffled_before_packing_and_boundaries_move(token_dir):
+    ds = T5SpanCorruptionDataset(token_dir, **KW)
+    layouts = [ds.epoch_layout(e) for e in range(4)]
+    assert len({lay.offset for lay in layouts}) > 1  # window boundaries move between epochs
+    assert all(0 <= lay.offset < ds.raw_length for lay in layouts)
+    orders = [lay.order.tolist() for lay in layouts]
+    assert all(sorted(o) == list(range(len(o))) for o in orders)
+    assert orders[0] != list(range(len(orders[0]))) and orders[0] != orders[1]
+    # every token of the stream is in exactly one window per epoch when windows tile it
+    stream = _stream(token_dir)
+    for epoch in range(2):
+        pieces = [p for w in range(ds.num_windows) for p in ds.window_pieces(w, epoch)]
+        assert sum(take for _, _, take in pieces) == ds.num_windows * ds.raw_length <= len(stream)
+    # resuming mid-epoch regenerates the same windows: layout is a function of (seed, epoch)
+    again = T5SpanCorruptionDataset(token_dir, **KW)
+    assert np.array_equal(again.read_window(7, 3), ds.read_window(7, 3))
+
+
+def test_host_adjacency_in_windows(sample_docs, vocab_dir, tmp_path):
+    """Text shards are sorted by URL, so neighbours share a host; windows must not inherit that."""
+    hosts = 20
+    docs = sorted(
+        ((f"https://host{i % hosts}.example/{i:05d}", text) for i, (_, text) in enumerate(sample_docs)),
+        key=lambda d: d[0],
+    )
+    text_dir = write_text_shards(tmp_path / "text", docs, splits=(("train", 2),), validation_every=10**9)
+    encode_corpus(text_dir, vocab_dir, tmp_path / "tokens", workers=1)
+    host_of = [url.split("/")[2] for url, _ in docs]
+
+    def adjacency(ds, epochs):
+        same = pairs = 0
+        for epoch in range(epochs):
+            for w in range(ds.num_windows):
+                docs_in = [doc for doc, _, _ in ds.window_pieces(w, epoch)]
+                for a, b in zip(docs_in, docs_in[1:]):
+                    pairs += 1
+                    same += host_of[a] == host_of[b]
+        return same / pairs
+
+    kw = dict(input_length=512, batch_size=2, seed=0)
+    ordered = adjacency(T5SpanCorruptionDataset(tmp_path / "tokens", **kw, shuffle=False), 1)
+    shuffled = adjacency(T5SpanCorruptionDataset(tmp_path / "tokens", **kw), 3)
+    print(f"host adjacency: URL order {ordered:.3f}, shuffled {shuffled:.3f}")
+    assert ordered > 0.8  # what packing in URL order gives
+    assert shuffled < 0.15  # ~1/20 expected from 20 equally common hosts

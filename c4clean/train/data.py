@@ -1,20 +1,25 @@
 """Memory-mapped token shards -> packed windows -> T5 span-corrupted batches (deterministic, resumable).
 
-The corpus of a split is one stream of tokens: its documents in shard order then row order, concatenated
-with no separator (as T5 did; `doc_separator="eos"` puts EOS after every document, as Hugging Face and
-nanoT5 do). The stream is cut into windows of `raw_length` tokens (568 for inputs of 512); the tail shorter
-than a window is not used, nor, in each epoch, the last windows of the shuffled order that do not fill a
-whole global batch (other windows each epoch, as the order changes). Each epoch visits the windows in a
-pseudo-random order (a keyed Feistel
-permutation: no index array, any position computable alone), in global batches of
-`batch_size * world_size` samples; rank r takes the r-th slice of each global batch; DataLoader workers
-take whole batches in turn. Sample `g` of epoch `e` is a pure function of (seed, e, g), so the state to
-resume exactly is just (epoch, step).
+The corpus of a split is its documents in shard order then row order (text shards are sorted by URL),
+each followed by nothing (as T5 did; `doc_separator="eos"` puts EOS after every document, as Hugging
+Face and nanoT5 do). `max_tokens` keeps the first N tokens of that fixed order (the last document kept
+may be cut short), so a size ablation's subsets are nested.
+
+Training order, per epoch e (T5 packed documents from a shuffled stream): the kept documents are put
+in a seeded pseudo-random order (a keyed Feistel permutation of (seed, e)), concatenated, and the
+resulting stream, read as a ring, is cut into windows of `raw_length` tokens (568 for inputs of 512)
+starting at a seeded offset in [0, raw_length): window boundaries move from epoch to epoch and no
+document is adjacent to the same neighbours twice. The windows are visited in another keyed
+permutation, in global batches of `batch_size * world_size` samples; the last windows that do not fill
+a whole global batch are not used that epoch. Rank r takes the r-th slice of each global batch;
+DataLoader workers take whole batches in turn. Sample `g` of epoch `e` is a pure function of
+(seed, e, g), so the state to resume exactly is just (epoch, step). Without shuffling (validation) the
+documents keep their order and windows start at 0.
 """
 
 from __future__ import annotations
 
-import bisect
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,18 @@ from c4clean.train.data_options import DataOptions
 from c4clean.train.span_corruption import combine, random_spans_helper, sample_keys, span_corrupt, splitmix64
 
 _FEISTEL_ROUNDS = 4
+_DOC_ORDER, _WINDOW_OFFSET = 0x444F43, 0x4F4646  # key streams of the per-epoch document order / offset
+
+
+@dataclass(frozen=True)
+class EpochLayout:
+    """The stream of one epoch: documents in `order`, `ends[j]` = end of the j-th one in the stream,
+    windows starting at `offset`."""
+
+    epoch: int
+    order: np.ndarray
+    ends: np.ndarray
+    offset: int
 
 
 def feistel_permute(index, n: int, key: int) -> np.ndarray:
@@ -95,12 +112,16 @@ class TokenCorpus:
         self.segment_doc_starts = np.asarray(doc_starts, dtype=np.int64)
         self.num_tokens = int(self.segment_starts[-1])
         self.num_documents = int(self.segment_doc_starts[-1])
-        self._virtual_starts = self.segment_starts + self.segment_doc_starts  # segment starts with separators
         expected = sum(s["tokens"] for s in shards)
         if self.num_tokens != expected:
             raise ValueError(
                 f"{token_dir}: shards hold {self.num_tokens} tokens, the manifest says {expected}"
             )
+
+    def document_lengths(self) -> np.ndarray:
+        """Tokens of every document, in stream order (int64, one entry per document)."""
+        parts = [np.diff(self._doc_offsets(seg)) for seg in range(len(self._list_arrays))]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def read(self, start: int, length: int) -> np.ndarray:
         """Tokens [start, start + length) of the stream (a copy only of those tokens)."""
@@ -122,8 +143,6 @@ class TokenCorpus:
             seg, local = seg + 1, 0
         return np.concatenate(parts)
 
-    # --- the stream with EOS after every document (virtual positions: tokens + documents before them) ---
-
     @property
     def num_tokens_with_separators(self) -> int:
         return self.num_tokens + self.num_documents
@@ -132,33 +151,6 @@ class TokenCorpus:
         """Document boundaries of a segment relative to its values (zero-copy unless the batch is sliced)."""
         offsets = self._list_arrays[seg].offsets.to_numpy(zero_copy_only=True)
         return offsets if offsets[0] == 0 else offsets - offsets[0]
-
-    def read_with_separators(self, start: int, length: int, eos_id: int) -> np.ndarray:
-        """Positions [start, start + length) of the stream in which each document is followed by EOS."""
-        if start < 0 or start + length > self.num_tokens_with_separators:
-            raise IndexError(f"window [{start}, {start + length}) outside the stream")
-        seg = int(np.searchsorted(self._virtual_starts, start, side="right")) - 1
-        local = start - int(self._virtual_starts[seg])
-        out = np.empty(length, dtype=self._values[0].dtype)
-        filled = 0
-        while filled < length:
-            values, offsets = self._values[seg], self._doc_offsets(seg)
-            docs = len(offsets) - 1
-            # document k occupies virtual [offsets[k] + k, offsets[k + 1] + k], the last slot being its EOS
-            doc = bisect.bisect_right(range(docs), local, key=lambda k: int(offsets[k]) + k) - 1
-            while filled < length and doc < docs:
-                in_doc = local - (int(offsets[doc]) + doc)
-                begin, end = int(offsets[doc]) + in_doc, int(offsets[doc + 1])
-                take = min(end - begin, length - filled)
-                out[filled : filled + take] = values[begin : begin + take]
-                filled += take
-                if filled < length:
-                    out[filled] = eos_id
-                    filled += 1
-                doc += 1
-                local = int(offsets[doc]) + doc if doc < docs else 0
-            seg, local = seg + 1, 0
-        return out
 
 
 class T5SpanCorruptionDataset(IterableDataset):
@@ -232,6 +224,8 @@ class T5SpanCorruptionDataset(IterableDataset):
                 f"of {self.global_batch_size}"
             )
         self._corpus: TokenCorpus | None = corpus
+        self._docs: tuple[np.ndarray, np.ndarray] | None = None  # built on first use, in each worker
+        self._layout: EpochLayout | None = None
         self._epoch, self._step = 0, 0
 
     # --- sizes, for the ablations ---
@@ -248,7 +242,7 @@ class T5SpanCorruptionDataset(IterableDataset):
     # --- pickling for DataLoader workers: memory maps are reopened, not copied ---
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_corpus"] = None
+        state["_corpus"] = state["_docs"] = state["_layout"] = None
         return state
 
     @property
@@ -257,31 +251,84 @@ class T5SpanCorruptionDataset(IterableDataset):
             self._corpus = TokenCorpus(self.token_dir, self.split)
         return self._corpus
 
-    # --- the sample function ---
+    # --- documents and windows of an epoch ---
+    def _documents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(token start in the corpus, length in the stream incl. any inserted EOS, tokens of the corpus
+        in it) of each kept document: those holding the first `stream_tokens` tokens, the last one cut
+        to fit."""
+        if self._docs is None:
+            tokens = self.corpus.document_lengths()
+            starts = np.concatenate([[0], np.cumsum(tokens)[:-1]]).astype(np.int64)
+            lengths = tokens + int(self.insert_separators)
+            stream_starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            kept = int(np.searchsorted(stream_starts, self.stream_tokens, side="left"))
+            lengths = lengths[:kept].copy()
+            lengths[-1] -= int(stream_starts[kept]) - self.stream_tokens
+            self._docs = (starts[:kept], lengths, np.minimum(tokens[:kept], lengths))
+        return self._docs
+
+    def epoch_layout(self, epoch: int) -> EpochLayout:
+        """Document order and window offset of `epoch` (identity and 0 without shuffling)."""
+        if self._layout is None or self._layout.epoch != epoch:
+            _, lengths, _ = self._documents()
+            order = np.arange(len(lengths), dtype=np.int64)
+            offset = 0
+            if self.shuffle:
+                doc_key = int(combine(np.uint64(self.seed), np.uint64(_DOC_ORDER), np.uint64(epoch)))
+                order = feistel_permute(order, len(order), doc_key).astype(np.int64)
+                offset_key = combine(np.uint64(self.seed), np.uint64(_WINDOW_OFFSET), np.uint64(epoch))
+                offset = int(offset_key % np.uint64(self.raw_length))
+            ends = np.cumsum(lengths[order])
+            self._layout = EpochLayout(epoch, order, ends, offset)
+        return self._layout
+
+    def window_pieces(self, window: int, epoch: int = 0) -> list[tuple[int, int, int]]:
+        """(document, first position in it, length) of each piece of `window` of `epoch`, in order."""
+        layout = self.epoch_layout(epoch)
+        lengths = self._documents()[1]
+        pos, need, pieces = (
+            (layout.offset + int(window) * self.raw_length) % self.stream_tokens,
+            self.raw_length,
+            [],
+        )
+        while need:
+            j = int(np.searchsorted(layout.ends, pos, side="right"))
+            doc = int(layout.order[j])
+            within = pos - (int(layout.ends[j]) - int(lengths[doc]))
+            take = min(int(lengths[doc]) - within, need)
+            pieces.append((doc, within, take))
+            need -= take
+            pos = (pos + take) % self.stream_tokens  # the stream is a ring: the end joins the start
+        return pieces
+
     def window_index(self, epoch: int, positions) -> np.ndarray:
+        """Window of each position of `epoch` (keyed permutation when shuffling)."""
         positions = np.asarray(positions, dtype=np.uint64)
         if not self.shuffle:
             return positions.astype(np.int64)
         key = int(combine(np.uint64(self.seed), np.uint64(0x5348), np.uint64(epoch)))
         return feistel_permute(positions, self.num_windows, key).astype(np.int64)
 
-    def read_window(self, window: int) -> np.ndarray:
-        start = int(window) * self.raw_length
-        if self.insert_separators:
-            return self.corpus.read_with_separators(start, self.raw_length, self.vocab.eos_id)
-        return self.corpus.read(start, self.raw_length)
+    def read_window(self, window: int, epoch: int = 0) -> np.ndarray:
+        """Tokens of `window` of `epoch`."""
+        starts, _, tokens = self._documents()
+        out = np.empty(self.raw_length, dtype=np.int64)
+        filled = 0
+        for doc, within, take in self.window_pieces(window, epoch):
+            real = max(0, min(take, int(tokens[doc]) - within))  # document tokens; the rest is its EOS
+            out[filled : filled + real] = self.corpus.read(int(starts[doc]) + within, real)
+            out[filled + real : filled + take] = self.vocab.eos_id
+            filled += take
+        return out
 
     def make_samples(self, epoch: int, positions) -> dict[str, np.ndarray]:
         """Samples at `positions` of `epoch` (numpy int64), regenerated from (seed, epoch, position) alone."""
         positions = np.asarray(positions, dtype=np.int64)
         window_ids = self.window_index(epoch, positions)
-        windows = np.stack([self.read_window(w) for w in window_ids])
-        # static masking keys the noise by window, so a window keeps its mask in every epoch
-        keys = (
-            sample_keys(self.seed, 0, window_ids)
-            if self.masking == "static"
-            else sample_keys(self.seed, epoch, positions)
-        )
+        static = self.masking == "static"
+        # static masking: a window keeps its tokens (epoch 0's layout) and its mask in every epoch
+        windows = np.stack([self.read_window(w, 0 if static else epoch) for w in window_ids])
+        keys = sample_keys(self.seed, 0, window_ids) if static else sample_keys(self.seed, epoch, positions)
         batch = span_corrupt(
             windows,
             keys,
