@@ -177,7 +177,7 @@ class TrainerBackend:
     def train_argv(self, run: RunSpec, run_dir: Path, resume: bool) -> list[str]:
         """The command that trains one run of a saved plan (what `--dry-run` prints for a scheduler)."""
         out = run_dir.parent.parent
-        return ["ablate", "run", "--out", str(out), "--only", run.name]
+        return ["ablate", "run", "--output", str(out), "--only", run.name]
 
     # --- training ----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from c4clean.ablate import plan as A
+from c4clean.cli_options import input_option, output_option
 
 
 def _common(f):
@@ -44,8 +45,9 @@ def _common(f):
             metavar="KEY=VALUE",
             help="Any other `c4clean train` option for every run (repeatable), e.g. --set lr=0.01.",
         ),
-        click.option(
-            "--out",
+        output_option(
+            "out",
+            old=("--out",),
             required=True,
             type=click.Path(file_okay=False, path_type=Path),
             help="Ablation directory: runs/<name>/ are c4clean train runs; results.csv, report.md, *.png.",
@@ -169,8 +171,12 @@ def ablate() -> None:
 
 
 @ablate.command()
-@click.option(
-    "--data", "data", required=True, type=click.Path(exists=True, file_okay=False), help="Token directory."
+@input_option(
+    "data",
+    old=("--data",),
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Token directory.",
 )
 @click.option("--tokens", "tokens", default="", help="Subset sizes: 2^23,2^25,2^27,2^29 (first N tokens).")
 @click.option("--full/--no-full", default=True, show_default=True, help="Also train on the full corpus.")
@@ -196,13 +202,13 @@ def size(data, tokens, full, **kw):
 
 
 @ablate.command(context_settings={"ignore_unknown_options": False})
-@click.option(
-    "--data",
+@input_option(
     "data",
+    old=("--data",),
     multiple=True,
     required=True,
     metavar="NAME=DIR",
-    help="A named token corpus; repeat, or list several after one --data.",
+    help="A named token corpus; repeat, or list several after one --input.",
 )
 @click.argument("more", nargs=-1, metavar="[NAME=DIR]...")
 @_common
@@ -230,8 +236,12 @@ def domain(data, more, **kw):
 
 
 @ablate.command()
-@click.option(
-    "--data", "data", required=True, type=click.Path(exists=True, file_okay=False), help="Token directory."
+@input_option(
+    "data",
+    old=("--data",),
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Token directory.",
 )
 @click.option(
     "--axis",
@@ -272,8 +282,9 @@ def sweep(data, axes, zipped, **kw):
 
 
 @ablate.command("run")
-@click.option(
-    "--out",
+@output_option(
+    "out",
+    old=("--out",),
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="An ablation directory planned by size/domain/sweep (its ablation.json).",
@@ -297,7 +308,13 @@ def run_cmd(out, shard, only, launcher):
 
 
 @ablate.command()
-@click.option("--out", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@input_option(
+    "out",
+    old=("--out",),
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Ablation directory (its ablation.json and runs/); the report is written into it.",
+)
 @_guard
 def report(out):
     """Rebuild results.csv, report.md and the plots of an ablation directory from its runs."""

@@ -292,7 +292,7 @@ def save_plan(plan: Plan) -> None:
         if changed:
             raise AblationError(
                 f"runs {changed} already exist in {plan.out} with different settings; "
-                "use a new --out (or delete those runs) to change budget, batch or options"
+                "use a new --output (or delete those runs) to change budget, batch or options"
             )
         # keep runs of the old plan that this invocation does not name, so reports stay complete
         names = {r.name for r in plan.runs}
@@ -340,7 +340,7 @@ def load_state(plan: Plan, run: RunSpec) -> dict[str, Any]:
         return {}
     state = json.loads(path.read_text())
     if state.get("settings_key") != run.settings_key():
-        raise AblationError(f"state of run {run.name} belongs to other settings ({path}); use a new --out")
+        raise AblationError(f"state of run {run.name} belongs to other settings ({path}); use a new --output")
     return state
 
 

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from c4clean.cli_options import input_option, verbosity
 from c4clean.pipelines.options import DEFAULT_CC_BASE_URL, LANGID_BACKENDS, VARIANTS, RunOptions
 
 
@@ -99,9 +100,10 @@ def run(
     """
     from c4clean.pipelines import pipeline
 
-    # Per-stage progress lines by default (the group's -v adds Beam's own INFO output).
-    logging.getLogger("c4clean").setLevel(min(logging.getLogger().level, logging.INFO))
-    if logging.getLogger().level > logging.INFO:
+    # Per-stage progress lines by default (-v adds Beam's own INFO output, -q hides the progress).
+    if verbosity() >= 0:
+        logging.getLogger("c4clean").setLevel(min(logging.getLogger().level, logging.INFO))
+    if verbosity() == 0:
         from c4clean.pipelines.runner import show_worker_progress
 
         show_worker_progress()
@@ -140,15 +142,19 @@ def run(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("directory")
+@click.argument("directory_arg", metavar="[DIRECTORY]", required=False)
+@input_option("directory", help="Output folder of `c4clean run` (or give it as DIRECTORY).")
 @click.option(
     "--counters/--no-counters",
     default=True,
     show_default=True,
     help="Also print every counter of every stage.",
 )
-def stats(directory, counters):
+def stats(directory_arg, directory, counters):
     """Print the manifest and counters of an existing `c4clean run` output."""
+    if (directory is None) == (directory_arg is None):
+        raise click.UsageError("give the folder once: --input DIR (or as DIRECTORY)")
+    directory = directory or directory_arg
     from c4clean.pipelines import manifest as m
 
     try:

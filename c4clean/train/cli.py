@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from c4clean.train.model import PRESETS, T5Config
+from c4clean.cli_options import input_option, output_option
+from c4clean.train.model_config import PRESETS, T5Config
 
 # T5Config fields a user may override on top of a preset (--model key=value)
 _MODEL_FIELDS = {
@@ -26,19 +27,26 @@ def _parse_model_overrides(items) -> dict:
                 f"{item!r}: expected KEY=VALUE with KEY one of {sorted(_MODEL_FIELDS)}", param_hint="--model"
             )
         kind = type(getattr(T5Config(), key))
-        out[key] = kind(value)
+        try:
+            out[key] = kind(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: {key} takes a {kind.__name__}", param_hint="--model"
+            ) from None
     return out
 
 
 @click.command("train")
-@click.option(
-    "--data",
+@input_option(
+    "data",
+    old=("--data",),
     required=True,
     type=click.Path(file_okay=False),
     help="Token directory (`c4clean tokenize encode`).",
 )
-@click.option(
-    "--out",
+@output_option(
+    "out",
+    old=("--out",),
     required=True,
     type=click.Path(file_okay=False),
     help="Run directory (checkpoints, metrics.jsonl).",
@@ -108,7 +116,7 @@ def _parse_model_overrides(items) -> dict:
 @click.option(
     "--device", default=None, help="Default: cuda (LOCAL_RANK under torchrun) when available, else cpu."
 )
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
+@click.option("--resume", is_flag=True, help="Continue from the newest intact checkpoint in --output.")
 @click.option(
     "--init",
     type=click.Path(exists=True, file_okay=False),
@@ -226,16 +234,29 @@ def train(
 
 
 @click.command("export")
-@click.argument("source", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write.")
+@click.argument(
+    "source_arg", metavar="[SOURCE]", required=False, type=click.Path(exists=True, file_okay=False)
+)
+@input_option(
+    "source",
+    type=click.Path(exists=True, file_okay=False),
+    help="Run, checkpoint or model directory to export (or give it as SOURCE).",
+)
+@output_option(
+    "out", old=("--out",), required=True, type=click.Path(file_okay=False), help="Directory to write."
+)
 @click.option(
     "--from-hf",
     is_flag=True,
     help="Import: SOURCE is a Hugging Face T5 v1.1 directory; write a c4clean model directory.",
 )
-def export(source, out, from_hf):
-    """Export a run (its final model, else its newest checkpoint) or a model directory to a Hugging Face
-    T5ForConditionalGeneration directory (config.json + model.safetensors); with --from-hf, import one."""
+def export(source_arg, source, out, from_hf):
+    """Export a run (its final model, else its newest intact checkpoint) or a model directory to a
+    Hugging Face T5ForConditionalGeneration directory (config.json + model.safetensors); with --from-hf,
+    import one."""
+    if (source is None) == (source_arg is None):
+        raise click.UsageError("give the directory to export once: --input DIR (or as SOURCE)")
+    source = source or source_arg
     from c4clean.train import checkpoint as ckpt
     from c4clean.train.hf_export import export_hf, import_hf
 

@@ -1,6 +1,6 @@
 """Span-corruption T5 pre-training loop: CPU or CUDA, bf16 autocast, torch.compile, DDP, exact resume.
 
-Run layout (`--out`):
+Run layout (`--output`):
   run.json                 model + training settings + vocabulary of the run (checked on --resume)
   metrics.jsonl            one JSON object per log / eval step (train: loss, lr, grad_norm, tokens_per_s,
                            mfu when the GPU's peak is known; eval: val_loss)
@@ -374,7 +374,7 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
     if latest is not None and not cfg.resume:
         raise TrainingError(
             f"{run_dir} already has checkpoints (newest {latest.name}); pass --resume to "
-            f"continue it or choose another --out"
+            f"continue it or choose another --output"
         )
     if data is None:
         workers = (
