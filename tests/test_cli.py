@@ -130,7 +130,7 @@ def _raise(error):
             RuntimeError(
                 "Traceback (most recent call last):\n  File x\nValueError: bad ngram [while running]"
             ),
-            "Error: bad ngram [while X]",
+            "Error: bad ngram [while running]",
         ),
         (KeyError("k"), "Error: internal error (KeyError: 'k'); -v shows the traceback"),
     ],
