@@ -150,7 +150,7 @@ def test_budget_follows_ablated_batch_and_density(tmp_path):
     plan = A.plan_sweep(
         tmp_path,
         "tok",
-        [A.parse_axis("batch_size=8,16"), A.parse_axis("noise_density=0.15,0.5")],
+        [A.parse_axis("batch_size=8,16"), A.parse_axis("noise_density=0.15,0.3")],
         mode="product",
         common={"preset": "p", "batch_size": "4"},
         budget_tokens=1 << 20,
@@ -163,7 +163,7 @@ def test_budget_follows_ablated_batch_and_density(tmp_path):
         assert run.steps == A.steps_for_budget(1 << 20, b, run.tokens_per_sample)
     by = {(r.options["batch_size"], r.options["noise_density"]): r for r in plan.runs}
     assert by[("8", "0.15")].steps > by[("16", "0.15")].steps
-    assert by[("8", "0.5")].tokens_per_sample != by[("8", "0.15")].tokens_per_sample
+    assert by[("8", "0.3")].tokens_per_sample != by[("8", "0.15")].tokens_per_sample
 
 
 # ---------------------------------------------------------------------------------------------

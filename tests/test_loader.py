@@ -223,3 +223,28 @@ def test_host_adjacency_in_windows(sample_docs, vocab_dir, tmp_path):
     print(f"host adjacency: URL order {ordered:.3f}, shuffled {shuffled:.3f}")
     assert ordered > 0.8  # what packing in URL order gives
     assert shuffled < 0.15  # ~1/20 expected from 20 equally common hosts
+
+
+def test_sentinel_overflow_is_an_error_at_start_and_at_planning(token_dir):
+    from c4clean.ablate import plan as A
+    from c4clean.ablate.plan import AblationError
+
+    # noise 0.5, mean span 2 at 512 inputs: 170 noise spans for 100 sentinels
+    with pytest.raises(ValueError, match="needs 170 noise spans .* only 100 sentinels"):
+        T5SpanCorruptionDataset(token_dir, input_length=512, noise_density=0.5, mean_noise_span_length=2)
+    with pytest.raises(AblationError, match="needs 170 noise spans .* only 100 sentinels"):
+        A.plan_sweep(
+            token_dir / "abl",
+            str(token_dir),
+            [A.parse_axis("noise_density=0.15,0.5"), A.parse_axis("mean_span=2")],
+            mode="product",
+            common={"batch_size": "4"},
+            budget_tokens=None,
+            steps=5,
+            count="raw",
+            corpus_tokens=1000,
+        )
+    # the largest setting that fits still trains: 0.5 / mean 5 needs 85
+    T5SpanCorruptionDataset(
+        token_dir, input_length=512, noise_density=0.5, mean_noise_span_length=5, batch_size=1
+    )

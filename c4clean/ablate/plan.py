@@ -422,6 +422,21 @@ def tokens_per_sample_of(options: Mapping[str, str], count: str, defaults: Mappi
         raise AblationError(str(e)) from None
 
 
+def check_sentinels_of(name: str, options: Mapping[str, str], data: str, defaults: Mapping[str, Any]):
+    """A run whose objective needs more sentinels than its corpus' vocabulary has (T5's 100 when
+    the token directory cannot be read yet) is refused at planning time."""
+    from c4clean.tokenize.vocab import NUM_SENTINELS
+
+    try:
+        available = json.loads((Path(data) / "manifest.json").read_text())["vocab"]["extra_ids"]
+    except (OSError, ValueError, KeyError, TypeError):
+        available = NUM_SENTINELS
+    try:
+        data_options_of(options, defaults).check_sentinels(int(available))
+    except ValueError as e:
+        raise AblationError(f"run {name}: {e}") from None
+
+
 def make_run(
     name: str,
     axis_values: dict[str, str],
@@ -440,6 +455,7 @@ def make_run(
     opts = dict(options)
     batch_size = int(opts.get("batch_size", defaults.get("batch_size", 0)))
     tps = tokens_per_sample_of(opts, count, defaults)
+    check_sentinels_of(name, opts, data, defaults)
     if (budget_tokens is None) == (steps is None):
         raise AblationError("give exactly one of --budget (tokens) and --steps")
     n_steps = steps if steps is not None else steps_for_budget(budget_tokens, batch_size, tps)

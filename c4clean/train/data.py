@@ -178,9 +178,10 @@ class T5SpanCorruptionDataset(IterableDataset):
         num_epochs: int | None = None,
         masking: str = "dynamic",
     ):
-        DataOptions(
+        options = DataOptions(
             input_length, noise_density, mean_noise_span_length, max_tokens, doc_separator, masking
-        ).validate()
+        )
+        options.validate()
         self.token_dir, self.split, self.masking = Path(token_dir), split, masking
         self.input_length, self.noise_density, self.mean_noise_span_length = (
             input_length,
@@ -204,6 +205,7 @@ class T5SpanCorruptionDataset(IterableDataset):
         self.rank, self.world_size = rank, world_size
         corpus = TokenCorpus(token_dir, split)  # validates; reopened lazily in each worker
         self.vocab = corpus.vocab
+        options.check_sentinels(self.vocab.extra_ids)
         stored = read_manifest(token_dir)["doc_separator"]
         if doc_separator == "eos" and stored == "eos":
             raise ValueError(

@@ -63,6 +63,26 @@ class DataOptions:
 
         return random_spans_helper(self.input_length, self.noise_density, self.mean_noise_span_length)
 
+    def sentinels_needed(self) -> int:
+        """Noise spans of a full window, each taking one sentinel in the inputs and targets."""
+        from c4clean.train.span_corruption import noise_counts
+
+        raw, _ = self.lengths()
+        return noise_counts(raw, self.noise_density, self.mean_noise_span_length)[1]
+
+    def check_sentinels(self, available: int) -> None:
+        """ValueError when the objective needs more sentinels than the vocabulary has: the extra
+        sentinel ids would count down into ordinary pieces and train on them silently."""
+        needed = self.sentinels_needed()
+        if needed > available:
+            raise ValueError(
+                f"span corruption with input_length {self.input_length}, noise_density "
+                f"{self.noise_density} and mean_noise_span_length {self.mean_noise_span_length} "
+                f"needs {needed} noise spans (one sentinel each), but the vocabulary has only "
+                f"{available} sentinels: lower the noise density, raise the mean span length, or "
+                f"shorten the inputs"
+            )
+
     def tokens_per_sample(self, count: str) -> int:
         """Tokens one sample counts for a budget: `raw` corpus tokens read, encoder `inputs`, or
         `inputs+targets`."""
