@@ -1,4 +1,8 @@
-"""Sharded, deterministic, atomically written Arrow IPC text shards.
+"""Sharded, deterministic, atomically written text shards: Arrow IPC (default) or Parquet.
+
+Formats (`--format`): `arrow` is uncompressed Arrow IPC, which memory-maps; `parquet` is zstd Parquet in
+row groups of BATCH_ROWS rows (a few MB of C4 text each), so streaming readers (DuckDB, polars, the
+Hugging Face Hub viewer, `datasets` streaming) fetch and decode one small group at a time.
 
 Determinism: a page's shard is a hash of its URL (not of bundle or worker), and the rows of a
 shard are sorted by URL, so the same pages give the same bytes whatever the worker count. The hash
@@ -22,6 +26,7 @@ from typing import Iterable, Optional
 import pyarrow as pa
 
 from c4clean.cleaning.page import Page
+from c4clean.pipelines.options import DEFAULT_FORMAT, FORMATS
 
 SCHEMA = pa.schema(
     [
@@ -34,12 +39,23 @@ SCHEMA = pa.schema(
         pa.field("content_type", pa.string(), nullable=False),
     ]
 )
-BATCH_ROWS = 1024  # record batches of fixed size: same rows -> same bytes
-SHARD_NAME_RE = re.compile(r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.arrow$")
+BATCH_ROWS = 1024  # record batches / Parquet row groups of fixed size: same rows -> same bytes
+PARQUET_COMPRESSION = "zstd"
+SHARD_NAME_RE = re.compile(
+    r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.(?P<format>" + "|".join(FORMATS) + ")$"
+)
 
 
-def shard_name(split: str, index: int, count: int) -> str:
-    return f"{split}-{index:05d}-of-{count:05d}.arrow"
+def shard_name(split: str, index: int, count: int, fmt: str = DEFAULT_FORMAT) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.{fmt}"
+
+
+def shard_format(path: str) -> str:
+    """The format of a shard file, from its suffix."""
+    for fmt in FORMATS:
+        if str(path).endswith("." + fmt):
+            return fmt
+    raise ValueError(f"{path}: not a text shard (suffix one of {', '.join(FORMATS)})")
 
 
 def shard_of(url: str, num_shards: int) -> int:
@@ -51,7 +67,21 @@ def _table(pages: list[Page]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=SCHEMA)
 
 
-def write_shard(directory: str, split: str, index: int, count: int, pages: Iterable[Page]) -> dict:
+def _serialize(table: pa.Table, fmt: str) -> bytes:
+    sink = pa.BufferOutputStream()
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, sink, compression=PARQUET_COMPRESSION, row_group_size=BATCH_ROWS)
+    else:
+        with pa.ipc.new_file(sink, SCHEMA) as writer:
+            writer.write_table(table, max_chunksize=BATCH_ROWS)
+    return sink.getvalue().to_pybytes()
+
+
+def write_shard(
+    directory: str, split: str, index: int, count: int, pages: Iterable[Page], fmt: str = DEFAULT_FORMAT
+) -> dict:
     """Writes one shard (rows sorted by URL) atomically; returns its record for the manifest.
 
     A sidecar `<name>.json` with rows, bytes and sha256 is written beside it (after it), so the
@@ -60,12 +90,9 @@ def write_shard(directory: str, split: str, index: int, count: int, pages: Itera
     from apache_beam.io.filesystems import FileSystems
 
     rows = sorted(pages, key=lambda p: (p.url, p.text))
-    name = shard_name(split, index, count)
+    name = shard_name(split, index, count, fmt)
     final = FileSystems.join(directory, name)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, SCHEMA) as writer:
-        writer.write_table(_table(rows), max_chunksize=BATCH_ROWS)
-    data = sink.getvalue().to_pybytes()
+    data = _serialize(_table(rows), fmt)
     record = {
         "split": split,
         "shard": index,
@@ -74,6 +101,7 @@ def write_shard(directory: str, split: str, index: int, count: int, pages: Itera
         "rows": len(rows),
         "bytes": len(data),
         "text_bytes": sum(len(p.text.encode("utf-8")) for p in rows),
+        "words": sum(len(p.text.split()) for p in rows),  # whitespace tokens
         "sha256": hashlib.sha256(data).hexdigest(),
     }
     write_atomically(final, data)
@@ -92,6 +120,11 @@ def write_atomically(path: str, data: bytes) -> None:
 
 
 def read_shard(path: str) -> pa.Table:
+    """A text shard of either format, whole."""
+    if shard_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(str(path))
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source).read_all()
 

@@ -9,7 +9,14 @@ import sys
 import click
 
 from c4clean.cli_options import input_option, verbosity
-from c4clean.pipelines.options import DEFAULT_CC_BASE_URL, LANGID_BACKENDS, VARIANTS, RunOptions
+from c4clean.pipelines.options import (
+    DEFAULT_CC_BASE_URL,
+    DEFAULT_FORMAT,
+    FORMATS,
+    LANGID_BACKENDS,
+    VARIANTS,
+    RunOptions,
+)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +28,14 @@ from c4clean.pipelines.options import DEFAULT_CC_BASE_URL, LANGID_BACKENDS, VARI
 )
 @click.option("--output", required=True, help="Output folder for shards, manifest.json, stats.json.")
 @click.option("--variant", type=click.Choice(list(VARIANTS)), default="en", show_default=True)
+@click.option(
+    "--format",
+    "shard_format",
+    type=click.Choice(FORMATS),
+    default=DEFAULT_FORMAT,
+    show_default=True,
+    help="Text shards: arrow (Arrow IPC, memory-mapped) or parquet (zstd, streaming row groups).",
+)
 @click.option(
     "--langid",
     type=click.Choice(LANGID_BACKENDS),
@@ -73,6 +88,7 @@ def run(
     inputs,
     output,
     variant,
+    shard_format,
     langid,
     cc_dump,
     cc_base_url,
@@ -112,6 +128,7 @@ def run(
             output=output,
             inputs=tuple(inputs),
             variant=variant,
+            format=shard_format,
             langid=langid,
             cc_dump=cc_dump,
             cc_base_url=cc_base_url,
@@ -163,7 +180,8 @@ def stats(directory_arg, directory, counters):
         raise click.ClickException(str(error))
     options = manifest["options"]
     click.echo(
-        f"{directory}: variant {manifest['variant']}, format {manifest['format_version']}, "
+        f"{directory}: variant {manifest['variant']}, {manifest.get('format', 'arrow')} shards "
+        f"({manifest['format_version']}), "
         f"near-dedup {'on' if options.get('near_dedup') else 'off'}, "
         f"{len(manifest['inputs'])} input files, {manifest['wall_seconds']} s"
     )

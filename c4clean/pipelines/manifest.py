@@ -84,8 +84,17 @@ def stage_rows(counters: dict) -> list[dict]:
     return rows
 
 
+def _cell(value) -> str:
+    """Numbers with thousands separators (1,234,567), so counts read at a glance."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 def format_table(header: list[str], rows: list[list]) -> str:
-    cells = [[str("" if v is None else v) for v in row] for row in [header] + rows]
+    cells = [[str(v) for v in header]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = []
     for n, row in enumerate(cells):
@@ -108,10 +117,10 @@ def summary_table(stats: dict) -> str:
 
 def splits_table(manifest: dict) -> str:
     rows = [
-        [split, info["pages"], info["shards"], info["text_bytes"]]
+        [split, info["pages"], info.get("words"), info["shards"], info["text_bytes"]]
         for split, info in manifest["splits"].items()
     ]
-    return format_table(["split", "pages", "shards", "text bytes"], rows)
+    return format_table(["split", "pages", "tokens (words)", "shards", "text bytes"], rows)
 
 
 def counters_table(stats: dict) -> str:
@@ -131,7 +140,11 @@ def _list(pattern: str) -> list[str]:
 
 def _complete_shards(options: RunOptions, stage: str) -> list[dict]:
     """Shard records of the staging folder, with empty shards added so every split is complete."""
-    records = [perfile.read_json(p) for p in _list(stage.rstrip("/") + "/*.arrow.json")]
+    records = [
+        perfile.read_json(p)
+        for p in _list(stage.rstrip("/") + "/*.json")
+        if arrow_sink.parse_shard_name(p[: -len(".json")])
+    ]
     splits = {"train", "validation"} if options.recipe.english_only else set()
     splits |= {r["split"] for r in records}
     have = {(r["split"], r["shard"]) for r in records}
@@ -139,7 +152,7 @@ def _complete_shards(options: RunOptions, stage: str) -> list[dict]:
         n = options.shards_for(split)
         for index in range(n):
             if (split, index) not in have:
-                records.append(arrow_sink.write_shard(stage, split, index, n, []))
+                records.append(arrow_sink.write_shard(stage, split, index, n, [], options.format))
     return sorted(records, key=lambda r: (r["split"], r["shard"]))
 
 
@@ -154,7 +167,7 @@ def _move_shards(options: RunOptions, stage: str, records: list[dict]) -> None:
     )
     stale = [
         p
-        for p in _list(out.rstrip("/") + "/*.arrow")
+        for p in _list(out.rstrip("/") + "/*")
         if arrow_sink.parse_shard_name(p) and p.rsplit("/", 1)[-1] not in keep
     ]
     if stale:
@@ -208,13 +221,15 @@ def commit(
     }
     splits: dict[str, dict] = {}
     for r in records:
-        info = splits.setdefault(r["split"], {"pages": 0, "shards": 0, "text_bytes": 0})
+        info = splits.setdefault(r["split"], {"pages": 0, "shards": 0, "text_bytes": 0, "words": 0})
         info["pages"] += r["rows"]
         info["shards"] += 1
         info["text_bytes"] += r["text_bytes"]
+        info["words"] += r["words"]
     manifest = {
         "format_version": FORMAT_VERSION,
         "variant": options.variant,
+        "format": options.format,
         "options": options.as_manifest(),
         "versions": versions(),
         "created_unix": int(started),

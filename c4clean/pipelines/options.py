@@ -17,6 +17,9 @@ FORMAT_VERSION = "c4clean-shards/1"
 # Language id of the multilingual variant: mC4's cld3 (`cleaning.cld3`), or langdetect with the same
 # 0.95 threshold. The English variants always use langdetect, as TFDS's `detect_english` does.
 LANGID_BACKENDS = ("cld3", "langdetect")
+# Text shard formats (`--format`), each also its files' suffix; `arrow_sink` writes and reads them.
+FORMATS = ("arrow", "parquet")
+DEFAULT_FORMAT = "arrow"
 DEFAULT_CC_BASE_URL = "https://data.commoncrawl.org/"
 
 # Where MinHash near-dedup sits: after clean_page (boilerplate lines are gone, so site templates do not
@@ -75,6 +78,7 @@ class RunOptions:
     resume: bool = False
     strict: bool = False
     keep_work: bool = False
+    format: str = DEFAULT_FORMAT
     langid: Optional[str] = None  # LANGID_BACKENDS; None: cld3 for multilingual, else langdetect
     workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
     runner: str = "direct"
@@ -87,6 +91,8 @@ class RunOptions:
             raise ValueError("give --input or --cc-dump")
         if self.recipe.webtextlike and not self.webtext_urls:
             raise ValueError("--variant webtextlike needs --webtext-urls FILE")
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown --format {self.format!r}; one of {', '.join(FORMATS)}")
         if self.langid is not None and self.langid not in LANGID_BACKENDS:
             raise ValueError(f"unknown --langid {self.langid!r}; one of {', '.join(LANGID_BACKENDS)}")
         if self.recipe.english_only and self.langid == "cld3":

@@ -130,7 +130,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
     _ = (
         pages
         | "Split" >> beam.ParDo(t.AssignSplit(recipe.english_only))
-        | "Shards" >> t.WriteShards(staging_dir(options), options.shards_for)
+        | "Shards" >> t.WriteShards(staging_dir(options), options.shards_for, options.format)
     )
     return pipeline
 

@@ -482,11 +482,11 @@ class AssignSplit(_Stage):
 # --- shards --------------------------------------------------------------------------------------
 
 
-def _write_group(element, directory: str):
+def _write_group(element, directory: str, fmt: str):
     from c4clean.pipelines.arrow_sink import write_shard
 
     (split, index, total), pages = element
-    record = write_shard(directory, split, index, total, pages)
+    record = write_shard(directory, split, index, total, pages, fmt)
     log.info("wrote %s: %d rows", record["file"], record["rows"])
     yield record
 
@@ -495,10 +495,11 @@ class WriteShards(beam.PTransform):
     """PCollection[(split, page)] -> shard records; each shard is written (atomically, sorted by
     URL) into `staging_dir`, and the driver moves the complete set into the output folder."""
 
-    def __init__(self, staging_dir: str, shards_for):
+    def __init__(self, staging_dir: str, shards_for, fmt: str = "arrow"):
         super().__init__()
         self._staging_dir = staging_dir
         self._shards_for = shards_for
+        self._format = fmt
 
     def expand(self, split_pages):
         from c4clean.pipelines.arrow_sink import shard_of
@@ -514,5 +515,5 @@ class WriteShards(beam.PTransform):
             split_pages
             | "KeyByShard" >> beam.Map(key)
             | "GroupShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.FlatMap(_write_group, directory=self._staging_dir)
+            | "WriteShard" >> beam.FlatMap(_write_group, directory=self._staging_dir, fmt=self._format)
         )

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from c4clean import __version__, atomic
-from c4clean.tokenize.shards import list_shards, sha256_file
+from c4clean.tokenize.shards import list_shards, sha256_file, text_batches, token_shard_name
 from c4clean.tokenize.vocab import VocabInfo, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -71,20 +71,11 @@ def encode_shard(input_path: str, output_path: str, vocab_dir: str, doc_separato
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{os.path.basename(output_path)}.", suffix=".tmp")
     os.close(fd)
     try:
-        with (
-            pa.memory_map(input_path, "r") as source,
-            pa.OSFile(tmp, "wb") as sink,
-            pa.ipc.new_file(sink, schema) as writer,
-        ):
-            reader = pa.ipc.open_file(source)
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             lengths: list[int] = []
             pieces: list[np.ndarray] = []
             pending = 0
-            for b in range(reader.num_record_batches):
-                batch = reader.get_batch(b)
-                if "text" not in batch.schema.names:
-                    raise ValueError(f"{input_path} has no 'text' column (columns: {batch.schema.names})")
-                column = batch.column("text")
+            for column in text_batches(input_path):
                 for start in range(0, len(column), ENCODE_CHUNK_DOCS):
                     texts = column.slice(start, ENCODE_CHUNK_DOCS).to_pylist()
                     # a null text is an empty document: it keeps its row so rows stay aligned with the text
@@ -178,7 +169,7 @@ def encode_corpus(
     shards = list_shards(input_dir)
     if not shards:
         raise FileNotFoundError(f"no text shards in {input_dir}")
-    splits_of = {s.path.name: s.split for s in shards}
+    splits_of = {token_shard_name(s.path): s.split for s in shards}
 
     done: dict[str, dict] = {}
     manifest_path = output_dir / MANIFEST
@@ -202,8 +193,10 @@ def encode_corpus(
                 done[name] = {k: v for k, v in entry.items() if k != "split"}
         log.info("resuming: %d of %d shards already encoded", len(done), len(shards))
 
-    todo = [s for s in shards if s.path.name not in done]
-    jobs = [(str(s.path), str(output_dir / s.path.name), str(vocab_dir), doc_separator) for s in todo]
+    todo = [s for s in shards if token_shard_name(s.path) not in done]
+    jobs = [
+        (str(s.path), str(output_dir / token_shard_name(s.path)), str(vocab_dir), doc_separator) for s in todo
+    ]
     failures: list[str] = []
 
     def finished(job, entry=None, error=None):

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from c4clean import atomic
-from c4clean.tokenize.shards import list_shards, sha256_file
+from c4clean.tokenize.shards import list_shards, sha256_file, text_batches
 
 log = logging.getLogger(__name__)
 
@@ -128,21 +128,11 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def _text_batches(shard_path: Path) -> Iterator[pa.Array]:
-    with pa.memory_map(str(shard_path), "r") as source:
-        reader = pa.ipc.open_file(source)
-        for i in range(reader.num_record_batches):
-            batch = reader.get_batch(i)
-            if "text" not in batch.schema.names:
-                raise ValueError(f"{shard_path} has no 'text' column (columns: {batch.schema.names})")
-            yield batch.column("text")
-
-
 def corpus_text_bytes(input_dir: str | Path, split: str | None = "train") -> int:
     """UTF-8 bytes of text in the split, from the Arrow offsets alone (no text is read)."""
     total = 0
     for shard in list_shards(input_dir, split):
-        for text in _text_batches(shard.path):
+        for text in text_batches(shard.path):
             total += int(pc.sum(pc.binary_length(text)).as_py() or 0)
     return total
 
@@ -173,7 +163,7 @@ def sample_lines(
     emitted = documents = 0
     for ordinal, shard in enumerate(shards):
         row0 = 0
-        for text in _text_batches(shard.path):
+        for text in text_batches(shard.path):
             rows = np.arange(row0, row0 + len(text), dtype=np.uint64)
             row0 += len(text)
             key = _splitmix64(_splitmix64(np.uint64(seed) ^ (np.uint64(ordinal) << np.uint64(40))) ^ rows)
