@@ -109,7 +109,7 @@ def run(
     runner,
     beam_args,
 ):
-    """Clean WET files into sharded Arrow files (C4 recipe + MinHash near-dedup).
+    """Clean WET files into sharded Arrow or Parquet files (C4 recipe + MinHash near-dedup).
 
     Beam pipeline options go after `--`, e.g. `-- --project=p --region=europe-west1
     --temp_location=gs://b/tmp --num_workers=50`.
