@@ -28,6 +28,7 @@ COMMANDS = {
     "ablate": "c4clean.ablate.cli:ablate",
     "train": "c4clean.train.cli:train",
     "export": "c4clean.train.cli:export",
+    "objectives": "c4clean.train.objectives_cli:objectives",
 }
 
 EXIT_INTERRUPTED = 130

@@ -172,11 +172,15 @@ def repeats(budget_tokens: int, data_tokens: int) -> float:
 
 def random_spans_lengths(inputs_length: int, noise_density: float, mean_span: float) -> tuple[int, int]:
     """(raw tokens per sample, targets length): T5's `random_spans_helper`, as the loader computes it."""
-    return DataOptions(inputs_length, noise_density, mean_span).lengths()
+    return DataOptions(
+        input_length=inputs_length, noise_density=noise_density, mean_noise_span_length=mean_span
+    ).lengths()
 
 
 def tokens_per_sample(mode: str, inputs_length: int, noise_density: float, mean_span: float) -> int:
-    options = DataOptions(inputs_length, noise_density, mean_span)
+    options = DataOptions(
+        input_length=inputs_length, noise_density=noise_density, mean_noise_span_length=mean_span
+    )
     try:
         return options.tokens_per_sample(mode)
     except ValueError as e:

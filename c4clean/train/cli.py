@@ -124,6 +124,18 @@ def _parse_model_overrides(items) -> dict:
     help="Initial weights: a c4clean model/checkpoint directory or a Hugging Face T5 v1.1 directory.",
 )
 @click.option(
+    "--objective",
+    default=None,
+    help="Pre-training objective [random_spans]: random_spans, prefix_lm, bert, mass, "
+    "iid_replace_spans, iid_drop, deshuffle (see `c4clean objectives`).",
+)
+@click.option(
+    "--masking",
+    type=click.Choice(["dynamic", "static"]),
+    default=None,
+    help="dynamic: new noise every epoch [default]; static: one noise pattern per window (RoBERTa).",
+)
+@click.option(
     "--input-length", type=int, default=None, help="Encoder length [512]; targets follow (114 for 512)."
 )
 @click.option("--noise-density", type=float, default=None, help="Span corruption noise density [0.15].")
@@ -171,6 +183,8 @@ def train(
     device,
     resume,
     init,
+    objective,
+    masking,
     input_length,
     noise_density,
     mean_noise_span_length,
@@ -181,12 +195,15 @@ def train(
     no_progress,
 ):
     """Pre-train T5 v1.1 with span corruption on a token directory (CPU, CUDA, DDP under torchrun)."""
+    from c4clean.train.data_options import DataOptions
     from c4clean.train.trainer import TrainConfig, TrainingError
     from c4clean.train.trainer import train as run_training
 
     data_options = {
         k: v
         for k, v in dict(
+            objective=objective,
+            masking=masking,
             input_length=input_length,
             noise_density=noise_density,
             mean_noise_span_length=mean_noise_span_length,
@@ -195,6 +212,10 @@ def train(
         ).items()
         if v is not None
     }
+    try:  # bad objective settings are errors before anything loads
+        DataOptions.from_dict(data_options)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     cfg = TrainConfig(
         data=data,
         out=out,

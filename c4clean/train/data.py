@@ -29,8 +29,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from c4clean.tokenize.encode import TOKENS_COLUMN, read_manifest
 from c4clean.tokenize.vocab import VocabInfo
+from c4clean.train import objectives
 from c4clean.train.data_options import DataOptions
-from c4clean.train.span_corruption import combine, random_spans_helper, sample_keys, span_corrupt, splitmix64
+from c4clean.train.span_corruption import combine, sample_keys, splitmix64
 
 _FEISTEL_ROUNDS = 4
 _DOC_ORDER, _WINDOW_OFFSET = 0x444F43, 0x4F4646  # key streams of the per-epoch document order / offset
@@ -157,7 +158,9 @@ class T5SpanCorruptionDataset(IterableDataset):
     """Batches of T5 span-corrupted windows from a token directory (see the module docstring).
 
     Yields dicts of int64 tensors: `input_ids` (B, input_length), `labels` and `decoder_input_ids`
-    (B, target_length); no padding, so no attention masks are needed. `num_epochs=None` repeats forever.
+    (B, target_length); span corruption needs no padding, so no attention masks. `objective` picks
+    another of the T5 paper's objectives (train/objectives.py); those whose rows differ in length add
+    an `attention_mask` and pad labels with -100. `num_epochs=None` repeats forever.
     """
 
     def __init__(
@@ -177,20 +180,25 @@ class T5SpanCorruptionDataset(IterableDataset):
         world_size: int | None = None,
         num_epochs: int | None = None,
         masking: str = "dynamic",
+        objective: str = "random_spans",
     ):
         options = DataOptions(
-            input_length, noise_density, mean_noise_span_length, max_tokens, doc_separator, masking
+            objective=objective,
+            input_length=input_length,
+            noise_density=noise_density,
+            mean_noise_span_length=mean_noise_span_length,
+            max_tokens=max_tokens,
+            doc_separator=doc_separator,
+            masking=masking,
         )
         options.validate()
-        self.token_dir, self.split, self.masking = Path(token_dir), split, masking
+        self.token_dir, self.split, self.masking, self.objective = Path(token_dir), split, masking, objective
         self.input_length, self.noise_density, self.mean_noise_span_length = (
             input_length,
             noise_density,
             mean_noise_span_length,
         )
-        self.raw_length, self.target_length = random_spans_helper(
-            input_length, noise_density, mean_noise_span_length
-        )
+        self.raw_length, self.target_length = options.lengths()
         self.batch_size, self.seed, self.shuffle, self.num_epochs = batch_size, seed, shuffle, num_epochs
         if rank is None or world_size is None:  # default: the torch.distributed process group, if any
             distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -331,15 +339,17 @@ class T5SpanCorruptionDataset(IterableDataset):
         # static masking: a window keeps its tokens (epoch 0's layout) and its mask in every epoch
         windows = np.stack([self.read_window(w, 0 if static else epoch) for w in window_ids])
         keys = sample_keys(self.seed, 0, window_ids) if static else sample_keys(self.seed, epoch, positions)
-        batch = span_corrupt(
-            windows,
-            keys,
+        setting = objectives.Setting(
             vocab_size=self.vocab.vocab_size,
+            sp_pieces=self.vocab.sp_pieces,
             eos_id=self.vocab.eos_id,
             pad_id=self.vocab.pad_id,
+            input_length=self.input_length,
+            target_length=self.target_length,
             noise_density=self.noise_density,
             mean_noise_span_length=self.mean_noise_span_length,
         )
+        batch = objectives.apply(self.objective, windows, keys, setting)
         batch["window"] = window_ids
         return batch
 

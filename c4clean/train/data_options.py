@@ -16,6 +16,7 @@ DOC_SEPARATORS = (None, "none", "eos")
 
 @dataclasses.dataclass(frozen=True)
 class DataOptions:
+    objective: str = "random_spans"  # one of train/objectives.py OBJECTIVES
     input_length: int = 512  # encoder length; the raw window and targets follow from the objective
     noise_density: float = 0.15
     mean_noise_span_length: float = 3.0
@@ -41,9 +42,21 @@ class DataOptions:
             raise ValueError(f"unknown data options {sorted(unknown)}; known: {', '.join(cls.names())}")
         opts = cls(**options)
         opts.validate()
+        unused = sorted((set(options) & {"noise_density", "mean_noise_span_length"}) - opts.spec().options)
+        if unused:
+            raise ValueError(
+                f"objective {opts.objective} does not use {', '.join(unused)} "
+                f"(it uses: {', '.join(sorted(opts.spec().options)) or 'neither rate nor span length'})"
+            )
         return opts
 
+    def spec(self):
+        from c4clean.train import objectives
+
+        return objectives.get(self.objective)
+
     def validate(self) -> None:
+        self.spec()  # an unknown objective raises here
         if self.input_length < 2:
             raise ValueError(f"input_length must be at least 2, got {self.input_length}")
         if not 0 < self.noise_density < 1:
@@ -58,17 +71,18 @@ class DataOptions:
             raise ValueError(f"masking must be static or dynamic, not {self.masking!r}")
 
     def lengths(self) -> tuple[int, int]:
-        """(raw window length, targets length) for inputs of `input_length` (568/114 for 512)."""
-        from c4clean.train.span_corruption import random_spans_helper
-
-        return random_spans_helper(self.input_length, self.noise_density, self.mean_noise_span_length)
+        """(raw window length, targets length) for inputs of `input_length` (568/114 for 512 with
+        random spans; each objective's choice is in train/objectives.py)."""
+        return self.spec().lengths(self.input_length, self.noise_density, self.mean_noise_span_length)
 
     def sentinels_needed(self) -> int:
-        """Noise spans of a full window, each taking one sentinel in the inputs and targets."""
-        from c4clean.train.span_corruption import noise_counts
+        """The most sentinels one sample can use: the noise spans of a full window (random spans),
+        the most runs i.i.d. noise can form (replace spans), 0 for the objectives without them."""
+        from c4clean.train import objectives
 
-        raw, _ = self.lengths()
-        return noise_counts(raw, self.noise_density, self.mean_noise_span_length)[1]
+        return objectives.max_sentinels(
+            self.objective, self.input_length, self.noise_density, self.mean_noise_span_length
+        )
 
     def check_sentinels(self, available: int) -> None:
         """ValueError when the objective needs more sentinels than the vocabulary has: the extra
@@ -76,9 +90,9 @@ class DataOptions:
         needed = self.sentinels_needed()
         if needed > available:
             raise ValueError(
-                f"span corruption with input_length {self.input_length}, noise_density "
+                f"{self.objective} with input_length {self.input_length}, noise_density "
                 f"{self.noise_density} and mean_noise_span_length {self.mean_noise_span_length} "
-                f"needs {needed} noise spans (one sentinel each), but the vocabulary has only "
+                f"needs up to {needed} noise spans (one sentinel each), but the vocabulary has only "
                 f"{available} sentinels: lower the noise density, raise the mean span length, or "
                 f"shorten the inputs"
             )

@@ -205,7 +205,8 @@ def gpu_peak_flops(device: torch.device) -> float | None:
 
 def model_config_for(cfg: TrainConfig, vocab: dict) -> T5Config:
     """Preset + overrides with the data's vocabulary; rows rounded up to a multiple of 128 as T5's
-    32,100-piece vocabulary becomes 32,128 rows (faster matmuls; the extra rows are never targets)."""
+    32,100-piece vocabulary becomes 32,128 rows (faster matmuls; the extra rows are never targets,
+    and the first of them is the mask token of the BERT- and MASS-style objectives)."""
     for key in ("vocab_size", "pad_id", "eos_id", "sha256"):
         if key not in vocab:
             raise TrainingError(
@@ -213,7 +214,7 @@ def model_config_for(cfg: TrainConfig, vocab: dict) -> T5Config:
             )
     if vocab["pad_id"] != 0:
         raise TrainingError(f"vocabulary has pad id {vocab['pad_id']}; T5 needs pad = decoder start = 0")
-    rows = -(-int(vocab["vocab_size"]) // 128) * 128
+    rows = -(-(int(vocab["vocab_size"]) + 1) // 128) * 128  # + 1: the mask token id is vocab_size
     return preset(
         cfg.preset,
         **{
