@@ -71,8 +71,13 @@ def test_input_output_everywhere_old_spellings_hidden():
         help_text = CliRunner().invoke(cli.main, [*path, "--help"]).output
         assert "--data" not in help_text and "--out " not in help_text, path
         opts = {o for p in command.params for o in getattr(p, "opts", [])}
-        assert "--output" in opts or path in {("explain",), ("stats",), ("ablate", "report")}, path
-        assert "--input" in opts or path in {("explain",), ("ablate", "run")}, path
+        assert "--output" in opts or path in {
+            ("explain",),
+            ("stats",),
+            ("ablate", "report"),
+            ("objectives",),
+        }, path
+        assert "--input" in opts or path in {("explain",), ("ablate", "run"), ("objectives",)}, path
 
 
 @pytest.mark.parametrize(
