@@ -92,7 +92,7 @@ class DataOptions:
             raise ValueError(
                 f"{self.objective} with input_length {self.input_length}, noise_density "
                 f"{self.noise_density} and mean_noise_span_length {self.mean_noise_span_length} "
-                f"needs up to {needed} noise spans (one sentinel each), but the vocabulary has only "
+                f"needs {needed} noise spans (one sentinel each), but the vocabulary has only "
                 f"{available} sentinels: lower the noise density, raise the mean span length, or "
                 f"shorten the inputs"
             )
