@@ -124,3 +124,82 @@ def test_page_id_orders_by_url_md5_and_separates_texts():
     md5 = lambda u: hashlib.md5(u.encode()).hexdigest()  # noqa: E731
     assert (a < b) == (md5("http://a/") < md5("http://b/"))
     assert minhash.page_id("http://a/", "x") != minhash.page_id("http://a/", "y")
+
+
+def test_normalize_unifies_unicode_forms_quotes_dashes_and_digits():
+    import unicodedata
+
+    text = "Tiếng Việt có dấu"
+    nfc, nfd = unicodedata.normalize("NFC", text), unicodedata.normalize("NFD", text)
+    assert nfc != nfd
+    assert minhash.normalize(nfc) == minhash.normalize(nfd) == unicodedata.normalize("NFC", text.lower())
+    # Full-width letters (NFKC), smart and straight quotes, every dash, backtick and acute accent.
+    assert minhash.normalize("ＡＢＣ") == "abc"
+    variants = ["don’t “stop” — now", 'don\'t "stop" - now', "don`t «stop» – now", "don´t „stop“ −now"]
+    assert {" ".join(minhash.normalize(v).split()) for v in variants} == {"don t stop now"}
+    # Digit runs (any script's decimal digits) become one 0.
+    assert minhash.normalize("In 2019: 3,500 pages, ٤٢ more") == "in 0  0 0 pages  0 more"
+    # Mode "none" is the raw, lower-cased text (the shingles c4clean had before).
+    assert minhash.normalize("Don’t 42", minhash.NORMALIZE_NONE) == "don’t 42"
+    with pytest.raises(ValueError, match="unknown normalisation"):
+        minhash.normalize("x", "nfd")
+
+
+def test_shingles_normalised_by_default_raw_on_request():
+    smart, straight = "He said “don’t” twice", 'He said "don\'t" twice'
+    assert minhash.shingles(smart) == minhash.shingles(straight) == [b"he said don t twice"]
+    raw = minhash.NORMALIZE_NONE
+    assert minhash.shingles(smart, normalization=raw) != minhash.shingles(straight, normalization=raw)
+    assert minhash.shingles("A, b.", n=5, normalization=raw) == [b"a, b."]
+
+
+def test_punctuation_class_covers_every_unicode_punctuation_character():
+    import sys
+    import unicodedata
+
+    assert all(
+        unicodedata.category(chr(c))[0] != "P"
+        for c in range(minhash._PUNCTUATION_SCAN_END, sys.maxunicode + 1)
+    )
+    sample = "".join(chr(c) for c in range(0x2000, 0x2070) if unicodedata.category(chr(c))[0] == "P")
+    assert minhash._punctuation().sub("", sample + minhash.QUOTE_DASH_SYMBOLS) == ""
+
+
+def test_exact_jaccard():
+    a, b = {b"1", b"2", b"3"}, {b"2", b"3", b"4", b"5"}
+    assert minhash.exact_jaccard(a, b) == minhash.exact_jaccard(b, a) == 2 / 5
+    assert minhash.exact_jaccard(a, a) == 1.0
+    assert minhash.exact_jaccard(set(), set()) == 0.0
+
+
+def test_recall_bands_reach_the_recall_with_least_false_positive_area():
+    assert minhash.recall_bands(0.8, 128) == (16, 6)
+    for threshold, num_perm in [(0.8, 128), (0.5, 64), (0.9, 256), (0.7, 16)]:
+        b, r = minhash.recall_bands(threshold, num_perm)
+        assert b * r <= num_perm
+        assert minhash.candidate_probability(threshold, b, r) >= 0.99
+        # Brute force over every setting that reaches the recall: none has a smaller area.
+        grid = np.linspace(0, threshold, 1001)
+        area = lambda b, r: np.trapezoid(minhash.candidate_probability(grid, b, r), grid)  # noqa: E731
+        best = min(
+            area(b2, r2)
+            for r2 in range(1, num_perm + 1)
+            for b2 in range(1, num_perm // r2 + 1)
+            if minhash.candidate_probability(threshold, b2, r2) >= 0.99
+        )
+        assert area(b, r) == pytest.approx(best)
+    # Out of reach: the most sensitive setting.
+    assert minhash.recall_bands(0.02, 128) == (128, 1)
+
+
+def test_check_settings_messages():
+    minhash.check_settings(0.8, 16, 1, "none")
+    for args, message in [
+        ((0.0, 128, 5, "nfkc"), "--near-dedup-threshold"),
+        ((1.01, 128, 5, "nfkc"), "--near-dedup-threshold"),
+        ((0.8, 15, 5, "nfkc"), "--num-perm must be >= 16"),
+        ((0.8, 128, 0, "nfkc"), "--ngram must be >= 1"),
+        ((0.8, 128, 5, "raw"), "--near-dedup-normalize"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            minhash.check_settings(*args)

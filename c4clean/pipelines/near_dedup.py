@@ -1,18 +1,25 @@
-"""MinHash near-duplicate removal as Beam steps.
+"""MinHash near-duplicate removal as Beam steps, verified by exact Jaccard.
 
-    pages ─► (id, page) ─► signatures ─► LSH band keys ─► buckets (ids only) ─► candidate edges
-          ─► [verify by estimated Jaccard] ─► connected components (hash-to-min rounds)
-          ─► drop marks ─► CoGroupByKey with the pages ─► pages without near-duplicates
+    pages ─► (id, page) ─► signature ─► LSH band keys ─► buckets (ids only) ─► candidate pairs
+          ─► CoGroupByKey with the pages: pages in no candidate pair leave here, untouched
+          ─► candidate pages ⋈ pairs (twice) ─► exact shingle-set Jaccard >= threshold: edges
+          ─► connected components (hash-to-min rounds) ─► each component's pages, by its root
+          ─► within a component: the smallest id is kept, every page with exact Jaccard >=
+             threshold *to that kept page* is removed, and the rest repeat the rule among
+             themselves (so no page is removed for a chain A~B~C alone)
+          ─► kept pages + one audit row per removed page {url, kept_url, jaccard}
 
-Every step groups by a key (a band bucket, a page id, a cluster root), so no worker ever holds the
-whole corpus; the largest group is one LSH bucket (ids) or one cluster (ids and signatures).
-A page's id sorts by md5(url) (`minhash.page_id`), and each cluster keeps its smallest id, so the
-result depends neither on input order nor on how the runner splits the work.
+Every step groups by a key (a band bucket, a page id, a component root), so no worker ever holds
+the whole corpus; the largest group is one LSH bucket (ids) or one component (its pages). A page's
+id sorts by md5(url) (`minhash.page_id`), and the rules above only compare ids, so the result
+depends neither on input order nor on how the runner splits the work.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+import itertools
+import json
+from typing import Iterable, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -21,21 +28,23 @@ from c4clean.cleaning import minhash, reasons
 from c4clean.cleaning.page import Page
 
 DEFAULT_MAX_ROUNDS = 8
-# LSH bands weighted towards recall (fp 0.1 / fn 0.9 in datasketch's optimiser: 14 bands x 9 rows for
-# 0.8 / 128): verification removes the extra false positives, and datasketch's even weighting finds
-# a pair at Jaccard 0.8 only ~40% of the time (measured recall of planted pairs: 6/15 -> 10/15).
-RECALL_WEIGHT = 0.9
+# Buckets up to this size give all their pairs as candidates; larger ones a star from their
+# smallest id (enough to connect them, and what keeps a bucket of thousands of copies linear).
+MAX_ALL_PAIRS_BUCKET = 32
+AUDIT_FILE = "near_duplicates.jsonl"
+_CANDIDATE = "candidate"
 
 
 def _counter(name: str):
     return Metrics.counter(reasons.NS_NEAR_DEDUP, name)
 
 
-class _Signatures(beam.DoFn):
-    """(id, page) -> (id, signature bytes); pages without any shingle get no signature."""
+class _BandEntries(beam.DoFn):
+    """(id, page) -> (band key, id) for each band; pages without any shingle give none."""
 
-    def __init__(self, num_perm: int, seed: int, ngram: int):
-        self._args = (num_perm, seed, ngram)
+    def __init__(self, num_perm: int, seed: int, ngram: int, normalization: str, bands: int, rows: int):
+        self._args = (num_perm, seed, ngram, normalization)
+        self._bands = (bands, rows)
         self._hasher = None
 
     def setup(self):
@@ -46,21 +55,19 @@ class _Signatures(beam.DoFn):
         pid, page = element
         sig = self._hasher.signature(page.text)
         if sig is not None:
-            yield pid, minhash.signature_to_bytes(sig)
+            for key in minhash.band_keys(sig, *self._bands):
+                yield key, pid
 
 
-def _band_entries(element, b: int, r: int) -> Iterator[tuple[bytes, str]]:
-    pid, sig = element
-    for key in minhash.band_keys(minhash.signature_from_bytes(sig), b, r):
-        yield key, pid
-
-
-def _star_edges(bucket) -> Iterator[tuple[str, str]]:
-    """A star from the bucket's smallest id to every other member: enough to connect them all."""
+def _candidate_pairs(bucket) -> Iterator[tuple[bytes, bytes]]:
+    """(smaller id, larger id) pairs of one bucket: all of them, or a star for a large bucket."""
     _, ids = bucket
     members = sorted(set(ids))
-    for other in members[1:]:
-        yield members[0], other
+    if len(members) <= MAX_ALL_PAIRS_BUCKET:
+        yield from itertools.combinations(members, 2)
+    else:
+        for other in members[1:]:
+            yield members[0], other
 
 
 class _CountEach(beam.DoFn):
@@ -76,26 +83,54 @@ class _CountEach(beam.DoFn):
         yield element
 
 
-def _attach_other_signature(joined) -> Iterator[tuple[str, tuple[str, bytes]]]:
-    other, groups = joined
-    sigs = list(groups["sig"])
-    if sigs:
-        for root in groups["edge"]:
-            yield root, (other, sigs[0])
+def _both_ends(pair) -> Iterator[tuple[bytes, None]]:
+    yield pair[0], None
+    yield pair[1], None
 
 
-def _verified_edges(joined, threshold: float) -> Iterator[tuple[str, str]]:
-    root, groups = joined
-    sigs = list(groups["sig"])
-    if not sigs:
+def _split_candidates(joined) -> Iterator:
+    """Pages in no candidate pair are final; candidate pages go on (tagged) to verification."""
+    pid, groups = joined
+    is_candidate = bool(list(groups["candidate"]))
+    for page in groups["page"]:
+        if is_candidate:
+            yield beam.pvalue.TaggedOutput(_CANDIDATE, (pid, page))
+        else:
+            yield page
+
+
+class _Shingler:
+    """Shingle sets with the transform's settings."""
+
+    def __init__(self, ngram: int, normalization: str):
+        self._args = (ngram, normalization)
+
+    def __call__(self, text: str) -> set:
+        return set(minhash.shingles(text, *self._args))
+
+
+def _send_text_to_larger(joined) -> Iterator[tuple[bytes, tuple[bytes, str]]]:
+    """Joined by the smaller id of each pair: its text travels to the larger id."""
+    pid, groups = joined
+    pages = list(groups["page"])
+    if pages:
+        for other in groups["larger"]:
+            yield other, (pid, pages[0].text)
+
+
+def _verified_edges(joined, shingler: _Shingler, threshold: float) -> Iterator[tuple[bytes, bytes]]:
+    """Joined by the larger id of each pair: the pairs whose exact Jaccard reaches the threshold."""
+    pid, groups = joined
+    pages = list(groups["page"])
+    if not pages:
         return
-    root_sig = minhash.signature_from_bytes(sigs[0])
-    for other, other_sig in groups["half"]:
-        if minhash.estimated_jaccard(root_sig, minhash.signature_from_bytes(other_sig)) >= threshold:
-            yield root, other
+    mine = shingler(pages[0].text)
+    for other, text in groups["smaller"]:
+        if minhash.exact_jaccard(mine, shingler(text)) >= threshold:
+            yield other, pid
 
 
-def _initial_neighbourhood(edge) -> Iterator[tuple[str, str]]:
+def _initial_neighbourhood(edge) -> Iterator[tuple[bytes, bytes]]:
     a, b = edge
     yield a, a
     yield a, b
@@ -103,7 +138,7 @@ def _initial_neighbourhood(edge) -> Iterator[tuple[str, str]]:
     yield b, a
 
 
-def _hash_to_min_messages(element) -> Iterator[tuple[str, tuple[str, tuple[str, ...]]]]:
+def _hash_to_min_messages(element) -> Iterator[tuple[bytes, tuple[str, tuple[bytes, ...]]]]:
     """One hash-to-min round (Rastogi et al. 2013): send the whole set C(v) to its minimum m and
     m to every member of C(v). At the fixed point the cluster's minimum holds the cluster and every
     other member holds just that minimum. 'old' carries C(v) over, to detect the fixed point."""
@@ -125,8 +160,8 @@ class _MergeRound(beam.DoFn):
 
     def process(self, element):
         node, messages = element
-        merged: set[str] = set()
-        old: tuple[str, ...] = ()
+        merged: set[bytes] = set()
+        old: tuple[bytes, ...] = ()
         for kind, members in messages:
             if kind == "old":
                 old = members
@@ -138,52 +173,110 @@ class _MergeRound(beam.DoFn):
         yield node, new
 
 
-def _drop_marks(element) -> Iterator[tuple[str, bool]]:
-    """A node is dropped when its cluster holds a smaller id. Before the fixed point a node may
-    still wrongly look like a root (kept), but a dropped node always has a kept smaller node in its
-    cluster: an unconverged run removes too little, never too much."""
+def _root_of(element) -> tuple[bytes, bytes]:
+    """node -> the smallest id it knows in its component (its root once the rounds converged;
+    before, a component may be split among several roots: fewer removals, never wrong ones)."""
     node, members = element
-    if members[0] < node:
-        yield node, True
+    return node, members[0]
 
 
-def _count_root(element) -> None:
-    node, members = element
-    if members[0] == node:
-        _counter(reasons.NEAR_DEDUP_CLUSTERS).inc()
+def _route_to_root(joined) -> Iterator:
+    """Candidate pages of a component go to its root; the others (no verified edge) are final."""
+    pid, groups = joined
+    roots = list(groups["root"])
+    for page in groups["page"]:
+        if roots:
+            yield beam.pvalue.TaggedOutput("member", (roots[0], (pid, page)))
+        else:
+            yield page
 
 
-class _KeepUnmarked(beam.DoFn):
+def keep_or_remove(
+    members: list[tuple[bytes, Page]], shingler, threshold: float
+) -> tuple[list[Page], list[dict]]:
+    """One component: (pages kept, audit rows of the pages removed), by the rule of the module
+    docstring. Every removed page is compared with the page kept in its place, directly. Pages
+    with one id (same url and text) share their fate."""
+    by_id: dict[bytes, list[Page]] = {}
+    for pid, page in members:
+        by_id.setdefault(pid, []).append(page)
+    ids = sorted(by_id)
+    sets = {pid: shingler(by_id[pid][0].text) for pid in ids}
+    kept: list[Page] = []
+    rows: list[dict] = []
+    while ids:
+        keeper, rest = ids[0], []
+        kept += by_id[keeper]
+        kept_url = by_id[keeper][0].url
+        for pid in ids[1:]:
+            jaccard = minhash.exact_jaccard(sets[keeper], sets[pid])
+            if jaccard >= threshold:
+                rows += [audit_row(page.url, kept_url, jaccard) for page in by_id[pid]]
+            else:
+                rest.append(pid)
+        ids = rest
+    return kept, rows
+
+
+def audit_row(url: str, kept_url: str, jaccard: float) -> dict:
+    return {"url": url, "kept_url": kept_url, "jaccard": round(jaccard, 4)}
+
+
+class _KeepOrRemove(beam.DoFn):
+    def __init__(self, shingler: _Shingler, threshold: float):
+        self._shingler = shingler
+        self._threshold = threshold
+
+    def setup(self):
+        self._dropped = _counter(reasons.NEAR_DUPLICATE)
+        self._clusters = _counter(reasons.NEAR_DEDUP_CLUSTERS)
+
+    def process(self, element):
+        _, members = element
+        kept, rows = keep_or_remove(list(members), self._shingler, self._threshold)
+        self._dropped.inc(len(rows))
+        self._clusters.inc(len({row["kept_url"] for row in rows}))
+        yield from kept
+        for row in rows:
+            yield beam.pvalue.TaggedOutput("audit", row)
+
+
+class _CountPassed(beam.DoFn):
     def setup(self):
         self._passed = _counter(reasons.PASSED)
-        self._dropped = _counter(reasons.NEAR_DUPLICATE)
 
-    def process(self, element) -> Iterable[Page]:
-        _, groups = element
-        drop = any(groups["drop"])
-        for page in groups["page"]:
-            if drop:
-                self._dropped.inc()
-            else:
-                self._passed.inc()
-                yield page
+    def process(self, page):
+        self._passed.inc()
+        yield page
+
+
+def audit_lines(rows: Iterable[dict]) -> bytes:
+    """near_duplicates.jsonl: one JSON object per removed page, sorted by (url, kept_url)."""
+    ordered = sorted(rows, key=lambda row: (row["url"], row["kept_url"]))
+    return "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in ordered).encode()
+
+
+def _write_audit(rows: list[dict], path: str) -> None:
+    from c4clean.pipelines.arrow_sink import write_atomically
+
+    write_atomically(path, audit_lines(rows))
 
 
 class RemoveNearDuplicates(beam.PTransform):
-    """PCollection[Page] -> PCollection[Page] with one page kept per cluster of near-duplicates.
+    """PCollection[Page] -> PCollection[Page] without near-duplicates.
 
-    Two pages are candidates when their MinHash signatures agree on a whole LSH band (b bands of r
-    rows, chosen from `threshold` and `num_perm` as datasketch's MinHashLSH does; a
-    `false_negative_weight` above 0.5 favours recall, see `minhash.optimal_bands`). With `verify`
-    (default), a candidate pair becomes an edge only if its estimated Jaccard similarity (the share
-    of equal signature values) is >= `threshold`, which removes LSH false positives and makes the
-    result a function of the threshold; without it every candidate pair is an edge. Clusters are
-    the connected components of the edges (A~B and B~C put A, B, C together) and each keeps the
-    page with the smallest md5(url). `max_rounds` hash-to-min rounds are unrolled; the counter
-    `unconverged-nodes` > 0 says more are needed (the run then keeps some duplicates, never drops
-    a unique page).
+    Two pages are candidates when their MinHash signatures agree on a whole LSH band; the bands
+    (`minhash.recall_bands`) make a pair at exactly `threshold` a candidate with probability
+    >= 0.99. A candidate pair is an edge when the exact Jaccard similarity of the two shingle sets
+    (`minhash.shingles` with `ngram` and `normalization`) is >= `threshold`. Within each connected
+    component of the edges the page with the smallest md5(url) is kept and removes the pages whose
+    exact Jaccard *with it* is >= `threshold`; the pages it does not remove repeat the rule among
+    themselves. `max_rounds` hash-to-min rounds are unrolled; the counter `unconverged-nodes` > 0
+    says more were needed (the run then keeps some duplicates, never removes a page without a
+    kept near-duplicate). With `audit_path`, one JSON line per removed page
+    {"url", "kept_url", "jaccard"} is written there atomically, sorted (see `audit_lines`).
 
-    Pages that share url and text share an id and are kept or dropped together: run URL dedup
+    Pages that share url and text share an id and are kept or removed together: run URL dedup
     first (the C4 recipe does).
     """
 
@@ -194,46 +287,57 @@ class RemoveNearDuplicates(beam.PTransform):
         ngram: int = minhash.DEFAULT_NGRAM,
         seed: int = minhash.DEFAULT_SEED,
         *,
-        verify: bool = True,
-        false_negative_weight: float = RECALL_WEIGHT,
+        normalization: str = minhash.DEFAULT_NORMALIZE,
+        min_candidate_recall: float = minhash.MIN_CANDIDATE_RECALL,
         max_rounds: int = DEFAULT_MAX_ROUNDS,
+        audit_path: Optional[str] = None,
         label: str | None = None,
     ):
         super().__init__(label)
+        minhash.check_settings(threshold, num_perm, ngram, normalization)
         if max_rounds < 1:
             raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
         self.threshold = threshold
         self.num_perm = num_perm
         self.ngram = ngram
         self.seed = seed
-        self.verify = verify
+        self.normalization = normalization
         self.max_rounds = max_rounds
-        self.bands, self.rows = minhash.optimal_bands(threshold, num_perm, false_negative_weight)
+        self.audit_path = audit_path
+        self.bands, self.rows = minhash.recall_bands(threshold, num_perm, min_candidate_recall)
 
     def expand(self, pages):
+        shingler = _Shingler(self.ngram, self.normalization)
         keyed = pages | "KeyById" >> beam.Map(lambda p: (minhash.page_id(p.url, p.text), p))
-        sigs = keyed | "Signature" >> beam.ParDo(_Signatures(self.num_perm, self.seed, self.ngram))
-
-        edges = (
-            sigs
-            | "BandKeys" >> beam.FlatMap(_band_entries, self.bands, self.rows)
+        pairs = (
+            keyed
+            | "BandKeys"
+            >> beam.ParDo(
+                _BandEntries(self.num_perm, self.seed, self.ngram, self.normalization, self.bands, self.rows)
+            )
             | "GroupBuckets" >> beam.GroupByKey()
-            | "StarEdges" >> beam.FlatMap(_star_edges)
+            | "CandidatePairs" >> beam.FlatMap(_candidate_pairs)
             | "DistinctCandidates" >> beam.Distinct()
             | "CountCandidates" >> beam.ParDo(_CountEach(reasons.NEAR_DEDUP_CANDIDATE_PAIRS))
         )
-        if self.verify:
-            half = (
-                {"sig": sigs, "edge": edges | "KeyByOther" >> beam.Map(lambda e: (e[1], e[0]))}
-                | "JoinOtherSignature" >> beam.CoGroupByKey()
-                | "AttachOtherSignature" >> beam.FlatMap(_attach_other_signature)
-            )
-            edges = (
-                {"sig": sigs, "half": half}
-                | "JoinRootSignature" >> beam.CoGroupByKey()
-                | "VerifyJaccard" >> beam.FlatMap(_verified_edges, self.threshold)
-                | "CountVerified" >> beam.ParDo(_CountEach(reasons.NEAR_DEDUP_VERIFIED_PAIRS))
-            )
+        split = (
+            {"page": keyed, "candidate": pairs | "CandidateIds" >> beam.FlatMap(_both_ends)}
+            | "JoinCandidates" >> beam.CoGroupByKey()
+            | "SplitCandidates" >> beam.FlatMap(_split_candidates).with_outputs(_CANDIDATE, main="single")
+        )
+        candidates = split[_CANDIDATE]
+
+        half = (
+            {"page": candidates, "larger": pairs}
+            | "JoinSmaller" >> beam.CoGroupByKey()
+            | "SendText" >> beam.FlatMap(_send_text_to_larger)
+        )
+        edges = (
+            {"page": candidates, "smaller": half}
+            | "JoinLarger" >> beam.CoGroupByKey()
+            | "ExactJaccard" >> beam.FlatMap(_verified_edges, shingler, self.threshold)
+            | "CountVerified" >> beam.ParDo(_CountEach(reasons.NEAR_DEDUP_VERIFIED_PAIRS))
+        )
 
         clusters = (
             edges
@@ -248,11 +352,29 @@ class RemoveNearDuplicates(beam.PTransform):
                 | f"GroupRound{i}" >> beam.GroupByKey()
                 | f"MergeRound{i}" >> beam.ParDo(_MergeRound(count_changes=i == self.max_rounds - 1))
             )
-        _ = clusters | "CountClusters" >> beam.Map(_count_root)
-        drops = clusters | "DropMarks" >> beam.FlatMap(_drop_marks)
-
+        routed = (
+            {"page": candidates, "root": clusters | "RootOf" >> beam.Map(_root_of)}
+            | "JoinRoots" >> beam.CoGroupByKey()
+            | "RouteToRoot" >> beam.FlatMap(_route_to_root).with_outputs("member", main="unclustered")
+        )
+        decided = (
+            routed["member"]
+            | "GroupComponents" >> beam.GroupByKey()
+            | "KeepOrRemove"
+            >> beam.ParDo(_KeepOrRemove(shingler, self.threshold)).with_outputs("audit", main="kept")
+        )
+        if self.audit_path is not None:
+            _ = (
+                decided["audit"]
+                | "CollectAudit" >> beam.combiners.ToList()
+                | "WriteAudit" >> beam.Map(_write_audit, self.audit_path)
+            )
         return (
-            {"page": keyed, "drop": drops}
-            | "JoinDropMarks" >> beam.CoGroupByKey()
-            | "KeepUnmarked" >> beam.ParDo(_KeepUnmarked())
+            (
+                split["single"],
+                routed["unclustered"],
+                decided["kept"],
+            )
+            | "Survivors" >> beam.Flatten()
+            | "CountPassed" >> beam.ParDo(_CountPassed())
         )
