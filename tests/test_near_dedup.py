@@ -12,7 +12,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from c4clean.cleaning import minhash, reasons
 from c4clean.cleaning.page import Page
-from c4clean.pipelines.near_dedup import RemoveNearDuplicates, audit_lines
+from c4clean.pipelines.near_dedup import RemoveNearDuplicates
+from c4clean.pipelines.near_dedup_audit import audit_lines
 
 
 def run_near_dedup(pages, tmp_path: Path, workers: int = 1, **kwargs):
@@ -362,3 +363,41 @@ def test_sample_wet_planted_near_duplicates(sample_wet, tmp_path):
     for a, b in clear:
         assert a in dropped or b in dropped, (a, b)
         assert a in dropped_norm or b in dropped_norm, (a, b)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--near-dedup-threshold", "0"], "--near-dedup-threshold must be in (0, 1], got 0.0"),
+        (["--near-dedup-threshold", "1.2"], "--near-dedup-threshold must be in (0, 1], got 1.2"),
+        (["--num-perm", "8"], "--num-perm must be >= 16, got 8"),
+        (["--ngram", "0"], "--ngram must be >= 1, got 0"),
+        (["--near-dedup-normalize", "nfd"], "--near-dedup-normalize must be one of nfkc, none"),
+    ],
+)
+def test_bad_settings_are_one_line_cli_errors(args, message, sample_wet, tmp_path):
+    from click.testing import CliRunner
+
+    from c4clean.cli import main
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "--input", str(sample_wet), "--output", str(out), *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists()  # refused before the pipeline starts
+
+
+def test_audit_summary():
+    from c4clean.pipelines.near_dedup_audit import audit_row, read_rows, summarize, summary_text
+
+    rows = [audit_row(f"http://r{i}/", "http://k1/", 0.9 + i / 100) for i in range(4)]
+    rows += [audit_row("http://s/", "http://k2/", 0.812345), audit_row("http://t/", "http://k3/", 1.0)]
+    assert read_rows(audit_lines(reversed(rows))) == sorted(rows, key=lambda r: r["url"])
+    summary = summarize(rows)
+    assert summary["removed_pages"] == 6 and summary["clusters"] == 3
+    assert summary["largest_cluster"] == {"kept_url": "http://k1/", "pages": 5}
+    assert summary["min_jaccard"] == 0.8123
+    assert summary["cluster_sizes"] == {"2": 2, "5-9": 1}
+    assert summary["jaccard"] == {"0.80-0.85": 1, "0.90-0.95": 4, "1.00": 1}
+    assert "6 pages removed in 3 clusters" in summary_text(summary)
+    assert summarize([])["clusters"] == 0 and "0 pages removed" in summary_text(summarize([]))

@@ -54,10 +54,12 @@ def test_shard_set_names_and_manifest(runs, sample_wet):
     names = sorted(p.name for p in out.iterdir())
     expected_shards = [f"train-{i:05d}-of-{NUM_SHARDS:05d}.arrow" for i in range(NUM_SHARDS)]
     expected_shards.append("validation-00000-of-00001.arrow")
-    assert names == sorted(expected_shards + ["manifest.json", "report.md", "stats.json"])
+    expected_files = ["manifest.json", "near_duplicates.jsonl", "report.md", "stats.json"]
+    assert names == sorted(expected_shards + expected_files)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["variant"] == "en"
     assert manifest["options"]["near_dedup"] is True and manifest["options"]["near_dedup_position"]
+    assert manifest["options"]["near_dedup_normalize"] == "nfkc"
     assert {"c4clean", "apache-beam", "pyarrow"} <= set(manifest["versions"])
     assert [Path(i["file"]).name for i in manifest["inputs"]] == sorted(
         p.name for p in sample_wet.glob("*.wet.gz")
@@ -115,7 +117,7 @@ def test_byte_identical_with_one_and_two_workers(runs):
     one, two, _ = runs
     shards = sorted(p.name for p in one.glob("*.arrow"))
     assert shards == sorted(p.name for p in two.glob("*.arrow"))
-    for name in shards:
+    for name in shards + ["near_duplicates.jsonl"]:
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
 
@@ -162,6 +164,13 @@ def test_stats_command_prints_manifest_and_counters(runs):
     assert "variant en" in result.output
     assert f"| train      | {manifest['splits']['train']['pages']:>5} |" in result.output
     assert "line-filtered:global_duplicate" in result.output
+    # The near-dedup audit trail: one row per page near-dedup removed, summarised.
+    audit = [json.loads(line) for line in (out / "near_duplicates.jsonl").read_text().splitlines()]
+    stats = json.loads((out / "stats.json").read_text())
+    assert len(audit) == stats["counters"]["near-dedup"]["filtered:near_duplicate"] > 0
+    assert all(row["jaccard"] >= 0.8 and row["url"] != row["kept_url"] for row in audit)
+    clusters = len({row["kept_url"] for row in audit})
+    assert f"{len(audit)} pages removed in {clusters} clusters" in result.output
 
 
 def test_stats_command_rejects_a_folder_without_manifest(tmp_path):

@@ -52,6 +52,12 @@ from c4clean.pipelines.options import (
     help="MinHash near-duplicate removal; off reproduces TFDS C4 exactly.",
 )
 @click.option("--near-dedup-threshold", type=float, default=0.8, show_default=True)
+@click.option(
+    "--near-dedup-normalize",
+    default="nfkc",
+    show_default=True,
+    help="Shingle text: nfkc (NFKC, quotes/dashes unified, punctuation stripped, digits mapped) or none.",
+)
 @click.option("--num-perm", type=int, default=128, show_default=True)
 @click.option("--ngram", type=int, default=5, show_default=True)
 @click.option("--num-shards", type=int, default=8, show_default=True, help="Shards per train split.")
@@ -96,6 +102,7 @@ def run(
     cache_dir,
     near_dedup,
     near_dedup_threshold,
+    near_dedup_normalize,
     num_perm,
     ngram,
     num_shards,
@@ -136,6 +143,7 @@ def run(
             cache_dir=cache_dir,
             near_dedup=near_dedup,
             near_dedup_threshold=near_dedup_threshold,
+            near_dedup_normalize=near_dedup_normalize,
             num_perm=num_perm,
             ngram=ngram,
             num_shards=num_shards,
@@ -198,3 +206,11 @@ def stats(directory_arg, directory, counters):
         )
     if counters:
         click.echo(m.counters_table(run_stats))
+    from apache_beam.io.filesystems import FileSystems
+
+    from c4clean.pipelines import near_dedup_audit as audit
+
+    audit_path = FileSystems.join(directory, audit.AUDIT_FILE)
+    if FileSystems.exists(audit_path):
+        with FileSystems.open(audit_path) as f:
+            click.echo(audit.summary_text(audit.summarize(audit.read_rows(f.read()))))

@@ -200,6 +200,9 @@ def commit(
         FileSystems.delete([manifest_path])  # the old manifest no longer describes the shards
     records = _complete_shards(options, staging_dir(options))
     _move_shards(options, staging_dir(options), records)
+    from c4clean.pipelines.near_dedup import commit_audit
+
+    commit_audit(staging_dir(options), out)
     inputs = _input_summaries(options, planned)
     issues = {s["input"]: s["issues"] for s in inputs if s.get("issues")}
     errors = sorted(

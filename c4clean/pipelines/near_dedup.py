@@ -18,20 +18,19 @@ depends neither on input order nor on how the runner splits the work.
 from __future__ import annotations
 
 import itertools
-import json
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from c4clean.cleaning import minhash, reasons
 from c4clean.cleaning.page import Page
+from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
 
 DEFAULT_MAX_ROUNDS = 8
 # Buckets up to this size give all their pairs as candidates; larger ones a star from their
 # smallest id (enough to connect them, and what keeps a bucket of thousands of copies linear).
 MAX_ALL_PAIRS_BUCKET = 32
-AUDIT_FILE = "near_duplicates.jsonl"
 _CANDIDATE = "candidate"
 
 
@@ -218,10 +217,6 @@ def keep_or_remove(
     return kept, rows
 
 
-def audit_row(url: str, kept_url: str, jaccard: float) -> dict:
-    return {"url": url, "kept_url": kept_url, "jaccard": round(jaccard, 4)}
-
-
 class _KeepOrRemove(beam.DoFn):
     def __init__(self, shingler: _Shingler, threshold: float):
         self._shingler = shingler
@@ -250,12 +245,6 @@ class _CountPassed(beam.DoFn):
         yield page
 
 
-def audit_lines(rows: Iterable[dict]) -> bytes:
-    """near_duplicates.jsonl: one JSON object per removed page, sorted by (url, kept_url)."""
-    ordered = sorted(rows, key=lambda row: (row["url"], row["kept_url"]))
-    return "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in ordered).encode()
-
-
 def _write_audit(rows: list[dict], path: str) -> None:
     from c4clean.pipelines.arrow_sink import write_atomically
 
@@ -274,7 +263,7 @@ class RemoveNearDuplicates(beam.PTransform):
     themselves. `max_rounds` hash-to-min rounds are unrolled; the counter `unconverged-nodes` > 0
     says more were needed (the run then keeps some duplicates, never removes a page without a
     kept near-duplicate). With `audit_path`, one JSON line per removed page
-    {"url", "kept_url", "jaccard"} is written there atomically, sorted (see `audit_lines`).
+    {"url", "kept_url", "jaccard"} is written there atomically, sorted (see `near_dedup_audit`).
 
     Pages that share url and text share an id and are kept or removed together: run URL dedup
     first (the C4 recipe does).
@@ -378,3 +367,17 @@ class RemoveNearDuplicates(beam.PTransform):
             | "Survivors" >> beam.Flatten()
             | "CountPassed" >> beam.ParDo(_CountPassed())
         )
+
+
+def commit_audit(staging: str, output: str) -> None:
+    """Moves the staged audit file into the output folder; without one (near-dedup off), removes
+    an earlier run's, which no longer describes the shards."""
+    from apache_beam.io.filesystems import FileSystems
+
+    staged, final = FileSystems.join(staging, AUDIT_FILE), FileSystems.join(output, AUDIT_FILE)
+    if FileSystems.exists(staged):
+        if FileSystems.exists(final):
+            FileSystems.delete([final])
+        FileSystems.rename([staged], [final])
+    elif FileSystems.exists(final):
+        FileSystems.delete([final])

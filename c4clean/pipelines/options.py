@@ -69,6 +69,7 @@ class RunOptions:
     cache_dir: Optional[str] = None
     near_dedup: bool = True
     near_dedup_threshold: float = 0.8
+    near_dedup_normalize: str = "nfkc"  # minhash.NORMALIZE_MODES; "none": raw lower-cased words
     num_perm: int = 128
     ngram: int = 5
     num_shards: int = 8
@@ -101,8 +102,9 @@ class RunOptions:
             raise ValueError("shard counts must be >= 1")
         if self.workers < 1:
             raise ValueError("--workers must be >= 1")
-        if not 0.0 < self.near_dedup_threshold <= 1.0:
-            raise ValueError("--near-dedup-threshold must be in (0, 1]")
+        from c4clean.cleaning.minhash import check_settings
+
+        check_settings(self.near_dedup_threshold, self.num_perm, self.ngram, self.near_dedup_normalize)
 
     @property
     def recipe(self) -> Recipe:

@@ -81,6 +81,15 @@ def staging_dir(options: RunOptions) -> str:
     return FileSystems.join(work_dir(options), "shards")
 
 
+def audit_staging_path(options: RunOptions) -> str:
+    """Where near-dedup stages near_duplicates.jsonl; `manifest.commit` moves it beside the shards."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from c4clean.pipelines.near_dedup_audit import AUDIT_FILE
+
+    return FileSystems.join(staging_dir(options), AUDIT_FILE)
+
+
 def per_file_settings(options: RunOptions) -> perfile.PerFileSettings:
     recipe = options.recipe
     return perfile.PerFileSettings(
@@ -118,7 +127,13 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
     )
     pages = t.apply_staged_verdicts(staged, rule_namespace)
     if options.near_dedup:
-        pages |= "NearDedup" >> t.NearDedup(options.near_dedup_threshold, options.num_perm, options.ngram)
+        pages |= "NearDedup" >> t.NearDedup(
+            options.near_dedup_threshold,
+            options.num_perm,
+            options.ngram,
+            normalization=options.near_dedup_normalize,
+            audit_path=audit_staging_path(options),
+        )
     if recipe.dedupe_lines:
         pages |= "DedupLines" >> t.DedupLines(recipe.min_num_sentences)
     if recipe.english_only:

@@ -360,9 +360,9 @@ def _count_through(stage: str, side: str):
 
 
 class NearDedup(beam.PTransform):
-    def __init__(self, threshold: float, num_perm: int, ngram: int):
+    def __init__(self, threshold: float, num_perm: int, ngram: int, **options):
         super().__init__()
-        self._args = dict(threshold=threshold, num_perm=num_perm, ngram=ngram)
+        self._args = dict(threshold=threshold, num_perm=num_perm, ngram=ngram, **options)
 
     def expand(self, pages):
         from c4clean.pipelines.near_dedup import RemoveNearDuplicates
