@@ -35,12 +35,11 @@ sys.path.insert(0, str(REPO / "tests"))  # the TFDS reference loader lives with 
 
 from tfds_reference import counters, load_c4_utils  # noqa: E402
 
-from c4clean.cleaning import langid  # noqa: E402
-from c4clean.cleaning.badwords import BadwordsFilter  # noqa: E402
+from c4clean.cleaning import langid, recipe  # noqa: E402
 from c4clean.cleaning.dedup_lines import keep_keys_by_url, remove_lines  # noqa: E402
-from c4clean.cleaning.rules import clean_page, is_valid_length  # noqa: E402
-from c4clean.cleaning.url import normalize_url, select_newest_page  # noqa: E402
+from c4clean.cleaning.url import select_newest_page  # noqa: E402
 from c4clean.cleaning.wet import ReadIssue, iter_records  # noqa: E402
+from c4clean.pipelines.options import VARIANTS  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "wet" / "bench"
 PACKAGED_BADWORDS = REPO / "c4clean" / "cleaning" / "data" / "badwords"
@@ -140,7 +139,14 @@ def ref_badwords(c4u, pages):
     return [p for p in pages if keep(p)]
 
 
-# --- the c4clean side -----------------------------------------------------------------------------
+# --- the c4clean side: the per-page steps of the `en` recipe (`cleaning.recipe`) -------------------
+
+EN_STEPS = recipe.page_steps(VARIANTS["en"])
+
+
+def _kept(step_name: str, pages):
+    step = recipe.step_named(EN_STEPS, step_name)
+    return [v.page for v in map(step.apply, pages) if v.keep]
 
 
 def our_read(files, limit):
@@ -157,7 +163,7 @@ def our_read(files, limit):
 
 
 def our_length(pages):
-    return [p.replace(normalized_url=normalize_url(p.url)) for p in pages if is_valid_length(p).keep]
+    return _kept("length", map(recipe.prepare, pages))
 
 
 def our_url_dedup(pages):
@@ -168,7 +174,7 @@ def our_url_dedup(pages):
 
 
 def our_clean(pages):
-    return [r.page for r in map(clean_page, pages) if r.page is not None]
+    return _kept("clean", pages)
 
 
 def our_line_dedup(pages):
@@ -178,13 +184,14 @@ def our_line_dedup(pages):
 
 
 def our_english(pages):
-    # The batched form (what the Beam pipeline calls on batches of pages); `detect_english` per
-    # page gives the same verdicts, its cost is in the langdetect analysis below.
-    return [v.page for v in langid.english_verdicts(pages) if v.page is not None]
+    # The batched form (what the Beam pipeline calls on batches of pages); `apply` per page gives
+    # the same verdicts, its cost is in the langdetect analysis below.
+    step = recipe.step_named(EN_STEPS, "english")
+    return [v.page for v in step.apply_many(pages) if v.keep]
 
 
-def our_badwords(pages, badwords=BadwordsFilter(1.0)):
-    return [p for p in pages if badwords(p).keep]
+def our_badwords(pages):
+    return _kept("badwords", pages)
 
 
 # --- langdetect analysis --------------------------------------------------------------------------

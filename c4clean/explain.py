@@ -1,29 +1,27 @@
 """`c4clean explain FILE`: why each page of one WET file is kept or dropped, and why each line went.
 
-Runs the per-page part of the C4 `en` recipe in the C4 order (length filter, clean_page, English
-language id, bad words). URL dedup and line dedup need the whole corpus, so they are not applied here.
+Runs the per-page steps of a variant's recipe (`cleaning.recipe`; for `en`: length filter,
+clean_page, English language id, bad words) in the C4 order. URL dedup, near-dedup and line dedup
+need the whole corpus, so they are not applied here.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import click
 
-from c4clean.cleaning import reasons
-from c4clean.cleaning.badwords import BadwordsFilter
-from c4clean.cleaning.langid import detect_english
+from c4clean.cleaning import reasons, recipe
 from c4clean.cleaning.page import Page
-from c4clean.cleaning.rules import clean_page, is_valid_length
-from c4clean.cleaning.url import normalize_url
 from c4clean.cleaning.wet import ReadIssue, iter_records
+from c4clean.pipelines.options import VARIANTS
 
 
-def explain_page(page: Page, badwords: BadwordsFilter) -> dict:
-    """One page's verdict: `stage` and `reason` name the first rule that dropped it."""
-    page = page.replace(normalized_url=normalize_url(page.url))
+def explain_page(page: Page, steps: Sequence[recipe.Step]) -> dict:
+    """One page's verdict: `stage` and `reason` name the first step that dropped it."""
+    page = recipe.prepare(page)
     verdict = {
         "url": page.url,
         "kept": False,
@@ -32,35 +30,31 @@ def explain_page(page: Page, badwords: BadwordsFilter) -> dict:
         "text": None,
         "dropped_lines": [],
     }
-
-    length = is_valid_length(page)
-    if not length.keep:
-        verdict.update(stage=reasons.NS_TOO_LONG, reason=length.reason)
-        return verdict
-
-    cleaned = clean_page(page)
-    verdict["dropped_lines"] = [{"line": line, "reason": code} for line, code in cleaned.dropped_lines]
-    if cleaned.page is None:
-        verdict.update(stage=reasons.NS_CLEAN, reason=cleaned.reason)
-        return verdict
-
-    english, reason = detect_english(cleaned.page)
-    if english is None:
-        verdict.update(stage=reasons.NS_ENGLISH, reason=reason)
-        return verdict
-
-    decision = badwords(english)
-    if not decision.keep:
-        verdict.update(stage=reasons.NS_BADWORDS, reason=decision.reason)
-        return verdict
-
-    verdict.update(kept=True, text=english.text)
+    for step in steps:
+        outcome = step.apply(page)
+        if outcome.dropped_lines:
+            verdict["dropped_lines"] = [
+                {"line": line, "reason": code} for line, code in outcome.dropped_lines
+            ]
+        if not outcome.keep:
+            verdict.update(stage=step.namespace, reason=outcome.reason)
+            return verdict
+        page = outcome.page
+    verdict.update(kept=True, text=page.text)
     return verdict
 
 
-def explain_file(path: str, url: Optional[str] = None) -> Iterator[dict]:
+def variant_steps(variant: str = "en") -> tuple:
+    """The per-page steps of a `c4clean run --variant` (its default domain list and language id)."""
+    from c4clean.cleaning.url import DomainFilter
+
+    flags = VARIANTS[variant]
+    return recipe.page_steps(flags, DomainFilter.realnews() if flags.realnews else None)
+
+
+def explain_file(path: str, url: Optional[str] = None, variant: str = "en") -> Iterator[dict]:
     """Verdicts for every record of `path`; unreadable records appear with their reader code."""
-    badwords = BadwordsFilter()
+    steps = variant_steps(variant)
     for record in iter_records(path):
         if isinstance(record, ReadIssue):
             if url is None:
@@ -79,17 +73,24 @@ def explain_file(path: str, url: Optional[str] = None) -> Iterator[dict]:
             continue
         if url is not None and record.url != url:
             continue
-        yield explain_page(record, badwords)
+        yield explain_page(record, steps)
 
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--url", default=None, help="Explain only the page with this WARC-Target-URI.")
-def explain(file: str, url: Optional[str]) -> None:
+@click.option(
+    "--variant",
+    type=click.Choice(list(VARIANTS)),
+    default="en",
+    show_default=True,
+    help="Whose per-page steps to apply (as `c4clean run --variant`).",
+)
+def explain(file: str, url: Optional[str], variant: str) -> None:
     """Print one JSON line per page of FILE (WET or WET.gz): kept or not, the reason, the
     cleaned text, and every dropped line with its reason code."""
     found = False
-    for verdict in explain_file(file, url):
+    for verdict in explain_file(file, url, variant):
         found = True
         sys.stdout.write(json.dumps(verdict, ensure_ascii=False) + "\n")
     if url is not None and not found:

@@ -148,33 +148,32 @@ def decode(data: bytes, file_position: int = 0):
 
 
 class PageRules:
-    """The per-page functions of this stage, built once per worker."""
+    """The per-page steps of this stage (`cleaning.recipe`: those run at read time, then the one whose
+    verdict is staged), built once per worker."""
 
     def __init__(self, settings: PerFileSettings):
-        from c4clean.cleaning import rules, url
+        from c4clean.cleaning import recipe, url
 
         self.settings = settings
-        self.is_valid_length = rules.is_valid_length
-        self.clean_page = rules.clean_page
-        self.paragraph_filter = rules.paragraph_filter
-        self.normalize_url = url.normalize_url
-        self.domain_filter = None
+        self.prepare = recipe.prepare
+        domain_filter = None
         if settings.domain_filter == "realnews":
-            self.domain_filter = url.DomainFilter.realnews()
+            domain_filter = url.DomainFilter.realnews()
         elif settings.domain_filter:
-            self.domain_filter = url.DomainFilter.from_file(settings.domain_filter)
+            domain_filter = url.DomainFilter.from_file(settings.domain_filter)
+        # settings carry the recipe flags of these steps (clean, paragraph_filter)
+        steps = recipe.page_steps(settings, domain_filter, where=(recipe.FILE, recipe.STAGED))
+        self.filters = [s for s in steps if s.where == recipe.FILE]
+        self.staged_step = next((s for s in steps if s.where == recipe.STAGED), None)
 
     def stage(self, page: Page) -> Staged:
-        if self.settings.clean:
-            result = self.clean_page(page)
-            if result.page is not None:
-                return Staged(result.page, None, dict(result.counts))
-            return Staged(page.replace(text=""), (reasons.NS_CLEAN, result.reason), dict(result.counts))
-        if self.settings.paragraph_filter:
-            decision = self.paragraph_filter(page)
-            drop = None if decision.keep else (reasons.NS_PARAGRAPH, decision.reason)
-            return Staged(page.replace(text="") if drop else page, drop, {decision.reason: 1})
-        return Staged(page, None, {})
+        step = self.staged_step
+        if step is None:
+            return Staged(page, None, {})
+        verdict = step.apply(page)
+        if verdict.keep:
+            return Staged(verdict.page, None, dict(verdict.counts))
+        return Staged(page.replace(text=""), (step.namespace, verdict.reason), dict(verdict.counts))
 
 
 def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list[Staged], dict]:
@@ -211,20 +210,17 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
                         )
                     continue
                 count(reasons.NS_READ, reasons.PASSED)
-                page = item
-                decision = rules.is_valid_length(page)
-                count(reasons.NS_TOO_LONG, decision.reason)
-                if not decision.keep:
-                    continue
-                if rules.domain_filter is not None:
-                    decision = rules.domain_filter(page)
-                    count(reasons.NS_REALNEWS, decision.reason)
-                    if not decision.keep:
-                        continue
-                page = page.replace(normalized_url=rules.normalize_url(page.url))
-                rule_start = time.thread_time()
-                staged.append(rules.stage(page))
-                rule_seconds += time.thread_time() - rule_start
+                page = rules.prepare(item)
+                for step in rules.filters:  # length, domains
+                    verdict = step.apply(page)
+                    for name in verdict.counts:
+                        count(step.namespace, name)
+                    if not verdict.keep:
+                        break
+                else:
+                    rule_start = time.thread_time()
+                    staged.append(rules.stage(page))
+                    rule_seconds += time.thread_time() - rule_start
     except Exception as error:  # noqa: BLE001 - any failure of one file must not end the run
         # The reader reports damage as values; this catches what it could not (e.g. a vanished
         # file). Pages read before the failure are kept, as for a truncated file.
