@@ -30,8 +30,8 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=8000)
     args = parser.parse_args()
 
+    from c4clean.formats import list_shards
     from c4clean.tokenize.encode import encode_shard
-    from c4clean.tokenize.shards import list_shards
     from c4clean.tokenize.vocab import Vocabulary, train_vocab
 
     work = Path(tempfile.mkdtemp(prefix="bench_encode_"))

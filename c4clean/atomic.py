@@ -1,11 +1,20 @@
-"""Atomic writes of local files: a reader sees the old file or the new one, never a partial one."""
+"""Atomic writes: a reader sees the old file (or directory) or the new one, never a partial one.
+
+Local files (`write_bytes`, `write_text`, `write_json`, `replacing`, `replacing_dir`) are written
+to a hidden temporary sibling, fsynced and renamed over the final name. `write_bytes_fs` does the
+same through Beam's FileSystems, for paths that may be gs://, s3:// or local (pipeline outputs).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 
 def _umask() -> int:
@@ -18,22 +27,39 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to a temporary sibling, fsync it, then rename it over `path`."""
+def _fsync(path: str | os.PathLike) -> None:
+    """fsync a file or (where the OS allows opening one) a directory."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; on success fsync it and rename it over `path`.
+
+    On any error (or interrupt) the temporary file is removed and `path` is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield Path(tmp)
+        _fsync(tmp)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -43,3 +69,58 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj) -> None:
     """Stable JSON (sorted keys, indented) so that re-runs give the same bytes."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def replacing_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success fsync its files and rename it to `final`
+    (replacing an existing directory); on error remove it and leave `final` untouched.
+
+    Temporaries are named `.tmp-<name>-<pid>` (the one being written) and `.old-<name>-<pid>` (the
+    directory being replaced): `remove_stale_dirs` clears what a killed writer left.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            _fsync(f)
+        _fsync(tmp)
+        if final.exists():  # replacing: move the old one aside first so `final` is never half there
+            old = final.parent / f".old-{final.name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+        _fsync(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_stale_dirs(parent: str | os.PathLike) -> None:
+    """Remove the temporaries `replacing_dir` leaves when killed (never a complete directory)."""
+    root = Path(parent)
+    for junk in list(root.glob(".tmp-*")) + list(root.glob(".old-*")) if root.is_dir() else []:
+        shutil.rmtree(junk, ignore_errors=True)
+
+
+def write_bytes_fs(path: str, data: bytes) -> None:
+    """Write `data` through Beam's FileSystems under a unique temporary name, then rename it to `path`
+    (local: os.rename, which replaces atomically; object stores: a copy, complete or absent)."""
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            f.write(data)
+        FileSystems.rename([tmp], [path])
+    except BaseException:
+        with contextlib.suppress(Exception):
+            if FileSystems.exists(tmp):
+                FileSystems.delete([tmp])
+        raise

@@ -31,3 +31,53 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monke
     with pytest.raises(OSError):
         atomic.write_text(target, "new")
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["x.txt"]
+
+
+def test_replacing_a_file_written_by_a_library_and_interrupted(tmp_path):
+    target = tmp_path / "shard.arrow"
+    with atomic.replacing(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".shard.arrow.")
+        tmp.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.replacing(target) as tmp:
+            tmp.write_bytes(b"ha")
+            raise KeyboardInterrupt
+    assert target.read_bytes() == b"whole" and os.listdir(tmp_path) == ["shard.arrow"]
+
+
+def test_replacing_dir_swaps_a_whole_directory_and_clears_leftovers(tmp_path):
+    final = tmp_path / "checkpoints" / "step-00000001"
+    with atomic.replacing_dir(final) as tmp:
+        (tmp / "a").write_text("1")
+    with atomic.replacing_dir(final) as tmp:
+        (tmp / "b").write_text("2")
+    assert sorted(p.name for p in final.iterdir()) == ["b"]  # replaced, not merged
+    with pytest.raises(RuntimeError):
+        with atomic.replacing_dir(final) as tmp:
+            (tmp / "c").write_text("half")
+            raise RuntimeError("killed")
+    assert sorted(p.name for p in final.iterdir()) == ["b"]
+    (final.parent / ".tmp-step-00000002-99").mkdir()  # what a SIGKILLed writer leaves
+    (final.parent / ".old-step-00000001-99").mkdir()
+    atomic.remove_stale_dirs(final.parent)
+    assert os.listdir(final.parent) == ["step-00000001"]
+
+
+def test_write_bytes_fs_through_beam_filesystems(tmp_path, monkeypatch):
+    target = str(tmp_path / "stage" / "train-00000-of-00001.arrow")
+    atomic.write_bytes_fs(target, b"one")
+    atomic.write_bytes_fs(target, b"two")
+    assert open(target, "rb").read() == b"two" and os.listdir(tmp_path / "stage") == [
+        "train-00000-of-00001.arrow"
+    ]
+    from apache_beam.io.filesystems import FileSystems
+
+    def crash(sources, destinations):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(FileSystems, "rename", staticmethod(crash))
+    with pytest.raises(OSError):
+        atomic.write_bytes_fs(target, b"three")
+    assert open(target, "rb").read() == b"two"  # the temporary is gone, the old file untouched
+    assert os.listdir(tmp_path / "stage") == ["train-00000-of-00001.arrow"]

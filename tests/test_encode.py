@@ -8,9 +8,9 @@ import sentencepiece as spm
 from click.testing import CliRunner
 
 from c4clean.cli import main
+from c4clean.formats import sha256_file
 from c4clean.tokenize import encode as encode_module
 from c4clean.tokenize.encode import encode_corpus, read_manifest
-from c4clean.tokenize.shards import sha256_file
 from c4clean.tokenize.vocab import train_vocab
 
 # session fixtures (text shards, vocabulary, token shards) built once for all tokenizer/loader test modules

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from c4clean.formats import parse_shard_name
 from c4clean.pipelines import arrow_sink, pipeline
 from c4clean.pipelines.options import RunOptions
 
@@ -21,14 +22,14 @@ def _run(sample_wet: Path, out: Path, fmt: str, workers: int = 1) -> dict:
 
 
 def _shards(out: Path, fmt: str) -> list[Path]:
-    return sorted(p for p in out.rglob(f"*.{fmt}") if arrow_sink.parse_shard_name(p.name))
+    return sorted(p for p in out.rglob(f"*.{fmt}") if parse_shard_name(p.name))
 
 
 def _rows(out: Path, fmt: str) -> dict[str, list[dict]]:
     """split -> rows, in shard then row order."""
     rows: dict[str, list[dict]] = {}
     for shard in _shards(out, fmt):
-        split = arrow_sink.parse_shard_name(shard.name)[0]
+        split = parse_shard_name(shard.name)[0]
         rows.setdefault(split, []).extend(arrow_sink.read_shard(str(shard)).to_pylist())
     return rows
 

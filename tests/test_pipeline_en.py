@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from c4clean.cleaning.rules import END_MARKS
 from c4clean.cli import main
+from c4clean.formats import parse_shard_name
 from c4clean.pipelines import arrow_sink
 
 NUM_SHARDS = 4
@@ -94,7 +95,7 @@ def test_recipe_invariants_hold_on_every_page(runs):
     out, _, _ = runs
     seen_lines: dict[str, str] = {}
     for shard in sorted(out.glob("*.arrow")):
-        split, index, count = arrow_sink.parse_shard_name(shard.name)
+        split, index, count = parse_shard_name(shard.name)
         rows = _rows(shard)
         assert [r["url"] for r in rows] == sorted(r["url"] for r in rows)
         for row in rows:

@@ -44,14 +44,14 @@ def test_packaged_parameters_load_without_network_or_pickle(monkeypatch):
     monkeypatch.setattr(nltk, "download", no_network)
     monkeypatch.setattr("pickle.load", no_pickle)
     monkeypatch.setattr("pickle.loads", no_pickle)
-    monkeypatch.setattr(sentences, "_tokenizer", None)
+    monkeypatch.setattr(sentences.punkt_tokenizer, "_value", None)
     monkeypatch.setattr(nltk.data, "path", ["/nonexistent"] + list(nltk.data.path))
     assert count_sentences(ABBREVIATIONS) == 2
     assert nltk.data.path[0] == str(sentences.NLTK_DATA_DIR)
 
 
 def test_loaded_once_under_concurrent_first_use(monkeypatch):
-    monkeypatch.setattr(sentences, "_tokenizer", None)
+    monkeypatch.setattr(sentences.punkt_tokenizer, "_value", None)
     seen = []
     threads = [threading.Thread(target=lambda: seen.append(sentences.punkt_tokenizer())) for _ in range(8)]
     for t in threads:

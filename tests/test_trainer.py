@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from c4clean import atomic
 from c4clean.train import checkpoint as ckpt
 from c4clean.train.optim import Adafactor, build_optimizer, cosine_schedule, inverse_sqrt_schedule
 from c4clean.train.trainer import TrainConfig, TrainingError, train
@@ -202,7 +203,7 @@ def test_nan_loss_stops_without_writing_a_checkpoint(token_dir, tmp_path):
 def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "checkpoints" / "step-00000005"
     with pytest.raises(RuntimeError):
-        with ckpt.atomic_dir(target) as tmp:
+        with atomic.replacing_dir(target) as tmp:
             (tmp / "model.safetensors").write_bytes(b"half")
             raise RuntimeError("killed mid-write")
     assert not target.exists() and list(target.parent.iterdir()) == []

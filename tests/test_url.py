@@ -158,7 +158,7 @@ def test_realnews_filter_never_touches_the_network(realnews, monkeypatch):
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr("c4clean.cleaning.url._extractor", None)
+    monkeypatch.setattr("c4clean.cleaning.url._tld_extractor._value", None)
     assert realnews(Page(url="https://www.bbc.co.uk/news/x", text="x")).keep
     assert len(realnews.domains) == 5036
 

@@ -24,15 +24,14 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from c4clean import atomic
+from c4clean import atomic, formats
+from c4clean.formats import PLAN_FILE
+from c4clean.formats import PLAN_RUNS_DIR as RUNS_DIR
+from c4clean.formats import PLAN_STATE_DIR as STATE_DIR
 from c4clean.train.data_options import DataOptions
 
 log = logging.getLogger(__name__)
 
-PLAN_FILE = "ablation.json"
-RUNS_DIR = "runs"
-STATE_DIR = "state"  # per-run completion markers + cached evaluations (kept out of the run dirs)
-PLAN_VERSION = 1
 MAX_NAME_LEN = 96
 
 # Short axis names people type -> the trainer/loader option they mean.
@@ -265,7 +264,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "version": PLAN_VERSION,
+            **formats.PLAN.stamp(),
             "kind": self.kind,
             "settings": self.settings,
             "runs": [dataclasses.asdict(r) for r in self.runs],
@@ -277,6 +276,10 @@ class Plan:
         if not path.is_file():
             raise AblationError(f"no ablation plan at {path}")
         doc = json.loads(path.read_text())
+        try:
+            formats.PLAN.check(doc, path)
+        except formats.FormatError as error:
+            raise AblationError(str(error)) from None
         runs = [RunSpec(**r) for r in doc["runs"]]
         return cls(doc["kind"], Path(out), runs, doc["settings"])
 

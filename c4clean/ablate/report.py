@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from c4clean import atomic
+from c4clean import atomic, markdown
 from c4clean.ablate.plan import AblationError, Plan, format_count, load_state
 
 # The T5 paper (arXiv 1910.10683), for orientation only: downstream scores after fine-tuning a
@@ -187,9 +187,7 @@ def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _table(header: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
+    return markdown.table(header, [[_fmt(c) for c in row] for row in body])
 
 
 def _repeats_text(value: Any) -> str:

@@ -17,15 +17,11 @@ from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.rules import LINE_DELIMITER, CleanResult
 from c4clean.cleaning.sentences import count_sentences
+from c4clean.cleaning.url import url_rank
 
 
 def line_key(line: str) -> str:
     return hashlib.md5(line.strip().lower().encode("utf-8")).hexdigest()
-
-
-def url_rank(url: str) -> str:
-    """Rank of a page in the contest for a line: the smallest md5 hexdigest of the url wins."""
-    return hashlib.md5(url.encode("utf-8")).hexdigest()
 
 
 def emit_line_keys(page: Page) -> Iterator[tuple[str, str]]:

@@ -44,6 +44,7 @@ from c4clean.cleaning import reasons
 from c4clean.cleaning.cld3 import MIN_PROBABILITY as MULTILINGUAL_MIN_PROBABILITY  # mC4's threshold
 from c4clean.cleaning.cld3 import LanguageVerdict
 from c4clean.cleaning.page import Page
+from c4clean.lazy import Lazy
 
 EN_MIN_PROBABILITY = 0.99  # TFDS detect_english
 SEED = 0
@@ -116,17 +117,7 @@ class _Profiles:
         self.final_words = _WordRows(row, followed_by_space=False)
 
 
-_profiles: Optional[_Profiles] = None
-_profiles_lock = threading.Lock()
-
-
-def _get_profiles() -> _Profiles:
-    global _profiles
-    if _profiles is None:
-        with _profiles_lock:
-            if _profiles is None:
-                _profiles = _Profiles()
-    return _profiles
+_get_profiles = Lazy(_Profiles)
 
 
 def prepare_text(text: str) -> str:

@@ -34,6 +34,8 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash
 from datasketch.lsh import _optimal_param
 
+from c4clean.cleaning.url import url_digest
+
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_NUM_PERM = 128
 DEFAULT_NGRAM = 5
@@ -248,7 +250,7 @@ def page_id(url: str, text: str) -> bytes:
     md5(url) is smallest (the rule C4's line dedup uses); the text part separates two different
     pages that share a URL.
     """
-    return hashlib.md5(url.encode("utf-8")).digest() + hashlib.md5(text.encode("utf-8")).digest()[:8]
+    return url_digest(url) + hashlib.md5(text.encode("utf-8")).digest()[:8]
 
 
 def check_settings(threshold: float, num_perm: int, ngram: int, normalization: str) -> None:

@@ -9,27 +9,13 @@ packaged folder is put first on that path before the model is loaded.
 from __future__ import annotations
 
 import itertools
-import threading
 from pathlib import Path
 from typing import Optional
 
+from c4clean.lazy import Lazy
+
 NLTK_DATA_DIR = Path(__file__).resolve().parent / "data" / "nltk_data"
 PUNKT_LANGUAGE = "english"
-
-_tokenizer = None
-_lock = threading.Lock()
-
-
-def punkt_tokenizer():
-    """The shared Punkt tokenizer, loaded once (thread-safe double-checked lazy load)."""
-    global _tokenizer
-    tokenizer = _tokenizer
-    if tokenizer is None:
-        with _lock:
-            if _tokenizer is None:
-                _tokenizer = _load_packaged_punkt()
-            tokenizer = _tokenizer
-    return tokenizer
 
 
 def _load_packaged_punkt():
@@ -45,6 +31,9 @@ def _load_packaged_punkt():
             nltk.data.path.remove(packaged)
         nltk.data.path.insert(0, packaged)
     return PunktTokenizer(PUNKT_LANGUAGE)
+
+
+punkt_tokenizer = Lazy(_load_packaged_punkt)  # the shared Punkt tokenizer, loaded once
 
 
 def split_sentences(text: str) -> list[str]:

@@ -10,7 +10,6 @@ import gzip
 import hashlib
 import json
 import re
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Optional, Union
 
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Decision, Page
+from c4clean.lazy import Lazy
 
 # re.sub replaces EVERY match, so a scheme inside the path ("a.com/?u=http://b.com") goes too.
 _SCHEME_RE = re.compile(r"https?:\/\/(www\.)?")
@@ -41,9 +41,21 @@ def page_normalized_url(page: Page) -> str:
     return page.normalized_url or normalize_url(page.url)
 
 
+def url_digest(url: str) -> bytes:
+    """md5 of a URL: C4's order among pages, smallest first (line dedup keeps a line in the page
+    whose ORIGINAL url ranks smallest; near-dedup keeps a cluster's smallest). Hashing first avoids
+    favouring a domain. As an integer of the normalized URL it also picks the split."""
+    return hashlib.md5(url.encode("utf-8")).digest()
+
+
+def url_rank(url: str) -> str:
+    """`url_digest` as hex (same order), for keys that travel as text."""
+    return url_digest(url).hex()
+
+
 def url_hash(normalized_url: str) -> int:
     """The integer value of md5(url) (what TFDS's split and soft bad-words filter take modulo)."""
-    return int.from_bytes(hashlib.md5(normalized_url.encode("utf-8")).digest(), "big")
+    return int.from_bytes(url_digest(normalized_url), "big")
 
 
 def split_for_url(normalized_url: str) -> str:
@@ -68,22 +80,17 @@ def select_newest_page(pages: Iterable[Optional[Page]]) -> Optional[Page]:
 
 DomainMap = Mapping[str, Union[bool, list]]
 
-_extractor = None
-_extractor_lock = threading.Lock()
 
-
-def _tld_extractor():
+def _offline_tld_extractor():
     """tldextract with its bundled public-suffix snapshot: no fetch, no cache directory."""
-    global _extractor
-    if _extractor is None:
-        with _extractor_lock:
-            if _extractor is None:
-                import tldextract
+    import tldextract
 
-                extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
-                extractor("example.com")  # builds the suffix trie now, under the lock
-                _extractor = extractor
-    return _extractor
+    extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    extractor("example.com")  # builds the suffix trie now, while Lazy holds its lock
+    return extractor
+
+
+_tld_extractor = Lazy(_offline_tld_extractor)
 
 
 class DomainFilter:

@@ -18,44 +18,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-import uuid
-from typing import Iterable, Optional
+from typing import Iterable
 
 import pyarrow as pa
 
+from c4clean import atomic
 from c4clean.cleaning.page import Page
-from c4clean.pipelines.options import DEFAULT_FORMAT, FORMATS
-
-SCHEMA = pa.schema(
-    [
-        pa.field("url", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("timestamp", pa.string(), nullable=False),
-        pa.field("content_length", pa.string(), nullable=False),
-        pa.field("language", pa.string()),
-        pa.field("normalized_url", pa.string(), nullable=False),
-        pa.field("content_type", pa.string(), nullable=False),
-    ]
+from c4clean.formats import (
+    DEFAULT_SHARD_FORMAT,
+    SHARD_SIDECAR_SUFFIX,
+    shard_format,
+    shard_name,
+    text_schema,
 )
+
 BATCH_ROWS = 1024  # record batches / Parquet row groups of fixed size: same rows -> same bytes
 PARQUET_COMPRESSION = "zstd"
-SHARD_NAME_RE = re.compile(
-    r"^(?P<split>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.(?P<format>" + "|".join(FORMATS) + ")$"
-)
-
-
-def shard_name(split: str, index: int, count: int, fmt: str = DEFAULT_FORMAT) -> str:
-    return f"{split}-{index:05d}-of-{count:05d}.{fmt}"
-
-
-def shard_format(path: str) -> str:
-    """The format of a shard file, from its suffix."""
-    for fmt in FORMATS:
-        if str(path).endswith("." + fmt):
-            return fmt
-    raise ValueError(f"{path}: not a text shard (suffix one of {', '.join(FORMATS)})")
 
 
 def shard_of(url: str, num_shards: int) -> int:
@@ -63,8 +41,9 @@ def shard_of(url: str, num_shards: int) -> int:
 
 
 def _table(pages: list[Page]) -> pa.Table:
-    columns = {field.name: [getattr(p, field.name) for p in pages] for field in SCHEMA}
-    return pa.Table.from_pydict(columns, schema=SCHEMA)
+    schema = text_schema()
+    columns = {field.name: [getattr(p, field.name) for p in pages] for field in schema}
+    return pa.Table.from_pydict(columns, schema=schema)
 
 
 def _serialize(table: pa.Table, fmt: str) -> bytes:
@@ -74,13 +53,13 @@ def _serialize(table: pa.Table, fmt: str) -> bytes:
 
         pq.write_table(table, sink, compression=PARQUET_COMPRESSION, row_group_size=BATCH_ROWS)
     else:
-        with pa.ipc.new_file(sink, SCHEMA) as writer:
+        with pa.ipc.new_file(sink, text_schema()) as writer:
             writer.write_table(table, max_chunksize=BATCH_ROWS)
     return sink.getvalue().to_pybytes()
 
 
 def write_shard(
-    directory: str, split: str, index: int, count: int, pages: Iterable[Page], fmt: str = DEFAULT_FORMAT
+    directory: str, split: str, index: int, count: int, pages: Iterable[Page], fmt: str = DEFAULT_SHARD_FORMAT
 ) -> dict:
     """Writes one shard (rows sorted by URL) atomically; returns its record for the manifest.
 
@@ -104,19 +83,9 @@ def write_shard(
         "words": sum(len(p.text.split()) for p in rows),  # whitespace tokens
         "sha256": hashlib.sha256(data).hexdigest(),
     }
-    write_atomically(final, data)
-    write_atomically(final + ".json", json.dumps(record, sort_keys=True).encode("utf-8"))
+    atomic.write_bytes_fs(final, data)
+    atomic.write_bytes_fs(final + SHARD_SIDECAR_SUFFIX, json.dumps(record, sort_keys=True).encode("utf-8"))
     return record
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Writes `data` under a unique temporary name, then renames it to `path`."""
-    from apache_beam.io.filesystems import CompressionTypes, FileSystems
-
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
-    FileSystems.rename([tmp], [path])  # local: os.rename, which replaces atomically
 
 
 def read_shard(path: str) -> pa.Table:
@@ -127,10 +96,3 @@ def read_shard(path: str) -> pa.Table:
         return pq.read_table(str(path))
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source).read_all()
-
-
-def parse_shard_name(name: str) -> Optional[tuple[str, int, int]]:
-    match = SHARD_NAME_RE.match(os.path.basename(name))
-    if not match:
-        return None
-    return match["split"], int(match["index"]), int(match["count"])

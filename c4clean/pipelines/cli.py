@@ -180,11 +180,12 @@ def stats(directory_arg, directory, counters):
     if (directory is None) == (directory_arg is None):
         raise click.UsageError("give the folder once: --input DIR (or as DIRECTORY)")
     directory = directory or directory_arg
+    from c4clean.formats import FormatError
     from c4clean.pipelines import manifest as m
 
     try:
         manifest, run_stats = m.load_output(directory)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, FormatError) as error:
         raise click.ClickException(str(error))
     options = manifest["options"]
     click.echo(

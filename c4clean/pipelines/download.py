@@ -91,12 +91,11 @@ def cache_path(url: str, cache_dir: str) -> str:
     return os.path.join(cache_dir, *parts)
 
 
-def _fetch_once(url: str, dest_dir: str, final_name: str, timeout: float) -> str:
-    """One attempt: stream `url` into a temp file in `dest_dir`; returns its path once it is whole."""
+def _fetch_once(url: str, final: str, timeout: float) -> None:
+    """One attempt: stream `url` into a temporary sibling of `final`, renamed into place once whole."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{final_name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+    with atomic.replacing(final, suffix=".part") as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
             received = 0
             while True:
@@ -110,12 +109,8 @@ def _fetch_once(url: str, dest_dir: str, final_name: str, timeout: float) -> str
                 received += len(chunk)
         if expected is not None and received != int(expected):
             raise _Incomplete(f"received {received} of {expected} bytes")
-        if final_name.endswith(".gz") and not gzip_is_complete(tmp):
+        if final.endswith(".gz") and not gzip_is_complete(str(tmp)):
             raise _Incomplete("incomplete or corrupt gzip stream")
-        return tmp
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _retryable(error: Exception) -> bool:
@@ -144,13 +139,11 @@ def download_wet_file(
     if _is_whole(final):
         log.debug("cache hit: %s", final)
         return final
-    dest_dir, final_name = os.path.split(final)
-    os.makedirs(dest_dir, exist_ok=True)
     attempts = 0
     while True:
         attempts += 1
         try:
-            tmp = _fetch_once(url, dest_dir, final_name, timeout)
+            _fetch_once(url, final, timeout)
         except Exception as e:  # noqa: BLE001 - sorted into retryable and permanent just below
             if not _retryable(e):
                 raise DownloadError(url, attempts, str(e)) from e
@@ -162,8 +155,6 @@ def download_wet_file(
             )
             time.sleep(delay)
             continue
-        os.chmod(tmp, atomic.FILE_MODE)
-        os.replace(tmp, final)
         return final
 
 

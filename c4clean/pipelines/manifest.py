@@ -16,15 +16,13 @@ import time
 from importlib import metadata
 from typing import Callable, Optional
 
+from c4clean import atomic, formats, markdown
 from c4clean.cleaning import reasons
+from c4clean.formats import MANIFEST, REPORT, STATS
 from c4clean.pipelines import arrow_sink, perfile
-from c4clean.pipelines.options import FORMAT_VERSION, RunOptions
+from c4clean.pipelines.options import RunOptions
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "manifest.json"
-STATS = "stats.json"
-REPORT = "report.md"
 
 
 @dataclasses.dataclass
@@ -94,18 +92,7 @@ def _cell(value) -> str:
 
 
 def format_table(header: list[str], rows: list[list]) -> str:
-    cells = [[str(v) for v in header]] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append(
-            "| "
-            + " | ".join(v.rjust(w) if n and i else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
-            + " |"
-        )
-        if n == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown.table(header, [[_cell(v) for v in row] for row in rows], aligned=True)
 
 
 def summary_table(stats: dict) -> str:
@@ -129,7 +116,7 @@ def counters_table(stats: dict) -> str:
 
 
 def _write_json(path: str, data: dict) -> None:
-    arrow_sink.write_atomically(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+    atomic.write_bytes_fs(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _list(pattern: str) -> list[str]:
@@ -143,7 +130,7 @@ def _complete_shards(options: RunOptions, stage: str) -> list[dict]:
     records = [
         perfile.read_json(p)
         for p in _list(stage.rstrip("/") + "/*.json")
-        if arrow_sink.parse_shard_name(p[: -len(".json")])
+        if formats.parse_shard_name(p[: -len(".json")])
     ]
     splits = {"train", "validation"} if options.recipe.english_only else set()
     splits |= {r["split"] for r in records}
@@ -168,7 +155,7 @@ def _move_shards(options: RunOptions, stage: str, records: list[dict]) -> None:
     stale = [
         p
         for p in _list(out.rstrip("/") + "/*")
-        if arrow_sink.parse_shard_name(p) and p.rsplit("/", 1)[-1] not in keep
+        if formats.parse_shard_name(p) and p.rsplit("/", 1)[-1] not in keep
     ]
     if stale:
         log.info("removing %d shards of an earlier run", len(stale))
@@ -214,7 +201,7 @@ def commit(
     elapsed = round(time.time() - started, 2)
 
     stats = {
-        "format_version": FORMAT_VERSION,
+        **formats.TEXT_SHARDS.stamp(),
         "counters": counters,
         "stages": stage_rows(counters),
         "read_issues": issues,
@@ -230,7 +217,7 @@ def commit(
         info["text_bytes"] += r["text_bytes"]
         info["words"] += r["words"]
     manifest = {
-        "format_version": FORMAT_VERSION,
+        **formats.TEXT_SHARDS.stamp(),
         "variant": options.variant,
         "format": options.format,
         "options": options.as_manifest(),
@@ -251,7 +238,9 @@ def commit(
             {k: r[k] for k in ("file", "split", "shard", "num_shards", "rows", "bytes", "sha256")}
             for r in records
         ],
-        "schema": [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in arrow_sink.SCHEMA],
+        "schema": [
+            {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in formats.text_schema()
+        ],
     }
     table = summary_table(stats)
     report = (
@@ -271,7 +260,7 @@ def commit(
         + "\n"
     )
     _write_json(FileSystems.join(out, STATS), stats)
-    arrow_sink.write_atomically(FileSystems.join(out, REPORT), report.encode("utf-8"))
+    atomic.write_bytes_fs(FileSystems.join(out, REPORT), report.encode("utf-8"))
     _write_json(manifest_path, manifest)
     if not options.keep_work and not missing:
         FileSystems.delete([work_dir(options)])
@@ -296,4 +285,5 @@ def load_output(directory: str) -> tuple[dict, Optional[dict]]:
     manifest = perfile.read_json(FileSystems.join(directory, MANIFEST))
     if manifest is None:
         raise FileNotFoundError(f"{directory}: no {MANIFEST} (not a finished c4clean output)")
+    formats.TEXT_SHARDS.check(manifest, FileSystems.join(directory, MANIFEST))
     return manifest, perfile.read_json(FileSystems.join(directory, STATS))

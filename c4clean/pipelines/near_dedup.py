@@ -246,9 +246,9 @@ class _CountPassed(beam.DoFn):
 
 
 def _write_audit(rows: list[dict], path: str) -> None:
-    from c4clean.pipelines.arrow_sink import write_atomically
+    from c4clean import atomic
 
-    write_atomically(path, audit_lines(rows))
+    atomic.write_bytes_fs(path, audit_lines(rows))
 
 
 class RemoveNearDuplicates(beam.PTransform):

@@ -12,7 +12,8 @@ import collections
 import json
 from typing import Iterable
 
-AUDIT_FILE = "near_duplicates.jsonl"
+from c4clean.formats import NEAR_DUP_AUDIT_FILE as AUDIT_FILE
+
 JACCARD_DECIMALS = 4
 # Jaccard bins of the summary (cluster sizes, kept page + removed pages, are binned by SIZE_LABELS).
 JACCARD_BINS = (0.8, 0.85, 0.9, 0.95, 0.99, 1.0)

@@ -13,13 +13,13 @@ import json
 import os
 from typing import Optional
 
-FORMAT_VERSION = "c4clean-shards/1"
+# Text shard formats (`--format`), each also its files' suffix; `arrow_sink` writes and reads them.
+from c4clean.formats import DEFAULT_SHARD_FORMAT as DEFAULT_FORMAT
+from c4clean.formats import SHARD_FORMATS as FORMATS
+
 # Language id of the multilingual variant: mC4's cld3 (`cleaning.cld3`), or langdetect with the same
 # 0.95 threshold. The English variants always use langdetect, as TFDS's `detect_english` does.
 LANGID_BACKENDS = ("cld3", "langdetect")
-# Text shard formats (`--format`), each also its files' suffix; `arrow_sink` writes and reads them.
-FORMATS = ("arrow", "parquet")
-DEFAULT_FORMAT = "arrow"
 DEFAULT_CC_BASE_URL = "https://data.commoncrawl.org/"
 
 # Where MinHash near-dedup sits: after clean_page (boilerplate lines are gone, so site templates do not

@@ -24,12 +24,12 @@ from typing import NamedTuple, Optional
 
 import pyarrow as pa
 
+from c4clean import atomic, formats
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
 
 log = logging.getLogger(__name__)
 
-WORK_FORMAT = "c4clean-work/1"
 # File-level reader problems go to stats.json by name; these three are per-record validity
 # counters (TFDS `_validate_features`), expected in every file (the warcinfo record has no URL).
 RECORD_VALIDITY_CODES = frozenset({reasons.NO_URL, reasons.NO_CONTENT, reasons.NO_TIMESTAMP})
@@ -63,7 +63,9 @@ class PerFileSettings:
 
 
 def work_key(input_id: str, signature: str) -> str:
-    return hashlib.sha256(json.dumps([WORK_FORMAT, input_id, signature]).encode()).hexdigest()[:40]
+    # The work format is part of the key: results of another format version are never found, so
+    # they are redone rather than misread.
+    return hashlib.sha256(json.dumps([formats.WORK.id, input_id, signature]).encode()).hexdigest()[:40]
 
 
 def work_paths(work_dir: str, input_id: str, signature: str) -> tuple[str, str]:
@@ -91,20 +93,7 @@ def read_json(path: str) -> Optional[dict]:
         return None
 
 
-_STAGED_SCHEMA = pa.schema(
-    [
-        ("url", pa.string()),
-        ("text", pa.string()),
-        ("timestamp", pa.string()),
-        ("content_type", pa.string()),
-        ("content_length", pa.string()),
-        ("normalized_url", pa.string()),
-        ("language", pa.string()),
-        ("drop_namespace", pa.string()),
-        ("drop_reason", pa.string()),
-        ("counts", pa.string()),
-    ]
-)
+_STAGED_SCHEMA = formats.work_schema()
 
 
 def _encode(staged: list[Staged]) -> bytes:
@@ -252,8 +241,6 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
 
 def run_file(input_id: str, local_path: str, rules: PageRules) -> str:
     """Stages one file unless `--resume` finds it done; returns the path of its staged pages."""
-    from c4clean.pipelines.arrow_sink import write_atomically
-
     settings = rules.settings
     arrow_path, json_path = work_paths(settings.work_dir, input_id, settings.signature)
     identity = file_identity(local_path)
@@ -264,8 +251,8 @@ def run_file(input_id: str, local_path: str, rules: PageRules) -> str:
             return arrow_path
     staged, summary = process_file(input_id, local_path, rules)
     summary["identity"] = identity
-    write_atomically(arrow_path, _encode(staged))
-    write_atomically(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
+    atomic.write_bytes_fs(arrow_path, _encode(staged))
+    atomic.write_bytes_fs(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
     log.info("staged %s: %d pages, %d read issues", input_id, len(staged), len(summary["issues"]))
     return arrow_path
 
@@ -275,8 +262,6 @@ def record_failure(input_id: str, settings: PerFileSettings, code: str, detail: 
 
     Its identity is None, so `--resume` tries it again.
     """
-    from c4clean.pipelines.arrow_sink import write_atomically
-
     arrow_path, json_path = work_paths(settings.work_dir, input_id, settings.signature)
     issue = {"file": input_id, "code": code, "record_index": None, "detail": detail}
     log.error("%s: %s (%s)", input_id, code, detail)
@@ -288,8 +273,8 @@ def record_failure(input_id: str, settings: PerFileSettings, code: str, detail: 
         "counters": {f"{reasons.NS_READ}\t{code}": 1},
         "identity": None,
     }
-    write_atomically(arrow_path, _encode([]))
-    write_atomically(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
+    atomic.write_bytes_fs(arrow_path, _encode([]))
+    atomic.write_bytes_fs(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
     return arrow_path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from itertools import chain
 from pathlib import Path
@@ -20,16 +19,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from c4clean import __version__, atomic
-from c4clean.tokenize.shards import list_shards, sha256_file, text_batches, token_shard_name
+from c4clean import __version__, atomic, formats
+from c4clean.formats import MANIFEST, TOKENS_COLUMN, list_shards, sha256_file, token_shard_name
+from c4clean.tokenize.shards import text_batches
 from c4clean.tokenize.vocab import VocabInfo, Vocabulary
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-FORMAT = "c4clean-tokens"
-FORMAT_VERSION = 1
-TOKENS_COLUMN = "tokens"
 DOC_SEPARATORS = ("none", "eos")
 ENCODE_CHUNK_DOCS = 512  # documents per SentencePiece batch call
 BATCH_TOKENS = (
@@ -38,11 +34,7 @@ BATCH_TOKENS = (
 
 
 def token_schema(info: VocabInfo) -> pa.Schema:
-    value_type = pa.uint16() if info.token_dtype == "uint16" else pa.uint32()
-    return pa.schema(
-        [pa.field(TOKENS_COLUMN, pa.list_(pa.field("item", value_type, nullable=False)), nullable=False)],
-        metadata={b"c4clean.vocab_sha256": info.sha256.encode()},
-    )
+    return formats.token_schema(info.token_dtype, info.sha256)
 
 
 def _record_batch(schema: pa.Schema, lengths: list[int], pieces: list[np.ndarray]) -> pa.RecordBatch:
@@ -67,42 +59,36 @@ def encode_shard(input_path: str, output_path: str, vocab_dir: str, doc_separato
     schema = token_schema(info)
     dtype = np.uint16 if info.token_dtype == "uint16" else np.uint32
     documents = tokens = empty = 0
-    out_dir = os.path.dirname(output_path)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{os.path.basename(output_path)}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            lengths: list[int] = []
-            pieces: list[np.ndarray] = []
-            pending = 0
-            for column in text_batches(input_path):
-                for start in range(0, len(column), ENCODE_CHUNK_DOCS):
-                    texts = column.slice(start, ENCODE_CHUNK_DOCS).to_pylist()
-                    # a null text is an empty document: it keeps its row so rows stay aligned with the text
-                    # shard
-                    encoded = vocab.encode([t or "" for t in texts])
-                    sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-                    flat = np.fromiter(chain.from_iterable(encoded), dtype=dtype, count=int(sizes.sum()))
-                    if doc_separator == "eos":  # one EOS after each document
-                        flat = np.insert(flat, np.cumsum(sizes), info.eos_id)
-                        sizes = sizes + 1
-                    empty += int(np.count_nonzero(sizes == (1 if doc_separator == "eos" else 0)))
-                    lengths.extend(sizes.tolist())
-                    pieces.append(flat)
-                    pending += len(flat)
-                    documents += len(sizes)
-                    tokens += len(flat)
-                    if pending >= BATCH_TOKENS:
-                        writer.write_batch(_record_batch(schema, lengths, pieces))
-                        lengths, pieces, pending = [], [], 0
-            if lengths or documents == 0:
-                writer.write_batch(_record_batch(schema, lengths, pieces))
-        os.chmod(tmp, atomic.FILE_MODE)
-        os.replace(tmp, output_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with (
+        atomic.replacing(output_path) as tmp,
+        pa.OSFile(str(tmp), "wb") as sink,
+        pa.ipc.new_file(sink, schema) as writer,
+    ):
+        lengths: list[int] = []
+        pieces: list[np.ndarray] = []
+        pending = 0
+        for column in text_batches(input_path):
+            for start in range(0, len(column), ENCODE_CHUNK_DOCS):
+                texts = column.slice(start, ENCODE_CHUNK_DOCS).to_pylist()
+                # a null text is an empty document: it keeps its row so rows stay aligned with the text
+                # shard
+                encoded = vocab.encode([t or "" for t in texts])
+                sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+                flat = np.fromiter(chain.from_iterable(encoded), dtype=dtype, count=int(sizes.sum()))
+                if doc_separator == "eos":  # one EOS after each document
+                    flat = np.insert(flat, np.cumsum(sizes), info.eos_id)
+                    sizes = sizes + 1
+                empty += int(np.count_nonzero(sizes == (1 if doc_separator == "eos" else 0)))
+                lengths.extend(sizes.tolist())
+                pieces.append(flat)
+                pending += len(flat)
+                documents += len(sizes)
+                tokens += len(flat)
+                if pending >= BATCH_TOKENS:
+                    writer.write_batch(_record_batch(schema, lengths, pieces))
+                    lengths, pieces, pending = [], [], 0
+        if lengths or documents == 0:
+            writer.write_batch(_record_batch(schema, lengths, pieces))
     return {
         "file": os.path.basename(output_path),
         "documents": documents,
@@ -121,10 +107,7 @@ def read_manifest(token_dir: str | Path) -> dict:
         raise FileNotFoundError(
             f"no {MANIFEST} in {token_dir}: not a token directory (run `c4clean tokenize encode`)"
         )
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} manifest (format={manifest.get('format')!r})")
-    return manifest
+    return dict(formats.TOKENS.check(json.loads(path.read_text()), path))
 
 
 def _manifest(
@@ -139,8 +122,7 @@ def _manifest(
         total["documents"] += entry["documents"]
         total["tokens"] += entry["tokens"]
     return {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
+        **formats.TOKENS.stamp(),
         "c4clean_version": __version__,
         "column": TOKENS_COLUMN,
         "token_dtype": info.token_dtype,

@@ -18,15 +18,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c4clean import atomic
-from c4clean.tokenize.shards import list_shards, sha256_file, text_batches
+from c4clean import atomic, formats
+from c4clean.formats import VOCAB_INFO_FILE as INFO_FILE
+from c4clean.formats import VOCAB_MODEL_FILE as MODEL_FILE
+from c4clean.formats import list_shards, sha256_file
+from c4clean.hashing import splitmix64
+from c4clean.tokenize.shards import text_batches
 
 log = logging.getLogger(__name__)
 
 PAD_ID, EOS_ID, UNK_ID = 0, 1, 2
 NUM_SENTINELS = 100
-MODEL_FILE = "spiece.model"  # the name Hugging Face's T5Tokenizer looks for
-INFO_FILE = "vocab.json"
 # SentencePiece silently skips longer "sentences"; we cut lines to this many characters instead of losing
 # them.
 MAX_LINE_CHARS = 4096
@@ -119,15 +121,6 @@ def info_from_processor(processor, extra_ids: int, sha256: str) -> VocabInfo:
     )
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """A stateless 64-bit mixer: deterministic per-row coin flips without any RNG state to carry around."""
-    with np.errstate(over="ignore"):  # wrap-around multiplication is the point
-        x = np.asarray(x, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
 def corpus_text_bytes(input_dir: str | Path, split: str | None = "train") -> int:
     """UTF-8 bytes of text in the split, from the Arrow offsets alone (no text is read)."""
     total = 0
@@ -166,7 +159,7 @@ def sample_lines(
         for text in text_batches(shard.path):
             rows = np.arange(row0, row0 + len(text), dtype=np.uint64)
             row0 += len(text)
-            key = _splitmix64(_splitmix64(np.uint64(seed) ^ (np.uint64(ordinal) << np.uint64(40))) ^ rows)
+            key = splitmix64(splitmix64(np.uint64(seed) ^ (np.uint64(ordinal) << np.uint64(40))) ^ rows)
             chosen = np.flatnonzero(key < threshold) if keep_probability < 1.0 else np.arange(len(text))
             if len(chosen) == 0:
                 continue
@@ -243,8 +236,7 @@ def train_vocab(
         output_dir / INFO_FILE,
         {
             **info.to_json(),
-            "format": "c4clean-vocab",
-            "version": 1,
+            **formats.VOCAB.stamp(),
             "training": {
                 "model_type": "unigram",
                 "requested_vocab_size": vocab_size,
@@ -279,7 +271,8 @@ def train_vocab(
 
 
 def load_vocab_info(directory: str | Path) -> VocabInfo:
-    return VocabInfo.from_json(json.loads((Path(directory) / INFO_FILE).read_text()))
+    path = Path(directory) / INFO_FILE
+    return VocabInfo.from_json(dict(formats.VOCAB.check(json.loads(path.read_text()), path)))
 
 
 def load_hf_tokenizer(directory: str | Path):

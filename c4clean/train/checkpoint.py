@@ -10,11 +10,8 @@ It is written into a hidden temporary directory, fsynced, then renamed into plac
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
-import re
 import shutil
 from pathlib import Path
 
@@ -22,69 +19,30 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from c4clean import atomic, formats
 from c4clean.train.model import T5, T5Config
-
-FORMAT = "c4clean-t5-checkpoint/1"
-STEP_DIR = re.compile(r"^step-(\d{8})$")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_dir(final: str | Path):
-    """Yield a temporary sibling directory; on success fsync its files and rename it to `final`
-    (replacing an existing directory); on error remove it and leave `final` untouched."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        if final.exists():  # replacing: move the old one aside first so `final` is never half there
-            old = final.parent / f".old-{final.name}-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
-        _fsync_dir(final.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_model_dir(model: T5, directory: Path, extra: dict | None = None) -> None:
     """Write `model.safetensors` + `config.json` into an existing (temporary) directory."""
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(sd, str(directory / "model.safetensors"), metadata={"format": FORMAT})
-    meta = {"format": FORMAT, "model": model.cfg.to_dict(), **(extra or {})}
-    (directory / "config.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    save_file(sd, str(directory / formats.MODEL_WEIGHTS_FILE), metadata=formats.CHECKPOINT.stamp())
+    meta = {**formats.CHECKPOINT.stamp(), "model": model.cfg.to_dict(), **(extra or {})}
+    (directory / formats.MODEL_CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def save_model_dir(model: T5, out_dir: str | Path, extra: dict | None = None) -> Path:
-    with atomic_dir(out_dir) as tmp:
+    with atomic.replacing_dir(out_dir) as tmp:
         write_model_dir(model, tmp, extra)
     return Path(out_dir)
 
 
 def read_model_config(directory: str | Path) -> tuple[T5Config, dict]:
-    path = Path(directory) / "config.json"
+    path = Path(directory) / formats.MODEL_CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not a c4clean model or checkpoint directory")
     meta = json.loads(path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    formats.CHECKPOINT.check(meta, path)
     return T5Config.from_dict(meta["model"]), meta
 
 
@@ -94,7 +52,7 @@ def load_model_weights(model: T5, directory: str | Path) -> None:
     if cfg != model.cfg:
         diff = {k: (v, getattr(model.cfg, k)) for k, v in cfg.to_dict().items() if getattr(model.cfg, k) != v}
         raise ValueError(f"checkpoint {directory} is for another model shape (checkpoint, requested): {diff}")
-    sd = load_file(str(Path(directory) / "model.safetensors"), device=str(model.shared.weight.device))
+    sd = load_file(str(Path(directory) / formats.MODEL_WEIGHTS_FILE), device=str(model.shared.weight.device))
     model.load_state_dict(sd)
 
 
@@ -156,14 +114,18 @@ def plain(value):
 
 
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / "checkpoints" / f"step-{step:08d}"
+    return Path(run_dir) / formats.CHECKPOINTS_DIR / formats.checkpoint_dir_name(step)
 
 
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    root = Path(run_dir) / "checkpoints"
+    root = Path(run_dir) / formats.CHECKPOINTS_DIR
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
+    found = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := formats.CHECKPOINT_STEP_RE.match(p.name)) and p.is_dir()
+    ]
     return sorted(found)
 
 
@@ -177,9 +139,12 @@ def save_checkpoint(
 ) -> Path:
     """Atomically write checkpoint `step` (model + `state`), then prune to the newest `keep`."""
     final = checkpoint_dir(run_dir, step)
-    with atomic_dir(final) as tmp:
+    with atomic.replacing_dir(final) as tmp:
         write_model_dir(model, tmp, {"step": step, **meta})
-        torch.save(plain({"format": FORMAT, "step": step, **state}), tmp / "state.pt")
+        torch.save(
+            plain({**formats.CHECKPOINT.stamp(), "step": step, **state}),
+            tmp / formats.CHECKPOINT_STATE_FILE,
+        )
     if keep > 0:
         for _, old in list_checkpoints(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
@@ -188,13 +153,12 @@ def save_checkpoint(
 
 def remove_stale_temporaries(run_dir: str | Path) -> None:
     """Remove what a killed writer left behind (never a complete checkpoint: those are `step-*`)."""
-    root = Path(run_dir) / "checkpoints"
-    for junk in list(root.glob(".tmp-*")) + list(root.glob(".old-*")) if root.is_dir() else []:
-        shutil.rmtree(junk, ignore_errors=True)
+    atomic.remove_stale_dirs(Path(run_dir) / formats.CHECKPOINTS_DIR)
 
 
 def load_state(ckpt: str | Path, map_location="cpu") -> dict:
-    state = torch.load(Path(ckpt) / "state.pt", map_location=map_location, weights_only=True)
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{ckpt}/state.pt: format {state.get('format')!r}, expected {FORMAT!r}")
+    state = torch.load(
+        Path(ckpt) / formats.CHECKPOINT_STATE_FILE, map_location=map_location, weights_only=True
+    )
+    formats.CHECKPOINT.check(state, Path(ckpt) / formats.CHECKPOINT_STATE_FILE)
     return state

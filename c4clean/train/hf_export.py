@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from c4clean.train.checkpoint import atomic_dir
+from c4clean.atomic import replacing_dir
 from c4clean.train.model import T5, T5Config
 
 HF_CONFIG_FIELDS = (
@@ -123,7 +123,7 @@ def from_hf_state_dict(cfg: T5Config, hf: dict[str, torch.Tensor]) -> dict[str, 
 def export_hf(model: T5, out_dir: str | Path) -> Path:
     """Write a directory `T5ForConditionalGeneration.from_pretrained` loads (float32 weights)."""
     sd = {k: v.float().cpu() for k, v in to_hf_state_dict(model).items()}
-    with atomic_dir(out_dir) as tmp:
+    with replacing_dir(out_dir) as tmp:
         save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg), indent=2) + "\n")
     return Path(out_dir)

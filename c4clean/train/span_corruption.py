@@ -14,18 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+from c4clean.hashing import GOLDEN, splitmix64
+
 # distinct streams so the noise and the kept segmentations never share random numbers
 NOISE_STREAM, NONNOISE_STREAM = 0x6E6F697365, 0x6B657074
-
-
-def splitmix64(x) -> np.ndarray:
-    """SplitMix64 finalizer: a bijective 64-bit mixer (uint64 in, uint64 out), vectorized."""
-    with np.errstate(over="ignore"):
-        z = np.asarray(x, dtype=np.uint64) + _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 def combine(*parts) -> np.ndarray:
@@ -87,7 +79,7 @@ def random_segmentation(keys: np.ndarray, stream: int, num_items: int, num_segme
     if num_segments == 1:
         return np.full((batch, 1), num_items, dtype=np.int64)
     slots = np.arange(num_items - 1, dtype=np.uint64)
-    scores = splitmix64(combine(keys, np.uint64(stream))[:, None] ^ (slots[None, :] * _GOLDEN))
+    scores = splitmix64(combine(keys, np.uint64(stream))[:, None] ^ (slots[None, :] * GOLDEN))
     cuts = np.sort(np.argpartition(scores, num_segments - 2, axis=1)[:, : num_segments - 1], axis=1) + 1
     bounds = np.concatenate(
         [np.zeros((batch, 1), np.int64), cuts, np.full((batch, 1), num_items, np.int64)], axis=1
