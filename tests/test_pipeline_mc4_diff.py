@@ -83,7 +83,7 @@ def _reference_run(files: list[Path], tmp: Path) -> tuple[dict, dict]:
 
 
 def _run_c4clean(files: list[Path], out: Path, *extra: str) -> tuple[dict, dict]:
-    from c4clean.pipelines.arrow_sink import parse_shard_name
+    from c4clean.formats import parse_shard_name
 
     args = ["run", "--variant", "multilingual", "--no-near-dedup", "--workers", "1", "--output", str(out)]
     for f in files:

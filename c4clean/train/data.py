@@ -27,11 +27,12 @@ import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from c4clean.hashing import splitmix64
 from c4clean.tokenize.encode import TOKENS_COLUMN, read_manifest
 from c4clean.tokenize.vocab import VocabInfo
 from c4clean.train import objectives
 from c4clean.train.data_options import DataOptions
-from c4clean.train.span_corruption import combine, sample_keys, splitmix64
+from c4clean.train.span_corruption import combine, sample_keys
 
 _FEISTEL_ROUNDS = 4
 _DOC_ORDER, _WINDOW_OFFSET = 0x444F43, 0x4F4646  # key streams of the per-epoch document order / offset

@@ -50,14 +50,13 @@ from typing import Callable
 
 import numpy as np
 
+from c4clean.hashing import GOLDEN, splitmix64
 from c4clean.train.span_corruption import (
-    _GOLDEN,
     combine,
     noise_counts,
     random_spans_helper,
     sample_keys,
     span_corrupt,
-    splitmix64,
 )
 
 IGNORE = -100  # label padding, excluded from the loss (model.IGNORE_INDEX)
@@ -93,7 +92,7 @@ class Setting:
 def _bits(keys: np.ndarray, stream: int, length: int) -> np.ndarray:
     """(B, length) uint64 random bits, a pure function of (key, stream, position)."""
     slots = np.arange(length, dtype=np.uint64)
-    return splitmix64(combine(keys, np.uint64(stream))[:, None] ^ (slots[None, :] * _GOLDEN))
+    return splitmix64(combine(keys, np.uint64(stream))[:, None] ^ (slots[None, :] * GOLDEN))
 
 
 def _uniform(keys: np.ndarray, stream: int, length: int) -> np.ndarray:
