@@ -141,25 +141,40 @@ def not_wet_reason(head: bytes) -> Optional[str]:
 # --- cutting the stream into records -----------------------------------------------------------------
 
 
-def _delimiter_line(buf: bytearray, j: int, lo: int, final: bool) -> Optional[tuple]:
+def _delimiter_line(buf: bytearray, j: int, lo: int, final: bool, scanned: int = 8) -> tuple:
     """For a `WARC/1.0` found at j: (line start, line end) if its line strips to `WARC/1.0` (TFDS's
-    test), (-1, next search position) if not, or None if the line end is not in the buffer yet.
-    buf[lo] starts a line. Only whitespace is walked, so the test costs no more than the line's
-    leading and trailing whitespace."""
-    i = j
-    while i > lo and buf[i - 1] in _SPACE_BYTES:
-        i -= 1
+    test), (-1, next search position) if not, or (None, bytes after j scanned) if the line end is
+    not in the buffer yet; `scanned` resumes that scan. buf[lo] starts a line. Only whitespace is
+    walked, so the test costs no more than the line's leading and trailing whitespace."""
+    i = _line_start(buf, j, lo)
     after = j + 8
-    if i > lo and buf[i - 1] not in _LINE_BREAKS:
+    if i < 0:
         return -1, after
-    end = _SPACE_RUN.match(buf, after).end()
+    end = _SPACE_RUN.match(buf, j + scanned).end()
     if end == len(buf) and not final:
-        return None
+        return None, end - j
     if end < len(buf) and buf[end] not in _LINE_BREAKS:
         return -1, after
     if (i, end) == (j, after) or bytes(buf[i:end]).decode("utf-8", "replace").strip() == "WARC/1.0":
         return i, end
     return -1, after
+
+
+def _line_start(buf: bytearray, j: int, lo: int) -> int:
+    """Start of the line holding buf[j] if only whitespace precedes j on it, else -1."""
+    if j == lo or buf[j - 1] in _LINE_BREAKS:
+        return j
+    if buf[j - 1] not in _SPACE_BYTES:
+        return -1
+    window = max(lo, j - 4096)  # indented: the line break is near (a walk in C, not in Python)
+    i = max(buf.rfind(b"\n", window, j), buf.rfind(b"\r", window, j)) + 1
+    if not i:
+        i = window
+        while i > lo and buf[i - 1] in _SPACE_BYTES:  # over 4 KB of leading whitespace
+            i -= 1
+        if i > lo and buf[i - 1] not in _LINE_BREAKS:
+            return -1
+    return i if _SPACE_RUN.match(buf, i, j).end() == j else -1
 
 
 class _RecordSplitter:
@@ -174,6 +189,7 @@ class _RecordSplitter:
         self.parser, self.label = parser, label
         self.buf = bytearray()
         self.start = self.search = self.safe = 0
+        self.scanned = 8  # whitespace after a `WARC/1.0` at `search` already scanned (with its 8 bytes)
         self.in_record = False
         self.index = -1  # of the current record
         self.head = b""  # the first bytes of the data, to tell WET from other formats
@@ -234,6 +250,7 @@ class _RecordSplitter:
         yield from self._outside_issue("before the first WARC/1.0 line")
         self.buf = bytearray()
         self.start = self.search = self.safe = 0
+        self.scanned = 8
         self.in_record, self.after_break = False, True
 
     # -- helpers
@@ -258,11 +275,22 @@ class _RecordSplitter:
                 keep -= 1
             cut = max(keep - 1, self.start)  # one byte more tells whether a line starts there
             self._count_outside(self.start, cut)
-        if cut:
-            del self.buf[:cut]
-            self.start -= cut
-            self.search -= cut
-            self.safe = max(self.safe - cut, 0)
+        self._drop_front(cut)
+
+    def _drop_front(self, n: int) -> None:
+        if n:
+            del self.buf[:n]
+            self.start = max(self.start - n, 0)
+            self.search = max(self.search - n, 0)
+            self.safe = max(self.safe - n, 0)
+
+    def _take(self, end: int) -> bytes:
+        """buf[start:end] as bytes, dropped from the buffer first, so that the record is held once
+        (by the parser, which lets go of the bytes once decoded)."""
+        with memoryview(self.buf) as view:
+            block = bytes(view[self.start : end])
+        self._drop_front(end)
+        return block
 
     def _count_outside(self, lo: int, hi: int) -> None:
         if hi > lo:
@@ -284,19 +312,21 @@ class _RecordSplitter:
             if j < 0:
                 self.search = max(self.start, len(buf) - 7)
                 return
-            found = _delimiter_line(buf, j, self.start, final)
-            if found is None:
-                self.search = j
+            line_start, found = _delimiter_line(buf, j, self.start, final, self.scanned)
+            if line_start is None:  # wait for the line end: the next call resumes the scan
+                self.search, self.scanned = j, found
                 return
-            line_start, self.search = found
+            self.scanned = 8
+            self.search = found
             if line_start < 0:
                 continue
             if self.in_record:
-                yield from self.parser.record(bytes(buf[self.start : line_start]), self.index, False)
+                yield from self.parser.record(self._take(line_start), self.index, False)
             else:
                 self._count_outside(self.start, line_start)
+                self._drop_front(line_start)
                 yield from self._outside_issue("before the first WARC/1.0 line")
-            self.start, self.in_record = line_start, True
+            self.start, self.in_record = 0, True  # the delimiter line now starts the buffer
             self.index += 1
 
     def _flush(self) -> Iterator[Union[Page, ReadIssue]]:
@@ -310,11 +340,11 @@ class _RecordSplitter:
         lo = max(end - 9, 0)
         tail = max(buf.rfind(b"\n", lo, end), buf.rfind(b"\r", lo, end)) + 1
         partial = tail > self.start and 0 < end - tail < 8 and _DELIMITER.startswith(bytes(buf[tail:end]))
-        yield from self.parser.record(bytes(buf[self.start : tail if partial else end]), self.index, True)
+        yield from self.parser.record(self._take(tail if partial else end), self.index, True)
         if partial:
             what = "the file ends inside a WARC/1.0 line"
             yield ReadIssue(reasons.READ_TRUNCATED_RECORD, self.label, self.index + 1, what)
-        self.start = end
+        self._drop_front(len(self.buf))
 
 
 # --- WET records -------------------------------------------------------------------------------------
@@ -366,10 +396,12 @@ class _WetParser:
             yield ReadIssue(
                 reasons.READ_BAD_UTF8, label, index, f"invalid UTF-8 at byte {e.start} of the record"
             )
+        del block  # memory: a huge record is held as bytes, text and lines one after the other
         crs = text.count("\r")
         if crs and crs != text.count("\r\n"):  # a lone CR ends a line too (universal newlines)
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = [s for s in map(str.strip, text.split("\n")) if s]  # strip() also drops a CRLF's CR
+        del text
         body = [s for s in lines if not s.startswith(_METADATA_PREFIXES)]
         n_meta = len(lines) - len(body)
         meta = lines[:n_meta]  # usually the WARC headers, all at the top
