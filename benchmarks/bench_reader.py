@@ -34,9 +34,15 @@ def _record(i: int, body: bytes) -> bytes:
     return head + body + b"\r\n\r\n"
 
 
+_WORDS_RNG = random.Random(0)
+WORDS = [
+    bytes(_WORDS_RNG.choice(b"etaoinshrdlu") for _ in range(_WORDS_RNG.randint(2, 9))) for _ in range(5000)
+]
+
+
 def _text(rng: random.Random, size: int) -> bytes:
     """English-like lines (12 words, an end mark, LF) totalling `size` bytes or a little more."""
-    words = [bytes(rng.choice(b"etaoinshrdlu") for _ in range(rng.randint(2, 9))) for _ in range(5000)]
+    words = WORDS
     lines, total = [], 0
     while total < size:
         line = b" ".join(rng.choice(words) for _ in range(12)) + b".\n"
