@@ -102,23 +102,61 @@ def test_attention_is_unscaled_sdpa(monkeypatch):
     assert calls == [1.0] * 6
 
 
-def test_init_follows_mesh_tf():
-    model = T5(preset("t5-v1_1-small", vocab_size=512))
+TRUNCATED = 0.8796  # std of a normal truncated at 2 std, relative to the untruncated one
+
+
+@pytest.mark.parametrize("style", ["mesh_tf", "hf"])
+def test_init_follows_mesh_tf_or_hf(style):
+    model = T5(preset("t5-v1_1-small", vocab_size=512), init_style=style)
     c, inner = model.cfg, model.cfg.inner_dim
     layer = model.encoder.layers[0]
     qkv = layer.attn.qkv.weight
+    mesh = style == "mesh_tf"
+    dense = TRUNCATED if mesh else 1.0  # Mesh TF's dense default is a truncated normal
     expected = [
         (qkv[:inner], (c.d_model * c.d_kv) ** -0.5),
         (qkv[inner:], c.d_model**-0.5),
         (layer.attn.o.weight, inner**-0.5),
-        (layer.ffn.wi.weight, c.d_model**-0.5),
-        (layer.ffn.wo.weight, c.d_ff**-0.5),
+        (layer.ffn.wi.weight, dense * c.d_model**-0.5),
+        (layer.ffn.wo.weight, dense * c.d_ff**-0.5),
         (model.shared.weight, 1.0),
-        (model.lm_head.weight, 1.0),
+        (model.lm_head.weight, TRUNCATED * c.d_model**-0.5 if mesh else 1.0),
         (model.decoder.layers[0].cross_attn.q.weight, (c.d_model * c.d_kv) ** -0.5),
     ]
     for w, std in expected:
         assert w.std().item() == pytest.approx(std, rel=0.03)
+    if mesh:
+        bias = model.encoder.relative_attention_bias.weight
+        bound = (6 / (c.num_heads + c.relative_attention_num_buckets)) ** 0.5
+        assert bias.abs().max() <= bound and bias.std().item() == pytest.approx(bound / 3**0.5, rel=0.2)
+        assert model.lm_head.weight.abs().max() <= 2 * c.d_model**-0.5
+
+
+def test_initial_loss_is_near_ln_vocab_with_mesh_tf_init():
+    torch.manual_seed(0)
+    cfg = preset("t5-v1_1-tiny", vocab_size=32128)
+    ids, labels = torch.randint(2, 32000, (4, 32)), torch.randint(2, 32000, (4, 8))
+    with torch.no_grad():
+        mesh = T5(cfg)(ids, labels=labels)["loss"].item()
+        hf = T5(cfg, init_style="hf")(ids, labels=labels)["loss"].item()
+    assert mesh == pytest.approx(math.log(32128), abs=0.5)  # 10.38
+    assert hf > 3 * math.log(32128)  # std-1 lm_head: logits of std ~sqrt(d_model)
+    with pytest.raises(ValueError, match="unknown init style"):
+        T5(cfg, init_style="xavier")
+
+
+def test_z_loss_is_mesh_tf_term_beside_the_cross_entropy():
+    model = _tiny().eval()
+    ids, labels = torch.randint(2, 256, (2, 10)), torch.randint(2, 256, (2, 5))
+    labels[1, 3:] = -100
+    plain = model(ids, labels=labels)
+    out = model(ids, labels=labels, z_loss=1e-4)
+    assert "z_loss" not in plain
+    assert out["loss"].item() == pytest.approx(plain["loss"].item(), rel=1e-5)  # the logged loss
+    keep = labels != -100
+    log_z = out["logits"][keep].float().logsumexp(-1)
+    assert out["z_loss"].item() == pytest.approx(1e-4 * log_z.square().mean().item(), rel=1e-5)
+    (out["loss"] + out["z_loss"]).backward()
 
 
 def test_untied_embedding_and_head_and_shared_position_bias():

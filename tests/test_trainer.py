@@ -192,7 +192,7 @@ def test_nan_loss_stops_without_writing_a_checkpoint(token_dir, tmp_path):
                 optimizer="adamw",
                 lr=1e30,
                 warmup_steps=1,
-                clip_grad=0.0,
+                clip_grad_norm=0.0,
             )
         )
     steps = [s for s, _ in ckpt.list_checkpoints(run)]
@@ -425,3 +425,71 @@ class _GradView(torch.nn.Module):
 
     def state_dict(self, *args, **kwargs):
         return self._grads
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"batch_size": 0}, "batch_size must be positive"),
+        ({"steps": -1}, "steps must be positive"),
+        ({"log_every": 0}, "log_every must be positive"),
+        ({"save_every": 0}, "save_every must be positive"),
+        ({"grad_accum": 0}, "grad_accum must be positive"),
+        ({"eval_every": -1}, "eval_every must be >= 0"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"z_loss": -1e-4}, "z_loss must be >= 0"),
+        ({"clip_grad_norm": -1.0}, "clip_grad_norm must be >= 0"),
+        ({"optimizer": "sgd"}, "optimizer must be one of adafactor, adamw"),
+        ({"init_style": "xavier"}, "init_style must be one of mesh_tf, hf"),
+        ({"preset": "t5-huge"}, "preset must be one of"),
+        ({"model_overrides": {"num_heads": 0}}, "model num_heads must be positive"),
+        ({"model_overrides": {"d_model": 1.5}}, "model d_model must be a int"),
+        ({"model_overrides": {"dropout_rate": 1.0}}, r"dropout_rate must be in \[0, 1\)"),
+        ({"model_overrides": {"vocab_size": 10}}, "unknown model override"),
+        ({"data_options": {"input_length": 0}}, "input_length must be at least 2"),
+    ],
+)
+def test_train_config_validates_itself(bad, message):
+    with pytest.raises(TrainingError, match=message):
+        TrainConfig(data="d", out="o", **bad)
+
+
+def test_cli_defaults_are_train_config_defaults_and_bad_values_are_usage_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from c4clean.train.cli import train as train_cmd
+
+    defaults = TrainConfig.defaults()
+    by_name = {p.name: p for p in train_cmd.params}
+    options = {n: p for n, p in by_name.items() if not (p.required or p.multiple or p.is_flag)}
+    checked = [n for n in defaults if n in options]
+    assert len(checked) >= 20
+    for name in checked:
+        assert options[name].default in (defaults[name], None), name
+    assert defaults["z_loss"] == 1e-4 and defaults["init_style"] == "mesh_tf"
+    assert defaults["clip_grad_norm"] is None  # adafactor: off; adamw: 1.0
+    for args, message in [
+        (["--batch-size", "0"], "batch_size must be positive"),
+        (["--input-length", "-5"], "input_length must be at least 2"),
+        (["--model", "num_layers=0"], "num_layers must be positive"),
+    ]:
+        result = CliRunner().invoke(
+            train_cmd, ["--input", str(tmp_path), "--output", str(tmp_path / "r"), *args]
+        )
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+def test_adafactor_does_not_clip_by_default_and_z_loss_is_logged(token_dir, tmp_path, monkeypatch):
+    cfg = _cfg(token_dir, tmp_path / "a", steps=2, eval_every=0, save_every=100)
+    assert cfg.effective_clip_grad_norm == 0.0
+    assert TrainConfig(data="d", out="o", optimizer="adamw").effective_clip_grad_norm == 1.0
+    calls = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: calls.append(a) or real(*a, **k))
+    train(cfg)
+    assert calls == []
+    records = [r for r in _records(tmp_path / "a") if "loss" in r]
+    assert all(r["z_loss"] > 0 and r["grad_norm"] > 0 for r in records)
+    train(_cfg(token_dir, tmp_path / "b", steps=1, eval_every=0, save_every=100, clip_grad_norm=0.5))
+    assert len(calls) == 1 and calls[0][1] == 0.5

@@ -225,6 +225,7 @@ class TrainerBackend:
 
         from c4clean.train import data as D
         from c4clean.train.checkpoint import latest_checkpoint, load_model_dir
+        from c4clean.train.evaluate import evaluate_loss
 
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
@@ -253,21 +254,15 @@ class TrainerBackend:
             )
         except ValueError as e:
             raise AblationError(f"cannot score on {token_dir}: {e} (lower --eval-batch-size)") from e
-        total, batches, tokens = 0.0, 0, 0
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if device.type == "cuda"
-            else torch.autocast("cpu", enabled=False)
+        result = evaluate_loss(
+            model, dataset, device=device, bf16=device.type == "cuda", max_batches=self.eval_batches
         )
-        with torch.no_grad(), autocast:
-            for batch in dataset:
-                if batches >= self.eval_batches:
-                    break
-                batch = {k: v.to(device) for k, v in batch.items()}
-                total += model(**batch)["loss"].float().item()
-                batches += 1
-                tokens += int((batch["labels"] != -100).sum())
-        return {"loss": total / batches, "batches": batches, "target_tokens": tokens, "checkpoint": ckpt.name}
+        return {
+            "loss": result.loss,
+            "batches": result.batches,
+            "target_tokens": result.target_tokens,
+            "checkpoint": ckpt.name,
+        }
 
     @staticmethod
     def corpus_tokens(token_dir: str, split: str) -> int:

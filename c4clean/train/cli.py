@@ -7,24 +7,30 @@ from pathlib import Path
 
 import click
 
-from c4clean.cli_options import input_option, output_option
-from c4clean.train.model_config import PRESETS, T5Config
+from c4clean.cli_options import RenamedOption, input_option, output_option
+from c4clean.train.config import MODEL_OVERRIDES, OPTIMIZERS, PRECISIONS, TrainConfig, TrainingError
+from c4clean.train.model_config import INIT_STYLES, PRESETS, T5Config
 
-# T5Config fields a user may override on top of a preset (--model key=value)
-_MODEL_FIELDS = {
-    f
-    for f in T5Config.__dataclass_fields__
-    if f not in ("vocab_size", "pad_token_id", "eos_token_id", "decoder_start_token_id")
-}
+D = TrainConfig.defaults()  # every default is TrainConfig's
+DATA_OPTION_NAMES = (
+    "objective",
+    "masking",
+    "input_length",
+    "noise_density",
+    "mean_noise_span_length",
+    "max_tokens",
+    "doc_separator",
+)
 
 
 def _parse_model_overrides(items) -> dict:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in _MODEL_FIELDS:
+        if not sep or key not in MODEL_OVERRIDES:
             raise click.BadParameter(
-                f"{item!r}: expected KEY=VALUE with KEY one of {sorted(_MODEL_FIELDS)}", param_hint="--model"
+                f"{item!r}: expected KEY=VALUE with KEY one of {sorted(MODEL_OVERRIDES)}",
+                param_hint="--model",
             )
         kind = type(getattr(T5Config(), key))
         try:
@@ -34,6 +40,12 @@ def _parse_model_overrides(items) -> dict:
                 f"{item!r}: {key} takes a {kind.__name__}", param_hint="--model"
             ) from None
     return out
+
+
+def _opt(name: str, help: str, **kwargs):
+    """An option whose default is TrainConfig's (shown in --help)."""
+    field = name.lstrip("-").replace("-", "_")
+    return click.option(name, default=D[field], show_default=D[field] is not None, help=help, **kwargs)
 
 
 @click.command("train")
@@ -51,7 +63,7 @@ def _parse_model_overrides(items) -> dict:
     type=click.Path(file_okay=False),
     help="Run directory (checkpoints, metrics.jsonl).",
 )
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="t5-v1_1-small", show_default=True)
+@_opt("--preset", "Model shape.", type=click.Choice(sorted(PRESETS)))
 @click.option(
     "--model",
     "model_overrides",
@@ -59,63 +71,40 @@ def _parse_model_overrides(items) -> dict:
     metavar="KEY=VALUE",
     help="Override a preset field, e.g. --model num_layers=4 (repeatable).",
 )
-@click.option("--steps", type=int, default=10_000, show_default=True, help="Optimizer steps.")
+@_opt("--steps", "Optimizer steps.", type=int)
+@_opt("--batch-size", "Sequences per optimizer step (all GPUs and accumulation steps together).", type=int)
+@_opt("--grad-accum", "Micro-batches per optimizer step.", type=int)
+@_opt("--optimizer", "Optimizer.", type=click.Choice(OPTIMIZERS))
+@_opt("--lr", "Peak learning rate [adafactor 0.01, adamw 1e-3].", type=float)
+@_opt("--warmup-steps", "Adafactor: constant-lr steps before rsqrt decay; AdamW: linear warm-up.", type=int)
+@_opt("--min-lr", "AdamW: lr at the end of the cosine.", type=float)
+@_opt("--weight-decay", "AdamW weight decay.", type=float)
 @click.option(
-    "--batch-size",
-    type=int,
-    default=128,
-    show_default=True,
-    help="Sequences per optimizer step (all GPUs and accumulation steps together).",
+    "--clip-grad-norm",
+    "--clip-grad",
+    "clip_grad_norm",
+    cls=RenamedOption,
+    old=("--clip-grad",),
+    type=float,
+    default=None,
+    help="Max global gradient norm, 0: off [adafactor: off, as T5; adamw: 1.0].",
 )
-@click.option(
-    "--grad-accum", type=int, default=1, show_default=True, help="Micro-batches per optimizer step."
+@_opt("--z-loss", "Mesh TF's z-loss weight (T5: 1e-4; 0: plain cross-entropy).", type=float)
+@_opt(
+    "--init-style",
+    "Weight initialisation: Mesh TF's (T5's) or Hugging Face's.",
+    type=click.Choice(INIT_STYLES),
 )
-@click.option(
-    "--optimizer", type=click.Choice(["adafactor", "adamw"]), default="adafactor", show_default=True
-)
-@click.option("--lr", type=float, default=None, help="Peak learning rate [adafactor 0.01, adamw 1e-3].")
-@click.option(
-    "--warmup-steps",
-    type=int,
-    default=10_000,
-    show_default=True,
-    help="Adafactor: constant-lr steps before rsqrt decay; AdamW: linear warm-up steps.",
-)
-@click.option(
-    "--min-lr", type=float, default=1e-5, show_default=True, help="AdamW: lr at the end of the cosine."
-)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="AdamW weight decay.")
-@click.option(
-    "--clip-grad", type=float, default=1.0, show_default=True, help="Max global gradient norm (0: off)."
-)
-@click.option(
-    "--eval-every", type=int, default=1000, show_default=True, help="Validation loss every N steps (0: off)."
-)
-@click.option("--eval-batches", type=int, default=20, show_default=True)
-@click.option("--eval-batch-size", type=int, default=None, help="Default: the per-rank micro-batch.")
-@click.option(
-    "--save-every",
-    type=int,
-    default=1000,
-    show_default=True,
-    help="Checkpoint every N steps (and at the end).",
-)
-@click.option(
-    "--keep-checkpoints", type=int, default=2, show_default=True, help="Newest checkpoints kept (0: all)."
-)
-@click.option("--log-every", type=int, default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16"]),
-    default="auto",
-    show_default=True,
-    help="auto: bf16 autocast (+TF32) on CUDA, fp32 on CPU.",
-)
-@click.option(
-    "--device", default=None, help="Default: cuda (LOCAL_RANK under torchrun) when available, else cpu."
-)
+@_opt("--eval-every", "Validation loss every N steps (0: off).", type=int)
+@_opt("--eval-batches", "Validation batches per evaluation.", type=int)
+@_opt("--eval-batch-size", "Default: the per-rank micro-batch.", type=int)
+@_opt("--save-every", "Checkpoint every N steps (and at the end).", type=int)
+@_opt("--keep-checkpoints", "Newest checkpoints kept (0: all).", type=int)
+@_opt("--log-every", "Metrics record every N steps.", type=int)
+@_opt("--seed", "Seed of initialisation, data order and masks.", type=int)
+@click.option("--compile", "compile", is_flag=True, help="torch.compile the model.")
+@_opt("--precision", "auto: bf16 autocast (+TF32) on CUDA, fp32 on CPU.", type=click.Choice(PRECISIONS))
+@_opt("--device", "Default: cuda (LOCAL_RANK under torchrun) when available, else cpu.")
 @click.option("--resume", is_flag=True, help="Continue from the newest intact checkpoint in --output.")
 @click.option(
     "--init",
@@ -147,106 +136,23 @@ def _parse_model_overrides(items) -> dict:
     default=None,
     help="eos: put EOS between documents at load time (HF/nanoT5); default: as encoded.",
 )
-@click.option(
-    "--loader-workers", type=int, default=None, help="DataLoader worker processes [4 on CUDA, 0 on CPU]."
-)
-@click.option(
-    "--cpu-threads",
-    type=int,
-    default=None,
-    help="torch threads; on a busy shared CPU, 1 can be many times faster than oversubscribing.",
-)
+@_opt("--loader-workers", "DataLoader worker processes [4 on CUDA, 0 on CPU].", type=int)
+@_opt("--cpu-threads", "torch threads on CPU [the usable cores less the loader workers].", type=int)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train(
-    data,
-    out,
-    preset,
-    model_overrides,
-    steps,
-    batch_size,
-    grad_accum,
-    optimizer,
-    lr,
-    warmup_steps,
-    min_lr,
-    weight_decay,
-    clip_grad,
-    eval_every,
-    eval_batches,
-    eval_batch_size,
-    save_every,
-    keep_checkpoints,
-    log_every,
-    seed,
-    compile_,
-    precision,
-    device,
-    resume,
-    init,
-    objective,
-    masking,
-    input_length,
-    noise_density,
-    mean_noise_span_length,
-    max_tokens,
-    doc_separator,
-    loader_workers,
-    cpu_threads,
-    no_progress,
-):
+def train(model_overrides, no_progress, **options):
     """Pre-train T5 v1.1 with span corruption on a token directory (CPU, CUDA, DDP under torchrun)."""
-    from c4clean.train.data_options import DataOptions
-    from c4clean.train.trainer import TrainConfig, TrainingError
     from c4clean.train.trainer import train as run_training
 
-    data_options = {
-        k: v
-        for k, v in dict(
-            objective=objective,
-            masking=masking,
-            input_length=input_length,
-            noise_density=noise_density,
-            mean_noise_span_length=mean_noise_span_length,
-            max_tokens=max_tokens,
-            doc_separator=doc_separator,
-        ).items()
-        if v is not None
-    }
-    try:  # bad objective settings are errors before anything loads
-        DataOptions.from_dict(data_options)
-    except ValueError as e:
+    data_options = {k: options.pop(k) for k in DATA_OPTION_NAMES}
+    try:
+        cfg = TrainConfig(
+            **options,
+            model_overrides=_parse_model_overrides(model_overrides),
+            data_options={k: v for k, v in data_options.items() if v is not None},
+            progress=not no_progress,
+        )
+    except TrainingError as e:
         raise click.UsageError(str(e)) from None
-    cfg = TrainConfig(
-        data=data,
-        out=out,
-        preset=preset,
-        model_overrides=_parse_model_overrides(model_overrides),
-        steps=steps,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        optimizer=optimizer,
-        lr=lr,
-        warmup_steps=warmup_steps,
-        min_lr=min_lr,
-        weight_decay=weight_decay,
-        clip_grad=clip_grad,
-        eval_every=eval_every,
-        eval_batches=eval_batches,
-        eval_batch_size=eval_batch_size,
-        save_every=save_every,
-        keep_checkpoints=keep_checkpoints,
-        log_every=log_every,
-        seed=seed,
-        compile=compile_,
-        precision=precision,
-        device=device,
-        resume=resume,
-        init=init,
-        data_options=data_options,
-        loader_workers=loader_workers,
-        cpu_threads=cpu_threads,
-        progress=not no_progress,
-    )
     try:
         summary = run_training(cfg)
     except TrainingError as e:

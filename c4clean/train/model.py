@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from c4clean.train.model_config import PRESETS, T5Config, preset  # noqa: F401 - re-exported
+from c4clean.train.model_config import INIT_STYLES, PRESETS, T5Config, preset  # noqa: F401 - re-exported
 
 IGNORE_INDEX = -100  # label value excluded from the loss (as Hugging Face)
 
@@ -223,28 +223,47 @@ def _additive(bias: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
 class T5(nn.Module):
     """T5 v1.1 for span-corruption pre-training: `forward(...)` returns logits and, given labels, the loss."""
 
-    def __init__(self, cfg: T5Config):
+    def __init__(self, cfg: T5Config, init_style: str = "mesh_tf"):
         super().__init__()
         self.cfg = cfg
         self.shared = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.encoder = Stack(cfg, is_decoder=False)
         self.decoder = Stack(cfg, is_decoder=True)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.reset_parameters()
+        self.reset_parameters(init_style)
 
     @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Mesh TensorFlow's initialisation (as HF `_init_weights` / nanoT5): it folds the attention
-        logit scaling into q, so attention itself runs unscaled."""
+    def reset_parameters(self, style: str = "mesh_tf") -> None:
+        """Initialise as Mesh TensorFlow ("mesh_tf") or as Hugging Face's `_init_weights` ("hf").
+
+        Both fold the attention logit scaling into q (std (d_model d_kv)^-0.5), so attention runs
+        unscaled; k, v std d_model^-0.5, o (heads d_kv)^-0.5, embeddings std 1. They differ where Mesh
+        TF uses its dense-layer default, a truncated normal (cut at 2 std) of std fan_in^-0.5: the
+        untied lm_head (std d_model^-0.5: initial loss ~ln(vocab), not ~94 as with HF's std 1) and
+        the feed-forward weights; and Mesh TF's relative position bias is glorot-uniform."""
+        if style not in INIT_STYLES:
+            raise ValueError(f"unknown init style {style!r}; choose one of {', '.join(INIT_STYLES)}")
         c, f = self.cfg, self.cfg.initializer_factor
+        mesh = style == "mesh_tf"
+
+        def dense(w: torch.Tensor, std: float) -> None:
+            if mesh:
+                nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+            else:
+                nn.init.normal_(w, std=std)
+
         nn.init.normal_(self.shared.weight, std=f * 1.0)
-        nn.init.normal_(self.lm_head.weight, std=f * 1.0)
+        dense(self.lm_head.weight, f * (c.d_model**-0.5 if mesh else 1.0))
         inner = c.inner_dim
         for m in self.modules():
             if isinstance(m, RMSNorm):
                 m.weight.fill_(f * 1.0)
             elif isinstance(m, Stack):
-                nn.init.normal_(m.relative_attention_bias.weight, std=f * c.d_model**-0.5)
+                if mesh:  # Mesh TF variable of shape [heads, buckets]
+                    bound = f * math.sqrt(6.0 / (c.num_heads + c.relative_attention_num_buckets))
+                    nn.init.uniform_(m.relative_attention_bias.weight, -bound, bound)
+                else:
+                    nn.init.normal_(m.relative_attention_bias.weight, std=f * c.d_model**-0.5)
             elif isinstance(m, SelfAttention):
                 w = m.qkv.weight  # rows: [q; k; v]
                 nn.init.normal_(w[:inner], std=f * (c.d_model * c.d_kv) ** -0.5)
@@ -255,8 +274,8 @@ class T5(nn.Module):
                 nn.init.normal_(m.kv.weight, std=f * c.d_model**-0.5)
                 nn.init.normal_(m.o.weight, std=f * inner**-0.5)
             elif isinstance(m, GatedGeluFFN):
-                nn.init.normal_(m.wi.weight, std=f * c.d_model**-0.5)
-                nn.init.normal_(m.wo.weight, std=f * c.d_ff**-0.5)
+                dense(m.wi.weight, f * c.d_model**-0.5)
+                dense(m.wo.weight, f * c.d_ff**-0.5)
 
     def fused_parts(self) -> dict[str, int]:
         """Parameters that stack several Mesh TF variables along dim 0, and how many: the optimizer
@@ -282,8 +301,10 @@ class T5(nn.Module):
         labels: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
+        z_loss: float = 0.0,
     ) -> dict[str, torch.Tensor]:
-        """Logits [B, Lt, V]; `loss` (token mean, IGNORE_INDEX excluded) when labels are given.
+        """Logits [B, Lt, V]; `loss` (token mean cross-entropy, IGNORE_INDEX excluded) when labels are
+        given, and with `z_loss` > 0 also `z_loss`, the term to add to it for training (Mesh TF).
         Without decoder_input_ids, they are the labels shifted right after decoder_start_token_id."""
         if decoder_input_ids is None:
             if labels is None:
@@ -294,10 +315,25 @@ class T5(nn.Module):
         logits = self.lm_head(hidden)
         out = {"logits": logits}
         if labels is not None:
-            out["loss"] = F.cross_entropy(
-                logits.float().view(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
-            )
+            out.update(token_losses(logits, labels, z_loss))
         return out
+
+
+def token_losses(logits: torch.Tensor, labels: torch.Tensor, z_loss: float = 0.0) -> dict:
+    """`loss`: mean cross-entropy over the labelled tokens; with z_loss > 0 also `z_loss` =
+    z_loss x mean(logsumexp(logits)^2), Mesh TF's auxiliary term that keeps the softmax normaliser
+    near 1 (T5 trained with 1e-4). Computed in float32, from one logsumexp for both."""
+    flat, target = logits.float().view(-1, logits.shape[-1]), labels.reshape(-1)
+    if not z_loss:
+        return {"loss": F.cross_entropy(flat, target, ignore_index=IGNORE_INDEX)}
+    valid = target != IGNORE_INDEX
+    count = valid.sum().clamp(min=1)
+    log_z = torch.logsumexp(flat, dim=-1)
+    picked = flat.gather(1, target.clamp(min=0)[:, None]).squeeze(1)
+    return {
+        "loss": torch.where(valid, log_z - picked, 0.0).sum() / count,
+        "z_loss": z_loss * torch.where(valid, log_z.square(), 0.0).sum() / count,
+    }
 
 
 def shift_right(labels: torch.Tensor, start_id: int, pad_id: int) -> torch.Tensor:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+# weight initialisations of `model.T5.reset_parameters`: Mesh TensorFlow's (T5's own) or Hugging Face's
+INIT_STYLES = ("mesh_tf", "hf")
+
 
 @dataclass(frozen=True)
 class T5Config:

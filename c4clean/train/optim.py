@@ -16,7 +16,8 @@ import math
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
-OPTIMIZERS = ("adafactor", "adamw")
+from c4clean.train.config import OPTIMIZERS
+
 DEFAULT_LR = {"adafactor": 1e-2, "adamw": 1e-3}
 
 

@@ -23,7 +23,7 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -33,9 +33,11 @@ import torch.distributed as dist
 
 from c4clean import atomic
 from c4clean.train import checkpoint as ckpt
+from c4clean.train.config import TrainConfig, TrainingError  # noqa: F401 - re-exported
 from c4clean.train.data_options import DataOptions
+from c4clean.train.evaluate import evaluate_loss
 from c4clean.train.model import T5, T5Config, preset, train_flops_per_example
-from c4clean.train.optim import OPTIMIZERS, build_optimizer
+from c4clean.train.optim import build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -52,47 +54,6 @@ GPU_PEAK_BF16_FLOPS = (
 
 # settings that must not change across --resume, or the batches (and losses) would differ
 RESUME_INVARIANT = ("preset", "batch_size", "grad_accum", "seed", "optimizer", "world_size", "data_options")
-
-
-class TrainingError(RuntimeError):
-    """A run cannot start or continue; the message says why and what to do."""
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str
-    preset: str = "t5-v1_1-small"
-    model_overrides: dict = field(default_factory=dict)  # T5Config fields, e.g. {"num_layers": 4}
-    steps: int = 10_000
-    batch_size: int = 128  # sequences per optimizer step, over all ranks and accumulation steps
-    grad_accum: int = 1
-    optimizer: str = "adafactor"
-    lr: float | None = None  # None: 0.01 (adafactor) / 1e-3 (adamw)
-    warmup_steps: int = 10_000
-    min_lr: float = 1e-5
-    weight_decay: float = 0.0
-    clip_grad: float = 1.0  # max global grad norm; 0 disables clipping
-    eval_every: int = 1000
-    eval_batches: int = 20
-    eval_batch_size: int | None = None
-    save_every: int = 1000
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    seed: int = 0
-    compile: bool = False
-    precision: str = "auto"  # auto = bf16 on CUDA, fp32 on CPU; or "fp32" / "bf16"
-    device: str | None = None  # default: cuda:LOCAL_RANK when available, else cpu
-    resume: bool = False
-    init: str | None = None  # start from a c4clean model directory or a Hugging Face T5 directory
-    data_options: dict = field(default_factory=dict)  # DataOptions fields set, passed to the loader
-    loader_workers: int | None = None  # DataLoader workers; default 4 on CUDA, 0 on CPU (cores train)
-    cpu_threads: int | None = None  # torch intra-op threads (default: torch's choice)
-    progress: bool = True
-    world_size: int = 1  # filled in from the environment under torchrun
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 # --- the data dependency (one place) -----------------------------------------------------------
@@ -124,73 +85,42 @@ def open_token_data(
     num_workers: int = 0,
 ) -> DataSource:
     """The token directory written by `c4clean tokenize` (manifest.json + Arrow token shards), through
-    `c4clean.train.data`; the only place the trainer touches the data layer."""
+    `c4clean.train.data`; the only place the trainer touches the data layer. Both splits are opened
+    once here, so bad settings fail before any training."""
     from c4clean.train import data as D
 
+    common = dict(seed=seed, rank=rank, world_size=world_size)
+    train_kw = dict(split="train", batch_size=micro_batch, **common, **options)
+    # the whole validation split, whatever `max_tokens` subset trains (size ablations compare runs on
+    # the same data), in a fixed order (no shuffle, one pass): every evaluation scores the same batches
+    eval_options = {k: v for k, v in options.items() if k != "max_tokens"}
+    eval_kw = dict(split="validation", batch_size=eval_batch, shuffle=False, num_epochs=1, **common)
+    eval_kw.update(eval_options)
     try:
         DataOptions.from_dict(options)
         manifest = D.read_manifest(data_dir)
         vocab = D.vocab_info(data_dir).to_json()
-        D.T5SpanCorruptionDataset(
-            data_dir, "train", batch_size=micro_batch, seed=seed, rank=rank, world_size=world_size, **options
-        )  # validates now, not mid-run
+        D.T5SpanCorruptionDataset(data_dir, **train_kw)
     except (FileNotFoundError, ValueError, KeyError, TypeError) as e:
         raise TrainingError(f"cannot train on {data_dir}: {e.__class__.__name__}: {e}") from e
+    pin = num_workers > 0 and torch.cuda.is_available()
 
     def train_loader():
-        return D.make_loader(
-            data_dir,
-            "train",
-            batch_size=micro_batch,
-            seed=seed,
-            rank=rank,
-            world_size=world_size,
-            num_workers=num_workers,
-            pin_memory=num_workers > 0 and torch.cuda.is_available(),
-            **options,
-        )
-
-    # The whole validation split, whatever `max_tokens` subset trains: size ablations compare runs on
-    # the same validation data.
-    eval_options = {k: v for k, v in options.items() if k != "max_tokens"}
+        return D.make_loader(data_dir, num_workers=num_workers, pin_memory=pin, **train_kw)
 
     def validation_loader():
-        # fixed order (no shuffle, one pass), so every evaluation scores the same batches
-        return D.make_loader(
-            data_dir,
-            "validation",
-            batch_size=eval_batch,
-            seed=seed,
-            rank=rank,
-            world_size=world_size,
-            num_workers=0,
-            shuffle=False,
-            num_epochs=1,
-            **eval_options,
-        )
+        return D.make_loader(data_dir, num_workers=0, **eval_kw)
 
     has_validation = "validation" in manifest.get("splits", {})
-    if has_validation:
+    if not has_validation:
+        log.warning("%s has no validation split: no validation loss will be computed", data_dir)
+    else:
         try:
-            D.T5SpanCorruptionDataset(
-                data_dir,
-                "validation",
-                batch_size=eval_batch,
-                seed=seed,
-                rank=rank,
-                world_size=world_size,
-                shuffle=False,
-                num_epochs=1,
-                **eval_options,
-            )
+            D.T5SpanCorruptionDataset(data_dir, **eval_kw)
         except ValueError as e:
             log.warning("validation split of %s unusable, no validation loss: %s", data_dir, e)
             has_validation = False
-    else:
-        log.warning("%s has no validation split: no validation loss will be computed", data_dir)
-    return DataSource(
-        vocab=vocab, train=train_loader, validation=validation_loader if has_validation else None
-    )
+    return DataSource(vocab, train_loader, validation_loader if has_validation else None)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -341,35 +271,120 @@ def _check_resume(run_dir: Path, saved: dict, cfg: TrainConfig, model_cfg: T5Con
         )
 
 
-# --- the loop -----------------------------------------------------------------------------------
+# --- the loop: setup, restore, step, log, eval, save ----------------------------------------------
+
+
+@dataclass
+class Run:
+    """Everything a running training holds (built by `setup`)."""
+
+    cfg: TrainConfig
+    dist: Dist
+    device: torch.device
+    bf16: bool
+    run_dir: Path
+    data: DataSource
+    model_cfg: T5Config
+    model: T5
+    step_model: torch.nn.Module  # the model as trained: DDP and/or compiled
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loader: Any
+    metrics: MetricsLog | None = None
+    step: int = 0
+    bar: Any = None
+
+    def autocast(self):
+        if self.bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+@dataclass
+class Interval:
+    """What happened since the last log line."""
+
+    loss: torch.Tensor
+    z_loss: torch.Tensor
+    steps: int = 0
+    examples: int = 0
+    tokens: int = 0
+    lr: float = math.nan
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
+    @classmethod
+    def new(cls, device: torch.device) -> "Interval":
+        return cls(torch.zeros((), device=device), torch.zeros((), device=device))
 
 
 def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
     """Train (or resume) a run; returns a summary {"step", "loss", "val_loss", "final_dir"}."""
+    run = setup(cfg, data)
+    last_loss, last_val = math.nan, None
+    interval = Interval.new(run.device)
+    batches: Iterator[dict] = iter(run.loader)
+    try:
+        while run.step < cfg.steps:
+            grad_norm = train_step(run, batches, interval)
+            at = run.step
+            if at % cfg.log_every == 0 or at == cfg.steps or at % cfg.save_every == 0:
+                last_loss = log_interval(run, interval, grad_norm)
+                interval = Interval.new(run.device)
+            if cfg.eval_every > 0 and (at % cfg.eval_every == 0 or at == cfg.steps):
+                last_val = evaluate(run)
+                interval.started = time.perf_counter()
+            if at % cfg.save_every == 0 or at == cfg.steps:
+                save(run)
+                interval.started = time.perf_counter()
+    finally:  # also on errors (NaN loss): flush the log, end the bar
+        if run.bar is not None:
+            run.bar.close()
+        run.metrics.close()
+    final_dir = run.run_dir / "final"
+    if run.dist.main:
+        ckpt.save_model_dir(run.model, final_dir, {"step": run.step, "vocab": run.data.vocab})
+    if run.dist.enabled:
+        dist.barrier()
+    return {"step": run.step, "loss": last_loss, "val_loss": last_val, "final_dir": str(final_dir)}
+
+
+def default_cpu_threads(loader_workers: int) -> int:
+    """torch threads on CPU: the cores this process may use, less one per loader worker process, so
+    that compute and loading do not oversubscribe the machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - loader_workers)
+
+
+def _runtime(cfg: TrainConfig) -> tuple[TrainConfig, Dist, torch.device, bool, int, int]:
+    """(cfg with world size, ranks, device, bf16, per-rank micro-batch, loader workers)."""
     d = init_distributed(cfg.device)
-    if cfg.cpu_threads:
-        torch.set_num_threads(cfg.cpu_threads)
     cfg = dataclasses.replace(cfg, world_size=d.world_size)
-    if cfg.optimizer not in OPTIMIZERS:
-        raise TrainingError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    per_rank = cfg.batch_size // d.world_size
     if cfg.batch_size % (d.world_size * cfg.grad_accum):
         raise TrainingError(
             f"--batch-size {cfg.batch_size} is not divisible by world size {d.world_size} x "
             f"--grad-accum {cfg.grad_accum}"
         )
-    micro = per_rank // cfg.grad_accum
+    micro = cfg.batch_size // d.world_size // cfg.grad_accum
     if cfg.device:
         device = torch.device(cfg.device)
     else:
         device = torch.device(f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu")
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    if cfg.precision not in ("auto", "fp32", "bf16"):
-        raise TrainingError(f"--precision must be auto, fp32 or bf16, not {cfg.precision!r}")
+    workers = cfg.loader_workers
+    if workers is None:
+        workers = 4 if device.type == "cuda" else 0
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    else:
+        torch.set_num_threads(cfg.cpu_threads or default_cpu_threads(workers))
+    return cfg, d, device, bf16, micro, workers
 
+
+def setup(cfg: TrainConfig, data: DataSource | None = None) -> Run:
+    """Everything before the first step: ranks, device, data, model, optimizer; restores the newest
+    checkpoint on --resume, else loads --init weights; writes run.json; opens the metrics log."""
+    cfg, d, device, bf16, micro, workers = _runtime(cfg)
     run_dir = Path(cfg.out)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None and not cfg.resume:
@@ -378,204 +393,198 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
             f"continue it or choose another --output"
         )
     if data is None:
-        workers = (
-            cfg.loader_workers if cfg.loader_workers is not None else (4 if device.type == "cuda" else 0)
-        )
+        eval_batch = cfg.eval_batch_size or micro
         data = open_token_data(
-            cfg.data,
-            micro,
-            cfg.eval_batch_size or micro,
-            cfg.seed,
-            d.rank,
-            d.world_size,
-            cfg.data_options,
-            workers,
+            cfg.data, micro, eval_batch, cfg.seed, d.rank, d.world_size, cfg.data_options, workers
         )
     model_cfg = model_config_for(cfg, data.vocab)
-    run_meta = {"model": model_cfg.to_dict(), "vocab": data.vocab, "train": cfg.to_json()}
     run_json = run_dir / "run.json"
     if cfg.resume and run_json.exists():
         _check_resume(run_dir, json.loads(run_json.read_text()), cfg, model_cfg, data.vocab)
-
     _seed_everything(cfg.seed + d.rank)
-    model = T5(model_cfg).to(device)
+    model = T5(model_cfg, init_style=cfg.init_style).to(device)
     optimizer, scheduler = build_optimizer(
         cfg.optimizer, model, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.weight_decay, cfg.min_lr
     )
     loader = data.train()
-    step = 0
+    run = Run(cfg, d, device, bf16, run_dir, data, model_cfg, model, model, optimizer, scheduler, loader)
     if cfg.resume and latest is not None:
-        try:
-            ckpt.load_model_weights(model, latest)
-        except ValueError as e:
-            raise TrainingError(str(e)) from e
-        state = ckpt.load_state(latest)
-        if len(state["loader"]) != d.world_size:
-            raise TrainingError(
-                f"{latest} was written by {len(state['loader'])} ranks, this run has {d.world_size}"
-            )
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        loader.load_state_dict(state["loader"][d.rank])
-        ckpt.set_rng_state(state["rng"][d.rank])
-        step = int(state["step"])
-        log.info("resumed %s at step %d", latest, step)
+        restore(run, latest)
     elif cfg.init:
         _load_init(model, cfg.init)
     if d.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         ckpt.remove_stale_temporaries(run_dir)
         if not (cfg.resume and run_json.exists()):
-            atomic.write_text(run_json, json.dumps(run_meta, indent=2, sort_keys=True) + "\n")
-    metrics = MetricsLog(run_dir, step if (cfg.resume and latest is not None) else None, d.main)
+            meta = {"model": model_cfg.to_dict(), "vocab": data.vocab, "train": cfg.to_json()}
+            atomic.write_text(run_json, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    run.metrics = MetricsLog(run_dir, run.step if (cfg.resume and latest is not None) else None, d.main)
+    _wrap(run)
+    _start_log(run)
+    return run
 
-    step_model: torch.nn.Module = model
-    if d.enabled:
+
+def restore(run: Run, checkpoint: Path) -> None:
+    """Model, optimizer, scheduler, loader position and RNGs of this rank from `checkpoint`."""
+    try:
+        ckpt.load_model_weights(run.model, checkpoint)
+    except ValueError as e:
+        raise TrainingError(str(e)) from e
+    state = ckpt.load_state(checkpoint)
+    if len(state["loader"]) != run.dist.world_size:
+        raise TrainingError(
+            f"{checkpoint} was written by {len(state['loader'])} ranks, this run has {run.dist.world_size}"
+        )
+    try:
+        run.optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError) as e:
+        raise TrainingError(f"{checkpoint}: optimizer state does not fit this run: {e}") from e
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.loader.load_state_dict(state["loader"][run.dist.rank])
+    ckpt.set_rng_state(state["rng"][run.dist.rank])
+    run.step = int(state["step"])
+    log.info("resumed %s at step %d", checkpoint, run.step)
+
+
+def _wrap(run: Run) -> None:
+    """DDP across ranks, torch.compile when asked."""
+    if run.dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        step_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
-        step_model = torch.compile(step_model)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    peak = gpu_peak_flops(device)
-    flops_per_example = None
+        device_ids = [run.device.index] if run.device.type == "cuda" else None
+        run.step_model = DDP(run.model, device_ids=device_ids)
+    if run.cfg.compile:
+        run.step_model = torch.compile(run.step_model)
 
-    def evaluate() -> float | None:
-        if data.validation is None:
-            return None
-        model.eval()
-        total, n = torch.zeros((), device=device), 0
-        with torch.no_grad(), autocast():
-            for i, batch in enumerate(data.validation()):
-                if i >= cfg.eval_batches:
-                    break
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                total += model(**batch)["loss"].float()
-                n += 1
-        model.train()
-        stats = torch.tensor([total.item(), float(n)], device=device)
-        if d.enabled:
-            dist.all_reduce(stats)
-        return (stats[0] / stats[1]).item() if stats[1] > 0 else None
 
-    def save(at_step: int) -> None:
-        loader_states = _gather(ckpt.plain(loader.state_dict()), d)
-        rngs = _gather(ckpt.rng_state(), d)
-        if d.main:
-            ckpt.save_checkpoint(
-                run_dir,
-                at_step,
-                model,
-                {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "loader": loader_states,
-                    "rng": rngs,
-                },
-                {"train": cfg.to_json(), "vocab": data.vocab},
-                keep=cfg.keep_checkpoints,
-            )
-        if d.enabled:
-            dist.barrier()
-
-    def check_finite(loss_value: float, at_step: int) -> None:
-        if not math.isfinite(loss_value):
-            newest = ckpt.latest_checkpoint(run_dir)
-            raise TrainingError(
-                f"training loss is {loss_value} at step {at_step}: stopped without writing a "
-                f"checkpoint; newest good checkpoint: {newest or 'none'} (lower --lr or check data)"
-            )
-
-    if d.main and step == 0:
-        metrics.write(
+def _start_log(run: Run) -> None:
+    """The start record of a new run, and the progress bar."""
+    if run.dist.main and run.step == 0:
+        device = run.device
+        run.metrics.write(
             {
                 "step": 0,
                 "event": "start",
-                "parameters": model.num_parameters(),
+                "parameters": run.model.num_parameters(),
                 "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                "world_size": d.world_size,
+                "world_size": run.dist.world_size,
                 "torch": torch.__version__,
             }
         )
-    bar = None
-    if cfg.progress and d.main:
+    if run.cfg.progress and run.dist.main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True)
+        run.bar = tqdm(total=run.cfg.steps, initial=run.step, unit="step", dynamic_ncols=True)
 
-    model.train()
-    batches: Iterator[dict] = iter(loader)
-    loss_sum = torch.zeros((), device=device)
-    interval_steps, interval_examples, interval_tokens = 0, 0, 0
-    t_interval = time.perf_counter()
-    last_loss, last_val = math.nan, None
-    try:
-        while step < cfg.steps:
-            for micro_step in range(cfg.grad_accum):
-                batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-                if flops_per_example is None:
-                    flops_per_example = train_flops_per_example(
-                        model_cfg, batch["input_ids"].shape[1], batch["labels"].shape[1]
-                    )
-                sync = not d.enabled or micro_step == cfg.grad_accum - 1
-                with contextlib.nullcontext() if sync else step_model.no_sync(), autocast():
-                    loss = step_model(**batch)["loss"]
-                (loss / cfg.grad_accum).backward()
-                loss_sum += loss.detach().float() / cfg.grad_accum
-                interval_examples += batch["input_ids"].shape[0]
-                interval_tokens += batch["input_ids"].numel()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), cfg.clip_grad if cfg.clip_grad > 0 else math.inf
-            )
-            optimizer.step()
-            lr = scheduler.get_last_lr()[0]
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            interval_steps += 1
-            if bar is not None:
-                bar.update(1)
 
-            if step % cfg.log_every == 0 or step == cfg.steps or step % cfg.save_every == 0:
-                if d.enabled:  # SUM, not AVG: gloo (CPU DDP) has no AVG
-                    dist.all_reduce(loss_sum)
-                last_loss = loss_sum.item() / interval_steps / d.world_size
-                check_finite(last_loss, step)
-                elapsed = time.perf_counter() - t_interval
-                record = {
-                    "step": step,
-                    "loss": last_loss,
-                    "lr": lr,
-                    "grad_norm": grad_norm.item(),
-                    "tokens_per_s": interval_tokens * d.world_size / elapsed,
-                    "examples_per_s": interval_examples * d.world_size / elapsed,
-                }
-                if peak and flops_per_example:
-                    record["mfu"] = flops_per_example * interval_examples / elapsed / peak
-                metrics.write(record)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{last_loss:.4f}", lr=f"{lr:.2e}")
-                loss_sum.zero_()
-                interval_steps, interval_examples, interval_tokens = 0, 0, 0
-                t_interval = time.perf_counter()
-            if cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
-                last_val = evaluate()
-                if last_val is not None:
-                    metrics.write({"step": step, "val_loss": last_val})
-                t_interval = time.perf_counter()
-            if step % cfg.save_every == 0 or step == cfg.steps:
-                save(step)
-                t_interval = time.perf_counter()
-    finally:  # also on errors (NaN loss): flush the log, end the bar
-        if bar is not None:
-            bar.close()
-        metrics.close()
-    final_dir = run_dir / "final"
+def train_step(run: Run, batches: Iterator[dict], interval: Interval) -> torch.Tensor:
+    """One optimizer step over `grad_accum` micro-batches; returns the global gradient norm (before
+    any clipping)."""
+    cfg = run.cfg
+    for micro_step in range(cfg.grad_accum):
+        batch = {k: v.to(run.device, non_blocking=True) for k, v in next(batches).items()}
+        sync = not run.dist.enabled or micro_step == cfg.grad_accum - 1
+        with contextlib.nullcontext() if sync else run.step_model.no_sync(), run.autocast():
+            out = run.step_model(**batch, z_loss=cfg.z_loss)
+        z = out.get("z_loss")
+        objective = out["loss"] if z is None else out["loss"] + z
+        (objective / cfg.grad_accum).backward()
+        interval.loss += out["loss"].detach().float() / cfg.grad_accum
+        if z is not None:
+            interval.z_loss += z.detach().float() / cfg.grad_accum
+        interval.examples += batch["input_ids"].shape[0]
+        interval.tokens += batch["input_ids"].numel()
+    params = [p for p in run.model.parameters() if p.grad is not None]
+    clip = cfg.effective_clip_grad_norm
+    if clip > 0:
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    else:
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+    run.optimizer.step()
+    interval.lr = run.scheduler.get_last_lr()[0]  # the lr this step used
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    interval.steps += 1
+    if run.bar is not None:
+        run.bar.update(1)
+    return grad_norm
+
+
+def log_interval(run: Run, interval: Interval, grad_norm: torch.Tensor) -> float:
+    """Write the interval's metrics record (mean loss over steps and ranks); stop on a non-finite
+    loss. Returns the mean loss."""
+    d, world = run.dist, run.dist.world_size
+    sums = torch.stack([interval.loss, interval.z_loss])
+    if d.enabled:  # SUM, not AVG: gloo (CPU DDP) has no AVG
+        dist.all_reduce(sums)
+    loss, z_loss = (sums / interval.steps / world).tolist()
+    if not math.isfinite(loss):
+        newest = ckpt.latest_checkpoint(run.run_dir)
+        raise TrainingError(
+            f"training loss is {loss} at step {run.step}: stopped without writing a "
+            f"checkpoint; newest good checkpoint: {newest or 'none'} (lower --lr or check data)"
+        )
+    elapsed = time.perf_counter() - interval.started
+    record = {
+        "step": run.step,
+        "loss": loss,
+        "lr": interval.lr,
+        "grad_norm": grad_norm.item(),
+        "tokens_per_s": interval.tokens * world / elapsed,
+        "examples_per_s": interval.examples * world / elapsed,
+    }
+    if run.cfg.z_loss:
+        record["z_loss"] = z_loss
+    peak = gpu_peak_flops(run.device)
+    if peak and interval.examples:
+        flops = train_flops_per_example(run.model_cfg, *_lengths(run))
+        record["mfu"] = flops * interval.examples / elapsed / peak
+    run.metrics.write(record)
+    if run.bar is not None:
+        run.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{interval.lr:.2e}")
+    return loss
+
+
+def _lengths(run: Run) -> tuple[int, int]:
+    """(encoder, decoder) lengths of a training sample."""
+    options = DataOptions.from_dict(run.cfg.data_options)
+    return options.input_length, options.lengths()[1]
+
+
+def evaluate(run: Run) -> float | None:
+    """Validation loss over `eval_batches` batches of every rank (None without validation data);
+    written to the metrics log."""
+    if run.data.validation is None:
+        return None
+    result = evaluate_loss(
+        run.model, run.data.validation(), device=run.device, bf16=run.bf16, max_batches=run.cfg.eval_batches
+    )
+    stats = torch.tensor([result.loss_sum, float(result.batches)], device=run.device)
+    if run.dist.enabled:
+        dist.all_reduce(stats)
+    value = (stats[0] / stats[1]).item() if stats[1] > 0 else None
+    if value is not None:
+        run.metrics.write({"step": run.step, "val_loss": value})
+    return value
+
+
+def save(run: Run) -> None:
+    """Checkpoint of the current step: rank 0 writes the model and every rank's loader and RNG state."""
+    d = run.dist
+    loader_states = _gather(ckpt.plain(run.loader.state_dict()), d)
+    rngs = _gather(ckpt.rng_state(), d)
     if d.main:
-        ckpt.save_model_dir(model, final_dir, {"step": step, "vocab": data.vocab})
+        state = {
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "loader": loader_states,
+            "rng": rngs,
+        }
+        meta = {"train": run.cfg.to_json(), "vocab": run.data.vocab}
+        ckpt.save_checkpoint(run.run_dir, run.step, run.model, state, meta, keep=run.cfg.keep_checkpoints)
     if d.enabled:
         dist.barrier()
-    return {"step": step, "loss": last_loss, "val_loss": last_val, "final_dir": str(final_dir)}
 
 
 def _load_init(model: T5, path: str) -> None:
