@@ -141,12 +141,12 @@ def not_wet_reason(head: bytes) -> Optional[str]:
 # --- cutting the stream into records -----------------------------------------------------------------
 
 
-def _delimiter_line(buf: bytearray, j: int, lo: int, final: bool, scanned: int = 8) -> tuple:
+def _delimiter_line(buf: bytearray, j: int, lo: int, lo_blank: bool, final: bool, scanned: int) -> tuple:
     """For a `WARC/1.0` found at j: (line start, line end) if its line strips to `WARC/1.0` (TFDS's
     test), (-1, next search position) if not, or (None, bytes after j scanned) if the line end is
-    not in the buffer yet; `scanned` resumes that scan. buf[lo] starts a line. Only whitespace is
-    walked, so the test costs no more than the line's leading and trailing whitespace."""
-    i = _line_start(buf, j, lo)
+    not in the buffer yet; `scanned` resumes that scan. Only whitespace is walked, so the test costs
+    no more than the line's leading and trailing whitespace."""
+    i = _line_start(buf, j, lo, lo_blank)
     after = j + 8
     if i < 0:
         return -1, after
@@ -160,19 +160,20 @@ def _delimiter_line(buf: bytearray, j: int, lo: int, final: bool, scanned: int =
     return -1, after
 
 
-def _line_start(buf: bytearray, j: int, lo: int) -> int:
-    """Start of the line holding buf[j] if only whitespace precedes j on it, else -1."""
-    if j == lo or buf[j - 1] in _LINE_BREAKS:
+def _line_start(buf: bytearray, j: int, lo: int, lo_blank: bool) -> int:
+    """Start (or lo) of the line holding buf[j] if only whitespace precedes j on it, else -1.
+    `lo_blank`: only whitespace precedes buf[lo] on its line (data before lo was dropped)."""
+    if j > lo and buf[j - 1] in _LINE_BREAKS:
         return j
-    if buf[j - 1] not in _SPACE_BYTES:
-        return -1
+    if j == lo or buf[j - 1] not in _SPACE_BYTES:
+        return j if j == lo and lo_blank else -1
     window = max(lo, j - 4096)  # indented: the line break is near (a walk in C, not in Python)
     i = max(buf.rfind(b"\n", window, j), buf.rfind(b"\r", window, j)) + 1
     if not i:
         i = window
         while i > lo and buf[i - 1] in _SPACE_BYTES:  # over 4 KB of leading whitespace
             i -= 1
-        if i > lo and buf[i - 1] not in _LINE_BREAKS:
+        if (buf[i - 1] not in _LINE_BREAKS) if i > lo else not lo_blank:
             return -1
     return i if _SPACE_RUN.match(buf, i, j).end() == j else -1
 
@@ -190,6 +191,7 @@ class _RecordSplitter:
         self.buf = bytearray()
         self.start = self.search = self.safe = 0
         self.scanned = 8  # whitespace after a `WARC/1.0` at `search` already scanned (with its 8 bytes)
+        self.lo_blank = True  # only whitespace precedes buf[start] on its line
         self.in_record = False
         self.index = -1  # of the current record
         self.head = b""  # the first bytes of the data, to tell WET from other formats
@@ -250,7 +252,7 @@ class _RecordSplitter:
         yield from self._outside_issue("before the first WARC/1.0 line")
         self.buf = bytearray()
         self.start = self.search = self.safe = 0
-        self.scanned = 8
+        self.scanned, self.lo_blank = 8, True
         self.in_record, self.after_break = False, True
 
     # -- helpers
@@ -267,14 +269,17 @@ class _RecordSplitter:
             yield ReadIssue(reasons.READ_NOT_WET, self.label, None, why)
 
     def _compact(self) -> None:
-        """Drops finished records, and data outside any record up to the line the search is on."""
-        cut = self.start
-        if not self.in_record:
-            keep = self.search  # walk back over whitespace: it may begin a `WARC/1.0` line
-            while keep > self.start and self.buf[keep - 1] in _SPACE_BYTES:
-                keep -= 1
-            cut = max(keep - 1, self.start)  # one byte more tells whether a line starts there
-            self._count_outside(self.start, cut)
+        """Drops finished records, and data outside any record up to where the search goes on,
+        remembering whether only whitespace precedes that point on its line."""
+        if self.in_record:
+            self._drop_front(self.start)
+            return
+        buf, lo, cut = self.buf, self.start, self.search
+        if cut > lo:
+            k = max(buf.rfind(b"\n", lo, cut), buf.rfind(b"\r", lo, cut))
+            blank = _SPACE_RUN.match(buf, k + 1 if k >= 0 else lo, cut).end() == cut
+            self.lo_blank = blank and (k >= 0 or self.lo_blank)
+            self._count_outside(lo, cut)
         self._drop_front(cut)
 
     def _drop_front(self, n: int) -> None:
@@ -312,7 +317,7 @@ class _RecordSplitter:
             if j < 0:
                 self.search = max(self.start, len(buf) - 7)
                 return
-            line_start, found = _delimiter_line(buf, j, self.start, final, self.scanned)
+            line_start, found = _delimiter_line(buf, j, self.start, self.lo_blank, final, self.scanned)
             if line_start is None:  # wait for the line end: the next call resumes the scan
                 self.search, self.scanned = j, found
                 return
@@ -326,7 +331,7 @@ class _RecordSplitter:
                 self._count_outside(self.start, line_start)
                 self._drop_front(line_start)
                 yield from self._outside_issue("before the first WARC/1.0 line")
-            self.start, self.in_record = 0, True  # the delimiter line now starts the buffer
+            self.start, self.in_record, self.lo_blank = 0, True, True  # the delimiter line starts buf
             self.index += 1
 
     def _flush(self) -> Iterator[Union[Page, ReadIssue]]:
