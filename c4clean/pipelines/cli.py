@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -9,6 +10,7 @@ import sys
 import click
 
 from c4clean.cli_options import input_option, verbosity
+from c4clean.pipelines import output_folder
 from c4clean.pipelines.options import (
     DEFAULT_CC_BASE_URL,
     DEFAULT_FORMAT,
@@ -17,6 +19,7 @@ from c4clean.pipelines.options import (
     VARIANTS,
     RunOptions,
 )
+from c4clean.pipelines.runner import RUNNER_NAMES, runner_name
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -159,11 +162,51 @@ def run(
         )
     except ValueError as error:
         raise click.UsageError(str(error))
+    _check_runner(runner)
+    output_folder.check(output)
+    free_at_start = output_folder.free_bytes(output)
+    local_workers = runner_name(runner) == "FnApiRunner" and workers > 1
     try:
-        outcome = pipeline.run(options, echo=click.echo)
+        with output_folder.lock(output), _local_workers_end_with_run(local_workers):
+            outcome = pipeline.run(options, echo=click.echo)
     except FileNotFoundError as error:
         raise click.ClickException(str(error))
+    except Exception as error:
+        if output_folder.is_remote(output) or not output_folder.is_disk_full(error):
+            raise
+        raise click.ClickException(
+            output_folder.disk_full_message(output, free_at_start, _input_bytes(inputs))
+        ) from error
     sys.exit(outcome.exit_code)
+
+
+def _check_runner(runner: str) -> None:
+    from apache_beam.runners.runner import _RUNNER_MAP
+
+    name = runner_name(runner).lower()
+    if runner.lower() in RUNNER_NAMES or "." in runner or {name, name + "runner"} & set(_RUNNER_MAP):
+        return
+    raise click.BadParameter(
+        f"unknown runner {runner!r}: one of {', '.join(RUNNER_NAMES)}, a Beam runner name "
+        "(DataflowRunner, ...) or the full name of a PipelineRunner class",
+        param_hint="--runner",
+    )
+
+
+def _local_workers_end_with_run(local_workers: bool):
+    from c4clean.process_group import children_end_with_this_process
+
+    return children_end_with_this_process() if local_workers else contextlib.nullcontext()
+
+
+def _input_bytes(inputs) -> int:
+    from c4clean.pipelines.pipeline import expand_inputs
+
+    try:
+        files = expand_inputs(inputs) if inputs else []
+    except (OSError, ValueError):
+        return 0
+    return sum(os.path.getsize(f) for f in files if "://" not in f and os.path.isfile(f))
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

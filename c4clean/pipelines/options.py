@@ -20,6 +20,9 @@ from c4clean.formats import SHARD_FORMATS as FORMATS
 # Language id of the multilingual variant: mC4's cld3 (`cleaning.cld3`), or langdetect with the same
 # 0.95 threshold. The English variants always use langdetect, as TFDS's `detect_english` does.
 LANGID_BACKENDS = ("cld3", "langdetect")
+# Shards per split at most (the error says why; more would only make tiny files and a huge manifest).
+MAX_SHARDS = 100_000
+WHY_MAX_SHARDS = "every shard is written even when empty; 100,000 already gives C4's 365M pages 3,650 each"
 DEFAULT_CC_BASE_URL = "https://data.commoncrawl.org/"
 
 # Where MinHash near-dedup sits: after clean_page (boilerplate lines are gone, so site templates do not
@@ -98,8 +101,12 @@ class RunOptions:
             raise ValueError(f"unknown --langid {self.langid!r}; one of {', '.join(LANGID_BACKENDS)}")
         if self.recipe.english_only and self.langid == "cld3":
             raise ValueError("--langid cld3 is for --variant multilingual (C4's English uses langdetect)")
-        if self.num_shards < 1 or self.num_validation_shards < 1:
-            raise ValueError("shard counts must be >= 1")
+        for flag, count in (
+            ("--num-shards", self.num_shards),
+            ("--num-validation-shards", self.num_validation_shards),
+        ):
+            if not 1 <= count <= MAX_SHARDS:
+                raise ValueError(f"{flag} must be in 1..{MAX_SHARDS:,} (got {count:,}): {WHY_MAX_SHARDS}")
         if self.workers < 1:
             raise ValueError("--workers must be >= 1")
         from c4clean.cleaning.minhash import check_settings
