@@ -29,7 +29,16 @@ log = logging.getLogger(__name__)
 LOCK_FILE = ".c4clean.lock"
 WORK_DIR = ".work"
 # names a c4clean text output may hold besides its shards
-RUN_FILES = {"manifest.json", "stats.json", "report.md", "README.md", "data", WORK_DIR, LOCK_FILE}
+RUN_FILES = {
+    "manifest.json",
+    "stats.json",
+    "report.md",
+    "near_duplicates.jsonl",
+    "README.md",
+    "data",
+    WORK_DIR,
+    LOCK_FILE,
+}
 _SHARD = re.compile(r"^[^./][^/]*-\d+-of-\d+\.(arrow|parquet)(\.json)?$")
 _TEMPORARY = re.compile(r"\.tmp(-[0-9a-f]+)?$|^\..*\.tmp$")  # Beam-filesystem and local atomic writes
 
