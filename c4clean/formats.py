@@ -81,6 +81,7 @@ MANIFEST = "manifest.json"  # text and token outputs: written last, describes co
 STATS = "stats.json"  # text output: every counter
 REPORT = "report.md"  # text output: the human-readable summary
 NEAR_DUP_AUDIT_FILE = "near_duplicates.jsonl"  # text output: one row per page near-dedup removed
+OUTPUT_LOCK_FILE = ".c4clean.lock"  # text output: who runs into it (pid, host, start); see output_folder
 SHARD_SIDECAR_SUFFIX = ".json"  # `<shard>.json` beside a staged shard: its manifest record
 VOCAB_MODEL_FILE = "spiece.model"  # the name Hugging Face's T5Tokenizer looks for
 VOCAB_INFO_FILE = "vocab.json"

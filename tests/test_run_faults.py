@@ -238,3 +238,20 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path):
         time.sleep(0.2)
     assert _alive(children) == []
     assert not (tmp_path / "o" / output_folder.LOCK_FILE).exists()
+
+
+def test_stale_shards_of_any_width_and_format_are_removed(tmp_path):
+    """An earlier run's shards (six-digit names of a 100,000-shard run, Parquet) do not survive."""
+    out = tmp_path / "o"
+    out.mkdir()
+    stale = ["train-000007-of-100000.arrow", "train-099999-of-100000.arrow", "train-00001-of-00003.parquet"]
+    for name in stale:
+        (out / name).write_bytes(b"old")
+    result = _run("--output", str(out), "--no-near-dedup", "--num-shards", "2")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir() if p.suffix in (".arrow", ".parquet"))
+    assert names == [
+        "train-00000-of-00002.arrow",
+        "train-00001-of-00002.arrow",
+        "validation-00000-of-00001.arrow",
+    ]

@@ -24,22 +24,23 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+from c4clean import formats
+
 log = logging.getLogger(__name__)
 
-LOCK_FILE = ".c4clean.lock"
+LOCK_FILE = formats.OUTPUT_LOCK_FILE
 WORK_DIR = ".work"
-# names a c4clean text output may hold besides its shards
+# names a c4clean text output may hold besides its shards (README.md, data/: a dataset card's layout)
 RUN_FILES = {
-    "manifest.json",
-    "stats.json",
-    "report.md",
-    "near_duplicates.jsonl",
+    formats.MANIFEST,
+    formats.STATS,
+    formats.REPORT,
+    formats.NEAR_DUP_AUDIT_FILE,
     "README.md",
     "data",
     WORK_DIR,
     LOCK_FILE,
 }
-_SHARD = re.compile(r"^[^./][^/]*-\d+-of-\d+\.(arrow|parquet)(\.json)?$")
 _TEMPORARY = re.compile(r"\.tmp(-[0-9a-f]+)?$|^\..*\.tmp$")  # Beam-filesystem and local atomic writes
 
 
@@ -52,7 +53,13 @@ def is_remote(path: str) -> bool:
 
 
 def _foreign(names: Iterable[str]) -> list[str]:
-    return sorted(n for n in names if n not in RUN_FILES and not _SHARD.match(n) and not _TEMPORARY.search(n))
+    return sorted(n for n in names if n not in RUN_FILES and not _is_shard(n) and not _TEMPORARY.search(n))
+
+
+def _is_shard(name: str) -> bool:
+    if name.endswith(formats.SHARD_SIDECAR_SUFFIX):
+        name = name[: -len(formats.SHARD_SIDECAR_SUFFIX)]
+    return formats.parse_shard_name(name) is not None
 
 
 def check(output: str) -> None:
