@@ -125,7 +125,9 @@ def test_export_cli_round_trip(tmp_path):
     model = _perturbed_tiny()
     save_model_dir(model, tmp_path / "run" / "final")
     runner = CliRunner()
-    result = runner.invoke(main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "hf")])
+    result = runner.invoke(
+        main, ["export", str(tmp_path / "run"), "--out", str(tmp_path / "hf"), "--weights-only"]
+    )
     assert result.exit_code == 0, result.output
     hf = _load_hf(tmp_path / "hf")
     result = runner.invoke(

@@ -71,7 +71,7 @@ def test_byte_fallback_option(text_shards, tmp_path):
 
 
 def _hf_tokenizer(cls, vocab_dir):
-    load_hf_tokenizer(vocab_dir)  # works around sentencepiece's protobuf-7 module (see its docstring)
+    load_hf_tokenizer(vocab_dir)  # tokenizer.json: neither sentencepiece nor protobuf needed
     return cls.from_pretrained(str(vocab_dir))
 
 

@@ -249,18 +249,11 @@ def train_vocab(
             },
         },
     )
-    # So that `T5Tokenizer.from_pretrained(output_dir)` / `T5TokenizerFast.from_pretrained` work as they are.
-    atomic.write_json(
-        output_dir / "tokenizer_config.json",
-        {
-            "tokenizer_class": "T5Tokenizer",
-            "extra_ids": NUM_SENTINELS,
-            "eos_token": "</s>",
-            "unk_token": "<unk>",
-            "pad_token": "<pad>",
-            "model_max_length": 512,
-        },
-    )
+    # tokenizer.json (+ config, special tokens): AutoTokenizer.from_pretrained(output_dir) loads the
+    # fast tokenizer without sentencepiece or protobuf
+    from c4clean.tokenize.hf_tokenizer import write_tokenizer_files
+
+    write_tokenizer_files(output_dir / MODEL_FILE, output_dir, info.extra_ids)
     log.info(
         "trained %d-piece vocabulary on %s bytes (%s documents)",
         info.sp_pieces,
@@ -270,27 +263,36 @@ def train_vocab(
     return info
 
 
+def check_vocab_dir(directory: str | Path, sha256: str | None = None) -> VocabInfo:
+    """The vocabulary of `directory` (spiece.model + vocab.json), checked to be the one whose
+    spiece.model has `sha256` when given; ValueError / FileNotFoundError otherwise."""
+    directory = Path(directory)
+    if not (directory / MODEL_FILE).is_file() or not (directory / INFO_FILE).is_file():
+        raise FileNotFoundError(
+            f"{directory}: no {MODEL_FILE} + {INFO_FILE} (a `c4clean tokenize train-vocab` output)"
+        )
+    info = load_vocab_info(directory)
+    found = sha256_file(directory / MODEL_FILE)
+    if sha256 is not None and found != sha256:
+        raise ValueError(f"{directory}/{MODEL_FILE} has sha256 {found}, the model was trained with {sha256}")
+    return info
+
+
 def load_vocab_info(directory: str | Path) -> VocabInfo:
     path = Path(directory) / INFO_FILE
     return VocabInfo.from_json(dict(formats.VOCAB.check(json.loads(path.read_text()), path)))
 
 
 def load_hf_tokenizer(directory: str | Path):
-    """The vocabulary as a Hugging Face `T5Tokenizer` (needs transformers, which c4clean does not require).
+    """The vocabulary as a Hugging Face tokenizer (needs transformers, which c4clean does not require):
+    `AutoTokenizer.from_pretrained`, which reads tokenizer.json, so neither sentencepiece nor protobuf
+    is involved (sentencepiece's protobuf module needs protobuf 7, Beam keeps 6). A vocabulary written
+    before c4clean wrote tokenizer.json gets its tokenizer files first."""
+    from transformers import AutoTokenizer
 
-    sentencepiece 0.2.3's `sentencepiece_model_pb2` is generated for protobuf 7, while Beam/TFDS keep protobuf
-    6 installed; transformers 5.x then fails to read spiece.model and falls back to a tiktoken reader. Giving
-    it
-    transformers' own copy of the same schema avoids that.
-    """
-    import sys
+    from c4clean.tokenize.hf_tokenizer import write_tokenizer_files
 
-    try:
-        import sentencepiece.sentencepiece_model_pb2  # noqa: F401
-    except Exception:  # protobuf's VersionError
-        import transformers.utils.sentencepiece_model_pb2_new as pb2
-
-        sys.modules["sentencepiece.sentencepiece_model_pb2"] = pb2
-    from transformers import T5Tokenizer
-
-    return T5Tokenizer.from_pretrained(str(directory))
+    directory = Path(directory)
+    if not (directory / "tokenizer.json").is_file():
+        write_tokenizer_files(directory / MODEL_FILE, directory, load_vocab_info(directory).extra_ids)
+    return AutoTokenizer.from_pretrained(str(directory))

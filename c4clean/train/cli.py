@@ -177,12 +177,26 @@ def train(model_overrides, no_progress, **options):
     is_flag=True,
     help="Import: SOURCE is a Hugging Face T5 v1.1 directory; write a c4clean model directory.",
 )
-def export(source_arg, source, out, from_hf):
+@click.option(
+    "--vocab",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Vocabulary directory (`c4clean tokenize train-vocab`) whose tokenizer goes into the export.",
+)
+@click.option(
+    "--weights-only", is_flag=True, help="Export config.json + model.safetensors without tokenizer."
+)
+def export(source_arg, source, out, from_hf, vocab, weights_only):
     """Export a run (its final model, else its newest intact checkpoint) or a model directory to a
-    Hugging Face T5ForConditionalGeneration directory (config.json + model.safetensors); with --from-hf,
-    import one."""
+    Hugging Face folder (config.json, model.safetensors, and the tokenizer of --vocab: spiece.model,
+    tokenizer.json, tokenizer_config.json, special tokens); with --from-hf, import one."""
     if (source is None) == (source_arg is None):
         raise click.UsageError("give the directory to export once: --input DIR (or as SOURCE)")
+    if not (from_hf or vocab or weights_only):
+        raise click.UsageError(
+            "give --vocab DIR, the vocabulary the run's tokens were encoded with, so that the export "
+            "includes its tokenizer (or --weights-only for config.json + model.safetensors alone)"
+        )
     source = source or source_arg
     from c4clean.train import checkpoint as ckpt
     from c4clean.train.hf_export import export_hf, import_hf
@@ -192,8 +206,10 @@ def export(source_arg, source, out, from_hf):
             model = import_hf(source)
             ckpt.save_model_dir(model, out, {"imported_from": str(Path(source).resolve())})
         else:
-            model = ckpt.load_model_dir(_model_dir(Path(source)))
-            export_hf(model, out)
+            model_dir = _model_dir(Path(source))
+            model = ckpt.load_model_dir(model_dir)
+            sha = ckpt.read_model_config(model_dir)[1].get("vocab", {}).get("sha256")
+            export_hf(model, out, None if weights_only else vocab, vocab_sha256=sha)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"wrote {out} ({model.num_parameters():,} parameters)")

@@ -7,6 +7,7 @@ split back into q/k/v and wi_0/wi_1); import reads such a directory back (safete
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -120,12 +121,26 @@ def from_hf_state_dict(cfg: T5Config, hf: dict[str, torch.Tensor]) -> dict[str, 
     }
 
 
-def export_hf(model: T5, out_dir: str | Path) -> Path:
-    """Write a directory `T5ForConditionalGeneration.from_pretrained` loads (float32 weights)."""
+def export_hf(model: T5, out_dir: str | Path, vocab_dir: str | Path | None = None, vocab_sha256=None) -> Path:
+    """Write a directory `T5ForConditionalGeneration.from_pretrained` loads (float32 weights), with
+    the tokenizer of `vocab_dir` (spiece.model, tokenizer.json, tokenizer_config.json, special tokens)
+    so that `AutoTokenizer.from_pretrained` loads it too. `vocab_sha256`: the run's vocabulary, checked
+    against `vocab_dir`'s."""
+    from c4clean.tokenize.hf_tokenizer import write_tokenizer_files
+    from c4clean.tokenize.vocab import MODEL_FILE, check_vocab_dir
+
+    info = check_vocab_dir(vocab_dir, vocab_sha256) if vocab_dir is not None else None
+    if info is not None and info.vocab_size > model.cfg.vocab_size:
+        raise ValueError(
+            f"{vocab_dir} has {info.vocab_size} ids, more than the model's {model.cfg.vocab_size} rows"
+        )
     sd = {k: v.float().cpu() for k, v in to_hf_state_dict(model).items()}
     with replacing_dir(out_dir) as tmp:
         save_file(sd, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config(model.cfg), indent=2) + "\n")
+        if info is not None:
+            shutil.copyfile(Path(vocab_dir) / MODEL_FILE, tmp / MODEL_FILE)
+            write_tokenizer_files(tmp / MODEL_FILE, tmp, info.extra_ids)
     return Path(out_dir)
 
 
