@@ -248,3 +248,20 @@ def test_sentinel_overflow_is_an_error_at_start_and_at_planning(token_dir):
     T5SpanCorruptionDataset(
         token_dir, input_length=512, noise_density=0.5, mean_noise_span_length=5, batch_size=1
     )
+
+
+def test_every_split_of_any_variant_is_tokenized(sample_docs, vocab_dir, tmp_path):
+    """Multilingual runs write `<lang>` and `<lang>-validation` splits, hyphenated languages included."""
+    splits = ["train", "validation", "de", "de-validation", "zh-cn", "zh-cn-validation", "und"]
+    text_dir = tmp_path / "text"
+    text_dir.mkdir()
+    for i, split in enumerate(splits):
+        docs = sample_docs[i * 10 : i * 10 + 10]
+        written = write_text_shards(tmp_path / split, docs, splits=(("train", 2),), validation_every=10**9)
+        for shard in written.glob("train-*.arrow"):
+            shard.rename(text_dir / shard.name.replace("train", split, 1))
+    manifest = encode_corpus(text_dir, vocab_dir, tmp_path / "tokens", workers=1)
+    assert set(manifest["splits"]) == set(splits)
+    assert all(manifest["splits"][s]["shards"] == 2 and manifest["splits"][s]["documents"] for s in splits)
+    for split in splits:
+        assert TokenCorpus(tmp_path / "tokens", split).num_documents == manifest["splits"][split]["documents"]
