@@ -518,3 +518,21 @@ def test_huge_record_is_read_whole(tmp_path):
         assert [p.url for p in pages] == [f"http://example.com/{i}" for i in range(3)], name
         assert len(pages[1].text) == len(line.strip() + b"\n") * (8_000_000 // len(line)) - 1
         assert issues == {reasons.NO_URL: 1}
+
+
+def test_each_damage_is_one_issue_and_reading_recovers_after_it(tmp_path):
+    # A corrupt member, good members, junk, a good member: two issues, every intact record kept.
+    records = _records(8)
+    members = [gzip.compress(r, mtime=0) for r in records]
+    bad = bytearray(members[2])
+    bad[len(bad) // 2 : len(bad) // 2 + 8] = b"\x1f\x8b\x08\x00\xff\xff\xff\xff"  # a false header too
+    members[2] = bytes(bad)
+    data = b"".join(members[:6]) + b"junk between members" + b"".join(members[6:])
+    path = _write(tmp_path, "d.wet.gz", data)
+    pages, issues = _read(path)
+    assert [p.url for p in pages] == [f"http://example.com/{i}" for i in (0, 2, 3, 4, 5, 6, 7)]
+    assert issues == {reasons.NO_URL: 1, reasons.READ_CORRUPT_GZIP: 2}
+    details = [r.detail for r in iter_records(path) if isinstance(r, ReadIssue) and r.code != reasons.NO_URL]
+    junk_at = len(b"".join(members[:6]))
+    assert details[0].startswith(f"gzip member at offset {len(members[0]) + len(members[1])}:")
+    assert details[1] == f"20 bytes of non-gzip data at offset {junk_at}"

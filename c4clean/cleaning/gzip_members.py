@@ -30,12 +30,14 @@ class Break:
     """The byte stream was interrupted: what follows (if anything) does not continue what came before.
 
     `prefix_valid`: the bytes since the last `MEMBER_END` are a true prefix of the data (the stream was
-    cut or a read failed); False when they came from corrupt data and must be dropped."""
+    cut or a read failed); False when they came from corrupt data and must be dropped. `reported`:
+    False while looking for the next member after damage already reported (a false gzip header in
+    the damaged bytes): its data is dropped, no second issue is counted."""
 
-    __slots__ = ("code", "detail", "prefix_valid")
+    __slots__ = ("code", "detail", "prefix_valid", "reported")
 
-    def __init__(self, code: str, detail: str, prefix_valid: bool):
-        self.code, self.detail, self.prefix_valid = code, detail, prefix_valid
+    def __init__(self, code: str, detail: str, prefix_valid: bool, reported: bool = True):
+        self.code, self.detail, self.prefix_valid, self.reported = code, detail, prefix_valid, reported
 
 
 class Note:
@@ -121,7 +123,8 @@ class GzipMembers:
 
     State: `buf` holds unread compressed bytes, `base` is the file offset of buf[0]; `recent` keeps the
     last two inputs of the member being read, so that after corrupt data the search for the next
-    member can start just after the failed member's header."""
+    member can start just after the failed member's header; `resyncing` is set from damage until a
+    member ends intact."""
 
     def __init__(self, raw: Iterator[Union[bytes, Break]], first: bytes):
         self.raw = raw
@@ -212,7 +215,8 @@ class GzipMembers:
             try:
                 out = inflate.decompress(self.buf)
             except zlib.error as e:
-                yield Break(reasons.READ_CORRUPT_GZIP, f"gzip member at offset {start}: {e}", False)
+                where = f"gzip member at offset {start}: {e}"
+                yield Break(reasons.READ_CORRUPT_GZIP, where, False, reported=not self.resyncing)
                 kept_base = recent[0][0]
                 joined = b"".join(data for _, data in recent)
                 skip = max(start + 1, kept_base) - kept_base
@@ -233,8 +237,10 @@ class GzipMembers:
         self._consume(len(trailer))
         expected = struct.pack("<II", crc, length & 0xFFFFFFFF)
         if trailer == expected:
+            self.resyncing = False
             yield MEMBER_END
         elif len(trailer) < _TRAILER and expected.startswith(trailer):
+            self.resyncing = False
             yield Note(
                 reasons.READ_GZIP_TRAILER_CUT,
                 f"the gzip member at offset {start} decompressed whole, but {_TRAILER - len(trailer)} "
@@ -242,7 +248,6 @@ class GzipMembers:
             )
             yield MEMBER_END
         else:
-            yield Break(
-                reasons.READ_CORRUPT_GZIP, f"gzip member at offset {start}: CRC or length mismatch", False
-            )
+            where = f"gzip member at offset {start}: CRC or length mismatch"
+            yield Break(reasons.READ_CORRUPT_GZIP, where, False, reported=not self.resyncing)
             self.resyncing = True

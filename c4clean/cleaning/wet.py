@@ -247,7 +247,8 @@ class _RecordSplitter:
             return
         if not event.prefix_valid:
             del self.buf[max(self.safe, self.start) :]
-        yield ReadIssue(event.code, self.label, self.index if self.in_record else None, event.detail)
+        if event.reported:
+            yield ReadIssue(event.code, self.label, self.index if self.in_record else None, event.detail)
         yield from self._flush()
         yield from self._outside_issue("before the first WARC/1.0 line")
         self.buf = bytearray()
