@@ -195,3 +195,43 @@ def test_model_override_with_bad_value_is_a_usage_error(tmp_path):
     )
     assert result.exit_code == 2
     assert "num_layers takes a int" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--batch-size", "0"], "batch_size must be positive, got 0"),
+        (["--batch-size", "-4"], "batch_size must be positive, got -4"),
+        (["--save-every", "0"], "save_every must be positive"),
+        (["--log-every", "0"], "log_every must be positive"),
+        (["--input-length", "0"], "input_length must be at least 2"),
+        (["--steps", "0"], "steps must be positive"),
+        (["--model", "num_layers=x"], "num_layers takes a int"),
+    ],
+)
+def test_impossible_training_settings_are_refused_in_one_line(args, says, tmp_path):
+    result = CliRunner().invoke(
+        cli.main, ["train", "--input", str(tmp_path), "--output", str(tmp_path / "r"), *args]
+    )
+    assert result.exit_code in (1, 2), result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
+def test_train_vocab_on_a_run_with_no_pages(tmp_path):
+    import pyarrow as pa
+
+    from c4clean import formats
+
+    empty = pa.Table.from_pylist([], schema=formats.text_schema())
+    with pa.ipc.new_file(str(tmp_path / formats.shard_name("train", 0, 1)), empty.schema) as writer:
+        writer.write_table(empty)
+    result = CliRunner().invoke(
+        cli.main, ["tokenize", "train-vocab", "--input", str(tmp_path), "--output", str(tmp_path / "v")]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: {tmp_path}: split 'train' holds no text (0 pages, or only empty ones): "
+        "nothing to train a vocabulary on"
+    )
+    assert not (tmp_path / "v").exists()

@@ -204,6 +204,11 @@ def train_vocab(
     """
     import sentencepiece as spm
 
+    if list_shards(input_dir, split) and corpus_text_bytes(input_dir, split) == 0:
+        raise ValueError(
+            f"{input_dir}: split {split!r} holds no text (0 pages, or only empty ones): "
+            "nothing to train a vocabulary on"
+        )
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     stats: dict = {}
