@@ -26,21 +26,17 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
-import sys
 import time
 from pathlib import Path
 
+from c4clean.cleaning import langid, recipe
+from c4clean.cleaning.dedup_lines import keep_keys_by_url, remove_lines
+from c4clean.cleaning.tfds_reference import counters, load_c4_utils
+from c4clean.cleaning.url import select_newest_page
+from c4clean.cleaning.wet import ReadIssue, iter_records
+from c4clean.pipelines.options import VARIANTS
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the TFDS reference loader lives with the tests
-
-from tfds_reference import counters, load_c4_utils  # noqa: E402
-
-from c4clean.cleaning import langid, recipe  # noqa: E402
-from c4clean.cleaning.dedup_lines import keep_keys_by_url, remove_lines  # noqa: E402
-from c4clean.cleaning.url import select_newest_page  # noqa: E402
-from c4clean.cleaning.wet import ReadIssue, iter_records  # noqa: E402
-from c4clean.pipelines.options import VARIANTS  # noqa: E402
-
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "wet" / "bench"
 PACKAGED_BADWORDS = REPO / "c4clean" / "cleaning" / "data" / "badwords"
 

@@ -9,15 +9,11 @@ trains an 8,000-piece vocabulary on them. One process, one SentencePiece thread:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pyarrow as pa
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def main() -> None:
@@ -37,10 +33,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_encode_"))
     text_dir = args.text
     if text_dir is None:
-        from tokens_testdata import wet_documents, write_text_shards
+        from sample_text import write_sample_shards
 
-        docs = wet_documents(REPO / "sample_data" / "wet") * args.repeat
-        text_dir = write_text_shards(work / "text", docs, splits=(("train", 1),), validation_every=10**9)
+        text_dir = write_sample_shards(work / "text", repeat=args.repeat)
     vocab_dir = args.vocab
     if vocab_dir is None:
         vocab_dir = work / "vocab"

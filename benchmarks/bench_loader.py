@@ -9,25 +9,20 @@ Without --tokens it encodes sample_data/wet (repeated) with a small vocabulary f
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
 
 def _build_tokens(work: Path) -> Path:
-    from tokens_testdata import wet_documents, write_text_shards
+    from sample_text import write_sample_shards
 
     from c4clean.tokenize.encode import encode_corpus
     from c4clean.tokenize.vocab import train_vocab
 
-    docs = wet_documents(REPO / "sample_data" / "wet") * 4
-    text = write_text_shards(work / "text", docs, splits=(("train", 4),), validation_every=10**9)
+    text = write_sample_shards(work / "text", repeat=4, num_shards=4)
     train_vocab(text, work / "vocab", vocab_size=4000, sample_bytes=4 << 20, num_threads=2)
     encode_corpus(text, work / "vocab", work / "tokens", workers=2)
     return work / "tokens"

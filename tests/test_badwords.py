@@ -11,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 from c4clean.cleaning import reasons
 from c4clean.cleaning.badwords import (
@@ -22,6 +21,7 @@ from c4clean.cleaning.badwords import (
     packaged_list_files,
 )
 from c4clean.cleaning.page import Page
+from c4clean.cleaning.tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 PACKAGED = Path(__file__).resolve().parents[1] / "c4clean" / "cleaning" / "data" / "badwords"
 KEEP = (reasons.PASSED, reasons.SOFT_PASSED)

@@ -3,9 +3,8 @@ import hashlib
 import random
 
 import pytest
-import tfds_reference
 
-from c4clean.cleaning import reasons
+from c4clean.cleaning import reasons, tfds_reference
 from c4clean.cleaning.dedup_lines import (
     emit_line_keys,
     keep_keys_by_url,

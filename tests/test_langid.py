@@ -7,10 +7,10 @@ import collections
 
 import pytest
 from langdetect.lang_detect_exception import LangDetectException
-from tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 from c4clean.cleaning import langid, reasons
 from c4clean.cleaning.page import Page
+from c4clean.cleaning.tfds_reference import as_page, counters, differential_corpus, load_c4_utils, tfds_page
 
 ENGLISH = (
     "All human beings are born free and equal in dignity and rights. They are endowed with "

@@ -22,7 +22,7 @@ from c4clean.cli import main
 
 pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("gcld3")
-from tfds_reference import load_c4_utils, read_tfds_pages  # noqa: E402
+from c4clean.cleaning.tfds_reference import load_c4_utils, read_tfds_pages  # noqa: E402
 
 BADWORDS = Path(__file__).resolve().parents[1] / "c4clean" / "cleaning" / "data" / "badwords"
 

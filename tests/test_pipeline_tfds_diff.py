@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from c4clean.cli import main
 
 pytest.importorskip("tensorflow_datasets")
-from tfds_reference import load_c4_utils, read_tfds_pages  # noqa: E402
+from c4clean.cleaning.tfds_reference import load_c4_utils, read_tfds_pages  # noqa: E402
 
 PACKAGED_EN_BADWORDS = (
     Path(__file__).resolve().parents[1] / "c4clean" / "cleaning" / "data" / "badwords" / "25e679f" / "en"

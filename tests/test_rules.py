@@ -2,9 +2,8 @@ import collections
 import random
 
 import pytest
-import tfds_reference
 
-from c4clean.cleaning import reasons
+from c4clean.cleaning import reasons, tfds_reference
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.rules import (
     MAX_PAGE_LENGTH,

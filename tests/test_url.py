@@ -4,9 +4,8 @@ import json
 import socket
 
 import pytest
-import tfds_reference
 
-from c4clean.cleaning import reasons
+from c4clean.cleaning import reasons, tfds_reference
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.url import (
     TRAIN,

@@ -12,10 +12,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from tfds_reference import load_c4_utils, read_tfds_pages
 
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
+from c4clean.cleaning.tfds_reference import load_c4_utils, read_tfds_pages
 from c4clean.cleaning.wet import ReadIssue, iter_records
 
 

@@ -65,9 +65,8 @@ def split_for_url(normalized_url: str) -> str:
 def select_newest_page(pages: Iterable[Optional[Page]]) -> Optional[Page]:
     """The page with the largest timestamp (ISO strings compared as strings); ties: first seen.
 
-    A plain function over an iterable, so `beam.CombinePerKey(select_newest_page)` can call it on
-    partial results too. Beam may merge empty accumulators, so `None` entries are skipped and an
-    empty input gives `None`.
+    The pipeline's URL-dedup combiner calls it on two candidates at a time, in reading order
+    (`transforms._newer`); `None` entries are skipped and an empty input gives `None`.
     """
     selected = None
     for page in pages:

@@ -346,7 +346,7 @@ class DedupLines(beam.PTransform):
         )
 
 
-# --- near dedup (engineer D's transform), counted like the other stages -------------------------------
+# --- near dedup (`pipelines/near_dedup.py`), counted at its edges like the other stages ------------
 
 
 def _count_through(stage: str, side: str):

@@ -1,6 +1,8 @@
 """The TFDS c4 v3.1.0 reference code (`tensorflow_datasets.text.c4_utils`), usable without TensorFlow.
 
-Not a test module: differential tests import it to run the reference next to c4clean, page by page.
+The oracle of the differential tests (the reference next to c4clean, page by page) and of
+`benchmarks/bench_cleaning_core.py` (the reference's speed next to c4clean's). Needs
+`tensorflow-datasets` (the `test` extra); nothing in c4clean's own code path imports it.
 
 * `c4_utils.tf` is replaced by a stand-in that has exactly what the module uses
   (`tf.compat.as_text`, `tf.io.gfile.GFile`).
@@ -13,8 +15,8 @@ Not a test module: differential tests import it to run the reference next to c4c
   monkeypatch `tldextract.extract` with its `__call__` before calling `is_realnews_domain`, which
   would otherwise try to fetch the public suffix list.
 
-API (stable, other engineers import it): `load_c4_utils()`, `tfds_page(c4_utils, page)`, `as_page(features)`,
-`read_tfds_pages(path)`, `counters(c4_utils)`, `offline_tldextract()`, `differential_corpus(shared_data)`.
+API: `load_c4_utils()`, `tfds_page(c4_utils, page)`, `as_page(features)`, `read_tfds_pages(path)`,
+`counters(c4_utils)`, `offline_tldextract()`, `differential_corpus(shared_data)`.
 """
 
 from __future__ import annotations
@@ -25,14 +27,12 @@ import dataclasses
 import gzip
 import shutil
 import tempfile
-import threading
 import types
 from pathlib import Path
 
-PACKAGED_NLTK_DATA = Path(__file__).resolve().parents[1] / "c4clean" / "cleaning" / "data" / "nltk_data"
+from c4clean.lazy import Lazy
 
-_lock = threading.Lock()
-_module = None
+PACKAGED_NLTK_DATA = Path(__file__).resolve().parent / "data" / "nltk_data"
 
 
 def _as_text(value, encoding="utf-8"):
@@ -55,19 +55,18 @@ def _packaged_punkt():
     return PunktTokenizer("english")
 
 
-def load_c4_utils():
-    """The reference module, patched once to run without TensorFlow and offline."""
-    global _module
-    with _lock:
-        if _module is None:
-            import tensorflow_datasets.text.c4_utils as c4_utils
+def _patched_c4_utils():
+    import tensorflow_datasets.text.c4_utils as c4_utils
 
-            c4_utils.tf = _tf_stand_in
-            tokenizer = _packaged_punkt()
-            c4_utils._load_sentence_tokenizer = lambda: tokenizer
-            c4_utils._SENTENCE_TOKENIZER = tokenizer
-            _module = c4_utils
-    return _module
+    c4_utils.tf = _tf_stand_in
+    tokenizer = _packaged_punkt()
+    c4_utils._load_sentence_tokenizer = lambda: tokenizer
+    c4_utils._SENTENCE_TOKENIZER = tokenizer
+    return c4_utils
+
+
+# The reference module, patched once to run without TensorFlow and offline.
+load_c4_utils = Lazy(_patched_c4_utils)
 
 
 def tfds_page(c4_utils, page):
