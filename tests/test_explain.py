@@ -95,3 +95,16 @@ def test_url_option_restricts_to_one_page(sample_wet, verdicts):
 
     missing = CliRunner().invoke(main, ["explain", str(sample_wet / SAMPLE_FILE), "--url", "http://nope/"])
     assert missing.exit_code != 0 and "no page" in missing.output
+
+
+def test_variant_option_applies_that_variants_steps(sample_wet):
+    from c4clean.cleaning.page import Page
+    from c4clean.cleaning.url import DomainFilter
+
+    result = CliRunner().invoke(main, ["explain", str(sample_wet / SAMPLE_FILE), "--variant", "realnewslike"])
+    assert result.exit_code == 0, result.output
+    verdicts = [json.loads(line) for line in result.output.splitlines()]
+    realnews = DomainFilter.realnews()
+    dropped = [v for v in verdicts if v["stage"] == reasons.NS_REALNEWS]
+    assert dropped and all(not realnews(Page(url=v["url"], text="")).keep for v in dropped)
+    assert all(realnews(Page(url=v["url"], text="")).keep for v in verdicts if v["kept"])
