@@ -442,6 +442,68 @@ def test_sweep_report_two_axes(tmp_path):
     assert "own objective" in md  # losses under different corruption settings are flagged as not comparable
 
 
+def _objective_plan(tmp_path, studies=("approaches", "strategies", "rates", "spans"), **common):
+    return A.plan_objectives(
+        tmp_path / "abl",
+        "tok",
+        list(studies),
+        common={"preset": "p", "batch_size": "4", "input_length": "64", **common},
+        budget_tokens=1 << 16,
+        steps=None,
+        count="inputs",
+        corpus_tokens=1000,
+    )
+
+
+def test_objective_studies_share_runs_and_keep_the_papers_rows(tmp_path):
+    plan = _objective_plan(tmp_path)
+    names = [r.name for r in plan.runs]
+    assert len(names) == len(set(names)) == 13  # 3 + 4 new + 3 new rates + 3 new span lengths
+    assert "objective-iid_replace_spans" in names and "objective-random_spans" in names
+    assert "objective-random_spans__mean_noise_span_length-10" in names
+    by = {r.name: r for r in plan.runs}
+    assert by["objective-iid_replace_spans__noise_density-0.50"].options["noise_density"] == "0.50"
+    assert "noise_density" not in by["objective-prefix_lm"].options  # prefix LM takes no rate
+    assert {r.steps for r in plan.runs} == {(1 << 16) // (4 * 64)}  # same steps: counted as inputs
+    studies = plan.settings["studies"]
+    assert [row[0] for row in studies["strategies"]["rows"]][:4] == [
+        "BERT-style",
+        "MASS-style",
+        "Replace corrupted spans",
+        "Drop corrupted tokens",
+    ]
+    assert studies["spans"]["rows"][0] == ["Baseline (i.i.d.)", "objective-iid_replace_spans"]
+    assert studies["spans"]["rows"][2] == ["3", "objective-random_spans"]  # shared with Table 5's row
+
+
+def test_objective_studies_refuse_bad_settings_before_training(tmp_path):
+    with pytest.raises(A.AblationError, match="sentinels"):  # 25% and 50% i.i.d. spans at 512 inputs
+        _objective_plan(tmp_path, studies=["rates"], input_length="512")
+    assert len(_objective_plan(tmp_path, studies=["rates"], input_length="128").runs) == 4
+    with pytest.raises(A.AblationError, match="set objective"):
+        _objective_plan(tmp_path, objective="bert")
+    with pytest.raises(A.AblationError, match="unknown study"):
+        _objective_plan(tmp_path, studies=["tables"])
+
+
+def test_objective_report_sets_the_papers_numbers_beside_ours(tmp_path):
+    plan = _objective_plan(tmp_path)
+    states = {
+        r.name: {"trained_step": r.steps, "evals": {"validation": {"loss": 2.0 + i / 10}}}
+        for i, r in enumerate(plan.runs)
+    }
+    curves = {r.name: [(s, 6.0 - s / 100) for s in range(1, 65)] for r in plan.runs}
+    R.write_report(plan, states, curves)
+    md = (plan.out / "report.md").read_text()
+    for title in ("Table 4", "Table 5", "Table 6", "Table 7"):
+        assert title in md
+    prefix = next(line for line in md.splitlines() if line.startswith("| Prefix language modeling"))
+    assert "`objective-prefix_lm`" in prefix and "80.69" in prefix and "2.000" in prefix
+    drop = next(line for line in md.splitlines() if line.startswith("| Drop corrupted tokens"))
+    assert "84.44" in drop
+    assert "*T5 paper* GLUE" in md and "not ours" in md and "All runs finished" in md
+
+
 # ---------------------------------------------------------------------------------------------
 # one real toy ablation: sample WET -> vocabulary -> token shards (E's APIs) -> tiny T5 runs (F's trainer)
 
@@ -688,3 +750,34 @@ def _toy_docs(root):
             table = pa.ipc.open_file(source).read_all()
         rows += list(zip(table.column("url").to_pylist(), table.column("text").to_pylist()))
     return rows
+
+
+def test_objective_is_a_sweep_axis_checked_before_training(tmp_path):
+    from c4clean.ablate.backend import TrainerBackend
+
+    backend = TrainerBackend(launcher="inprocess")
+    assert backend.route({"objective": "bert", "noise_density": "0.25"})[2] == {
+        "objective": "bert",
+        "noise_density": 0.25,
+    }
+    for bad, message in [
+        ({"objective": "nope"}, "unknown objective"),
+        ({"objective": "prefix_lm", "noise_density": "0.2"}, "does not use noise_density"),
+        ({"noise_density": "1.5"}, r"\(0, 1\)"),
+        ({"mean_noise_span_length": "0"}, ">= 1"),
+    ]:
+        with pytest.raises(A.AblationError, match=message):
+            backend.route(bad)
+    plan = A.plan_sweep(
+        tmp_path,
+        "tok",
+        [A.parse_axis("objective=random_spans,iid_drop,deshuffle")],
+        mode="product",
+        common={"preset": "p", "batch_size": "4", "input_length": "64"},
+        budget_tokens=1 << 16,
+        steps=None,
+        count="raw",
+        corpus_tokens=None,
+    )
+    raw = {r.axis_values["objective"]: r.tokens_per_sample for r in plan.runs}
+    assert raw == {"random_spans": 70, "iid_drop": 74, "deshuffle": 63}  # each objective's window

@@ -281,6 +281,46 @@ def sweep(data, axes, zipped, **kw):
     _finish(plan, backend, kw)
 
 
+@ablate.command()
+@input_option(
+    "data",
+    old=("--data",),
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Token directory.",
+)
+@click.option(
+    "--study",
+    "studies",
+    default="approaches,strategies,rates,spans",
+    show_default=True,
+    help="Which of the paper's comparisons: approaches (Table 4), strategies (5), rates (6), spans (7).",
+)
+@_common
+@_guard
+def objectives(data, studies, **kw):
+    """The T5 paper's objective exploration (Tables 4-7): prefix LM / BERT-style / deshuffling; MASS,
+    i.i.d. replace spans, i.i.d. drop, random spans; rates 10/15/25/50%; span lengths 2/3/5/10.
+
+    Shared rows train once. Without --count, every run gets the same number of steps (tokens counted
+    as encoder inputs, the paper's 2^35 = 2^19 steps x 128 x 512), whatever its raw window."""
+    if click.get_current_context().get_parameter_source("count") == click.core.ParameterSource.DEFAULT:
+        kw["count"] = "inputs"
+    backend, common, budget = _setup(kw)
+    plan = A.plan_objectives(
+        kw["out"],
+        data,
+        [s.strip() for s in studies.split(",") if s.strip()],
+        common=common,
+        budget_tokens=budget,
+        steps=kw["steps"],
+        count=kw["count"],
+        corpus_tokens=backend.corpus_tokens(data, "train"),
+        defaults=backend.defaults(),
+    )
+    _finish(plan, backend, kw)
+
+
 @ablate.command("run")
 @output_option(
     "out",

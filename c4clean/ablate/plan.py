@@ -247,7 +247,7 @@ class RunSpec:
 
 @dataclasses.dataclass
 class Plan:
-    kind: str  # size | domain | sweep
+    kind: str  # size | domain | sweep | objectives
     out: Path
     runs: list[RunSpec]
     settings: dict[str, Any]  # budget, batch, preset, counting mode, corpus sizes, ...
@@ -631,6 +631,110 @@ def plan_domain(
         }
     )
     return Plan("domain", Path(out), runs, settings)
+
+
+# The T5 paper's objective studies (Section 3.3): study -> (its table, rows of (paper row, options)).
+# Rows of several studies that train the same thing share one run.
+_IID = {"objective": "iid_replace_spans"}
+OBJECTIVE_STUDIES: dict[str, tuple[str, list[tuple[str, dict[str, str]]]]] = {
+    "approaches": (
+        "Table 4",
+        [
+            ("Prefix language modeling", {"objective": "prefix_lm"}),
+            ("BERT-style", {"objective": "bert"}),
+            ("Deshuffling", {"objective": "deshuffle"}),
+        ],
+    ),
+    "strategies": (
+        "Table 5",
+        [
+            ("BERT-style", {"objective": "bert"}),
+            ("MASS-style", {"objective": "mass"}),
+            ("Replace corrupted spans", _IID),
+            ("Drop corrupted tokens", {"objective": "iid_drop"}),
+            ("Random spans (Table 7, span 3)", {"objective": "random_spans"}),
+        ],
+    ),
+    "rates": (
+        "Table 6",
+        [(f"{rate:.0%}", {**_IID, "noise_density": f"{rate:.2f}"}) for rate in (0.10, 0.15, 0.25, 0.50)],
+    ),
+    "spans": (
+        "Table 7",
+        [("Baseline (i.i.d.)", _IID)]
+        + [
+            (str(span), {"objective": "random_spans", "mean_noise_span_length": str(span)})
+            for span in (2, 3, 5, 10)
+        ],
+    ),
+}
+OBJECTIVE_AXES = ("objective", "noise_density", "mean_noise_span_length")
+
+
+def _objective_run_name(options: Mapping[str, str]) -> str:
+    """`objective-bert`, `objective-iid_replace_spans__noise_density-0.25`: the same options give
+    the same name in every study, so a shared row trains once (default rate / span left out)."""
+    defaults = DataOptions.defaults()
+    values = {
+        k: options[k]
+        for k in OBJECTIVE_AXES
+        if k in options and (k == "objective" or float(options[k]) != defaults[k])
+    }
+    return run_name(values)
+
+
+def plan_objectives(
+    out: Path,
+    data: str,
+    studies: Sequence[str],
+    *,
+    common: Mapping[str, str],
+    budget_tokens: int | None,
+    steps: int | None,
+    count: str,
+    corpus_tokens: int | None,
+    defaults: Mapping[str, Any] = {},
+) -> Plan:
+    """Tables 4-7: the objectives, corruption strategies, rates and span lengths the T5 paper
+    compared, each an ordinary run on `data` with the shared settings `common`."""
+    unknown = [s for s in studies if s not in OBJECTIVE_STUDIES]
+    if unknown or not studies:
+        raise AblationError(f"unknown study {unknown}; studies: {', '.join(OBJECTIVE_STUDIES)}")
+    clash = sorted(set(common) & set(OBJECTIVE_AXES))
+    if clash:
+        raise AblationError(f"the objective studies set {', '.join(clash)} themselves; do not --set them")
+    runs: dict[str, RunSpec] = {}
+    tables = {}
+    for study in studies:
+        table, rows = OBJECTIVE_STUDIES[study]
+        tables[study] = {"table": table, "rows": []}
+        for label, options in rows:
+            name = _objective_run_name(options)
+            tables[study]["rows"].append([label, name])
+            if name not in runs:
+                runs[name] = make_run(
+                    name,
+                    {k: options.get(k, "") for k in OBJECTIVE_AXES},
+                    data,
+                    {**common, **options},
+                    budget_tokens=budget_tokens,
+                    steps=steps,
+                    count=count,
+                    eval_sets={"validation": str(data)},
+                    train_tokens=corpus_tokens,
+                    defaults=defaults,
+                )
+    settings = _settings(budget_tokens, count, common, defaults)
+    settings.update(
+        {
+            "axes": list(OBJECTIVE_AXES),
+            "studies": tables,
+            "data": str(data),
+            "corpus_tokens": corpus_tokens,
+            "primary_eval": "validation",
+        }
+    )
+    return Plan("objectives", Path(out), list(runs.values()), settings)
 
 
 def parse_corpora(specs: Iterable[str]) -> dict[str, str]:

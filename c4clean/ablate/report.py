@@ -59,6 +59,19 @@ PAPER_TABLE7 = {  # mean span length at 15% corruption ("i.i.d." = the baseline)
     5.0: (83.40, 19.24, 82.05, 72.23, 26.88, 39.40, 27.53),
     10.0: (82.85, 19.33, 81.84, 70.44, 26.79, 39.49, 27.69),
 }
+BASELINE = (83.28, 19.24, 80.88, 71.36, 26.98, 39.82, 27.65)  # the paper's i.i.d. denoising baseline
+PAPER_TABLE4 = {  # disparate high-level approaches
+    "Prefix language modeling": (80.69, 18.94, 77.99, 65.27, 26.86, 39.73, 27.49),
+    "BERT-style": (82.96, 19.17, 80.65, 69.85, 26.78, 40.03, 27.41),
+    "Deshuffling": (73.17, 18.59, 67.61, 58.47, 26.11, 39.30, 25.62),
+}
+PAPER_TABLE5 = {  # simplifying the BERT objective
+    "BERT-style": (82.96, 19.17, 80.65, 69.85, 26.78, 40.03, 27.41),
+    "MASS-style": (82.32, 19.16, 80.10, 69.28, 26.79, 39.89, 27.55),
+    "Replace corrupted spans": BASELINE,
+    "Drop corrupted tokens": (84.44, 19.31, 80.52, 68.67, 27.07, 39.76, 27.82),
+    "Random spans (Table 7, span 3)": (83.49, 19.62, 81.84, 72.53, 26.86, 39.65, 27.62),
+}
 PAPER_NOTE = (
     "Columns marked *T5 paper* are the paper's numbers (arXiv 1910.10683), **not ours**: downstream "
     "scores after fine-tuning a ~220M model pre-trained on 2^35 tokens with the i.i.d. denoising "
@@ -386,8 +399,67 @@ def sweep_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
+def _paper_objective_tables() -> dict[str, dict[str, tuple]]:
+    return {
+        "Table 4": PAPER_TABLE4,
+        "Table 5": PAPER_TABLE5,
+        "Table 6": {f"{k:.0%}": v for k, v in PAPER_TABLE6.items()},
+        "Table 7": {"Baseline (i.i.d.)": PAPER_TABLE7["i.i.d."]}
+        | {f"{k:g}": v for k, v in PAPER_TABLE7.items() if not isinstance(k, str)},
+    }
+
+
+OBJECTIVE_TITLES = {
+    "approaches": "Disparate high-level approaches (like Table 4 of the T5 paper)",
+    "strategies": "Corruption strategies (like Table 5)",
+    "rates": "Corruption rate, i.i.d. replace spans (like Table 6)",
+    "spans": "Span length at 15% corruption (like Table 7)",
+}
+
+
+def objectives_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
+    """One table per study, each row a run beside the paper's row of the same name."""
+    by_run = {r["run"]: r for r in rows}
+    paper = _paper_objective_tables()
+    header = ["Objective", "Run", "Steps", "Train loss (final)", "Validation loss"]
+    header += [f"*T5 paper* {c}" for c in PAPER_COLUMNS]
+    parts = ["## Pre-training objectives (like Section 3.3 of the T5 paper)"]
+    for study, spec in plan.settings["studies"].items():
+        body = []
+        for label, name in spec["rows"]:
+            r = by_run.get(name, {})
+            scores = paper[spec["table"]].get(label)
+            body.append(
+                [
+                    label,
+                    f"`{name}`",
+                    r.get("steps", "—"),
+                    r.get("final_train_loss", math.nan),
+                    r.get("val_loss", math.nan),
+                    *((f"{x:.2f}" for x in scores) if scores else ("—",) * len(PAPER_COLUMNS)),
+                ]
+            )
+        parts += [f"### {OBJECTIVE_TITLES[study]}", _table(header, body)]
+    parts += [
+        PAPER_NOTE,
+        "Each validation loss is the run's own objective on the validation split (its own inputs "
+        "and targets): objectives whose targets differ (the full text, the dropped tokens, the "
+        "spans) solve different tasks, so their losses are not a ranking of objectives; the paper "
+        "ranked them by fine-tuned scores. Rows with the same objective (rates, span lengths) "
+        "compare more closely, though a higher rate or longer span is a harder task too.",
+        "![training loss](training_loss.png)\n\n![sweep](sweep.png)",
+    ]
+    return "\n\n".join(parts)
+
+
 def report_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
-    body = {"size": size_markdown, "domain": domain_markdown, "sweep": sweep_markdown}[plan.kind](plan, rows)
+    kinds = {
+        "size": size_markdown,
+        "domain": domain_markdown,
+        "sweep": sweep_markdown,
+        "objectives": objectives_markdown,
+    }
+    body = kinds[plan.kind](plan, rows)
     missing = [r["run"] for r in rows if r["status"] != "done"]
     status = (
         f"**Incomplete: runs not finished yet: {', '.join(missing)}.** Re-run the same command to continue."
@@ -431,7 +503,7 @@ def _label(plan: Plan, row: Mapping[str, Any]) -> str:
     if plan.kind == "domain":
         return str(row["corpus"])
     axes = plan.settings.get("axes", [])
-    return ", ".join(f"{a}={row[a]}" for a in axes) or row["run"]
+    return ", ".join(f"{a}={row[a]}" for a in axes if row[a] != "") or row["run"]
 
 
 def plot_training_curves(plan: Plan, rows, curves, path: Path) -> None:

@@ -9,18 +9,11 @@ import click
 
 from c4clean.cli_options import RenamedOption, input_option, output_option
 from c4clean.train.config import MODEL_OVERRIDES, OPTIMIZERS, PRECISIONS, TrainConfig, TrainingError
+from c4clean.train.data_options import DataOptions
 from c4clean.train.model_config import INIT_STYLES, PRESETS, T5Config
 
 D = TrainConfig.defaults()  # every default is TrainConfig's
-DATA_OPTION_NAMES = (
-    "objective",
-    "masking",
-    "input_length",
-    "noise_density",
-    "mean_noise_span_length",
-    "max_tokens",
-    "doc_separator",
-)
+DATA_OPTION_NAMES = DataOptions.names()
 
 
 def _parse_model_overrides(items) -> dict:
@@ -113,6 +106,19 @@ def _opt(name: str, help: str, **kwargs):
     help="Initial weights: a c4clean model/checkpoint directory or a Hugging Face T5 v1.1 directory.",
 )
 @click.option(
+    "--teacher",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Pre-trained distillation: a c4clean run directory (same vocabulary) whose newest "
+    "checkpoint teaches this run, frozen.",
+)
+@_opt(
+    "--distill-alpha",
+    "Weight of the teacher's soft targets (KL at the temperature) vs the labels.",
+    type=float,
+)
+@_opt("--distill-temperature", "Softmax temperature of the distillation.", type=float)
+@click.option(
     "--objective",
     default=None,
     help="Pre-training objective [random_spans]: random_spans, prefix_lm, bert, mass, "
@@ -144,6 +150,14 @@ def train(model_overrides, no_progress, **options):
     from c4clean.train.trainer import train as run_training
 
     data_options = {k: options.pop(k) for k in DATA_OPTION_NAMES}
+    ctx = click.get_current_context()
+    set_distill = [
+        f"--{k.replace('_', '-')}"
+        for k in ("distill_alpha", "distill_temperature")
+        if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT
+    ]
+    if set_distill and not options["teacher"]:
+        raise click.UsageError(f"{' / '.join(set_distill)} need --teacher")
     try:
         cfg = TrainConfig(
             **options,

@@ -55,6 +55,9 @@ class TrainConfig:
     device: str | None = None  # default: cuda:LOCAL_RANK when available, else cpu
     resume: bool = False
     init: str | None = None  # start from a c4clean model directory or a Hugging Face T5 directory
+    teacher: str | None = None  # a run directory: pre-trained distillation from it (train/distill.py)
+    distill_alpha: float = 0.5  # weight of the teacher's soft targets; 1 - alpha for the labels
+    distill_temperature: float = 2.0
     data_options: dict = field(default_factory=dict)  # DataOptions fields set, passed to the loader
     loader_workers: int | None = None  # DataLoader workers; default 4 on CUDA, 0 on CPU (cores train)
     cpu_threads: int | None = None  # torch threads on CPU; default: usable cores - loader workers
@@ -100,6 +103,11 @@ class TrainConfig:
         _check_choice("init_style", self.init_style, INIT_STYLES)
         _check_choice("preset", self.preset, tuple(PRESETS))
         check_model_overrides(self.model_overrides)
+        _check(0 <= self.distill_alpha <= 1, f"distill_alpha must be in [0, 1], got {self.distill_alpha}")
+        _check(
+            self.distill_temperature > 0,
+            f"distill_temperature must be positive, got {self.distill_temperature}",
+        )
         try:
             DataOptions.from_dict(self.data_options)
         except (ValueError, TypeError) as e:

@@ -53,7 +53,18 @@ GPU_PEAK_BF16_FLOPS = (
 )
 
 # settings that must not change across --resume, or the batches (and losses) would differ
-RESUME_INVARIANT = ("preset", "batch_size", "grad_accum", "seed", "optimizer", "world_size", "data_options")
+RESUME_INVARIANT = (
+    "preset",
+    "batch_size",
+    "grad_accum",
+    "seed",
+    "optimizer",
+    "world_size",
+    "data_options",
+    "teacher",
+    "distill_alpha",
+    "distill_temperature",
+)
 
 
 # --- the data dependency (one place) -----------------------------------------------------------
@@ -260,11 +271,9 @@ def _check_resume(run_dir: Path, saved: dict, cfg: TrainConfig, model_cfg: T5Con
             if model_cfg.to_dict().get(k) != v
         }
         raise TrainingError(f"{run_dir} holds a model of another shape (saved, requested): {diff}")
-    changed = {
-        k: (saved["train"].get(k), getattr(cfg, k))
-        for k in RESUME_INVARIANT
-        if saved["train"].get(k) != getattr(cfg, k)
-    }
+    default = TrainConfig(data="", out="")  # a setting missing from an older run.json had its default
+    was = {k: saved["train"].get(k, getattr(default, k)) for k in RESUME_INVARIANT}
+    changed = {k: (was[k], getattr(cfg, k)) for k in RESUME_INVARIANT if was[k] != getattr(cfg, k)}
     if changed:
         raise TrainingError(
             f"--resume with changed settings would not continue the same run (saved, requested): {changed}"
@@ -293,6 +302,7 @@ class Run:
     metrics: MetricsLog | None = None
     step: int = 0
     bar: Any = None
+    distiller: Any = None  # train/distill.Distiller with --teacher
 
     def autocast(self):
         if self.bf16:
@@ -401,6 +411,7 @@ def setup(cfg: TrainConfig, data: DataSource | None = None) -> Run:
     run_json = run_dir / "run.json"
     if cfg.resume and run_json.exists():
         _check_resume(run_dir, json.loads(run_json.read_text()), cfg, model_cfg, data.vocab)
+    distiller = _load_teacher(cfg, data.vocab, device)
     _seed_everything(cfg.seed + d.rank)
     model = T5(model_cfg, init_style=cfg.init_style).to(device)
     optimizer, scheduler = build_optimizer(
@@ -408,6 +419,7 @@ def setup(cfg: TrainConfig, data: DataSource | None = None) -> Run:
     )
     loader = data.train()
     run = Run(cfg, d, device, bf16, run_dir, data, model_cfg, model, model, optimizer, scheduler, loader)
+    run.distiller = distiller
     if cfg.resume and latest is not None:
         restore(run, latest)
     elif cfg.init:
@@ -422,6 +434,18 @@ def setup(cfg: TrainConfig, data: DataSource | None = None) -> Run:
     _wrap(run)
     _start_log(run)
     return run
+
+
+def _load_teacher(cfg: TrainConfig, vocab: dict, device: torch.device):
+    """The frozen teacher of pre-trained distillation, checked before anything trains."""
+    if not cfg.teacher:
+        return None
+    from c4clean.train.distill import Distiller, DistillError
+
+    try:
+        return Distiller.load(cfg.teacher, vocab, cfg.distill_alpha, cfg.distill_temperature, device)
+    except DistillError as e:
+        raise TrainingError(str(e)) from e
 
 
 def restore(run: Run, checkpoint: Path) -> None:
@@ -486,6 +510,8 @@ def train_step(run: Run, batches: Iterator[dict], interval: Interval) -> torch.T
         sync = not run.dist.enabled or micro_step == cfg.grad_accum - 1
         with contextlib.nullcontext() if sync else run.step_model.no_sync(), run.autocast():
             out = run.step_model(**batch, z_loss=cfg.z_loss)
+            if run.distiller is not None:  # the teacher's soft targets mixed with the label loss
+                out = {**out, "loss": run.distiller.loss(out, batch)}
         z = out.get("z_loss")
         objective = out["loss"] if z is None else out["loss"] + z
         (objective / cfg.grad_accum).backward()
