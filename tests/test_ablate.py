@@ -781,3 +781,87 @@ def test_objective_is_a_sweep_axis_checked_before_training(tmp_path):
     )
     raw = {r.axis_values["objective"]: r.tokens_per_sample for r in plan.runs}
     assert raw == {"random_spans": 70, "iid_drop": 74, "deshuffle": 63}  # each objective's window
+
+
+def test_compact_grid_with_and_without_a_teacher(tmp_path):
+    plan = A.plan_compact(
+        tmp_path / "abl",
+        "tok",
+        [2, 4],
+        [128, 256],
+        "/runs/teacher",
+        common={"preset": "p", "batch_size": "4", "input_length": "64"},
+        budget_tokens=None,
+        steps=7,
+        count="raw",
+        corpus_tokens=1000,
+    )
+    assert len(plan.runs) == 8 and len({r.name for r in plan.runs}) == 8
+    taught = [r for r in plan.runs if r.axis_values["distillation"] == "yes"]
+    assert {r.options["teacher"] for r in taught} == {"/runs/teacher"} and len(taught) == 4
+    assert all("teacher" not in r.options for r in plan.runs if r not in taught)
+    assert plan.runs[0].name == "layers-2__width-128__pd-no"
+    states = {
+        r.name: {
+            "trained_step": 7,
+            "evals": {"validation": {"loss": 3.0 - (0.25 if r in taught else 0.0)}},
+        }
+        for r in plan.runs
+    }
+    R.write_report(plan, states, {r.name: [(1, 5.0), (7, 4.0)] for r in plan.runs})
+    md = (plan.out / "report.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| 4 | 256 |"))
+    assert "3.000" in line and "2.750" in line and "-0.250" in line
+    with pytest.raises(A.AblationError, match="sets layers"):
+        A.plan_compact(
+            tmp_path,
+            "tok",
+            [2],
+            [128],
+            None,
+            common={"layers": "3"},
+            budget_tokens=None,
+            steps=1,
+            count="raw",
+            corpus_tokens=None,
+        )
+    no_teacher = A.plan_compact(
+        tmp_path / "b",
+        "tok",
+        [2],
+        [128, 256],
+        None,
+        common={},
+        budget_tokens=None,
+        steps=1,
+        count="raw",
+        corpus_tokens=None,
+    )
+    assert [r.axis_values["distillation"] for r in no_teacher.runs] == ["no", "no"]
+
+
+def test_compact_refuses_a_teacher_of_another_vocabulary(toy_tokens, tmp_path):
+    from click.testing import CliRunner
+
+    from c4clean.cli import main
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "run.json").write_text(json.dumps({"vocab": {"sha256": "f" * 64}}))
+    out = CliRunner().invoke(
+        main,
+        [
+            "ablate",
+            "compact",
+            "--input",
+            str(toy_tokens),
+            "--teacher",
+            str(teacher),
+            "--steps",
+            "1",
+            "--output",
+            str(tmp_path / "abl"),
+        ],
+    )
+    assert out.exit_code == 1 and "another vocabulary" in out.output and "Traceback" not in out.output
+    assert not (tmp_path / "abl" / "runs").exists()

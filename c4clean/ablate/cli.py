@@ -321,6 +321,52 @@ def objectives(data, studies, **kw):
     _finish(plan, backend, kw)
 
 
+@ablate.command()
+@input_option(
+    "data",
+    old=("--data",),
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Token directory.",
+)
+@click.option("--layers", default="2,4,6,8,10,12", show_default=True, help="Encoder (= decoder) layers.")
+@click.option("--widths", default="128,256,512,768", show_default=True, help="d_model values (heads of 64).")
+@click.option(
+    "--teacher",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="A trained run directory (same vocabulary): every student also trains distilled from it.",
+)
+@_common
+@_guard
+def compact(data, layers, widths, teacher, **kw):
+    """Compact models (Turc et al.): a layers x width grid of students, each trained on the labels
+    and, with --teacher, also with pre-trained distillation; --set distill_alpha=, distill_temperature=."""
+    from c4clean.train.data import vocab_info
+    from c4clean.train.distill import DistillError, check_vocabulary
+
+    backend, common, budget = _setup(kw)
+    if teacher:
+        try:
+            check_vocabulary(teacher, vocab_info(data).to_json())
+        except DistillError as e:
+            raise A.AblationError(str(e)) from None
+    plan = A.plan_compact(
+        kw["out"],
+        data,
+        [A.cast_option(x, 0, "layers") for x in layers.split(",") if x.strip()],
+        [A.cast_option(x, 0, "width") for x in widths.split(",") if x.strip()],
+        str(Path(teacher).resolve()) if teacher else None,
+        common=common,
+        budget_tokens=budget,
+        steps=kw["steps"],
+        count=kw["count"],
+        corpus_tokens=backend.corpus_tokens(data, "train"),
+        defaults=backend.defaults(),
+    )
+    _finish(plan, backend, kw)
+
+
 @ablate.command("run")
 @output_option(
     "out",

@@ -247,7 +247,7 @@ class RunSpec:
 
 @dataclasses.dataclass
 class Plan:
-    kind: str  # size | domain | sweep | objectives
+    kind: str  # size | domain | sweep | objectives | compact
     out: Path
     runs: list[RunSpec]
     settings: dict[str, Any]  # budget, batch, preset, counting mode, corpus sizes, ...
@@ -735,6 +735,63 @@ def plan_objectives(
         }
     )
     return Plan("objectives", Path(out), list(runs.values()), settings)
+
+
+def plan_compact(
+    out: Path,
+    data: str,
+    layers: Sequence[int],
+    widths: Sequence[int],
+    teacher: str | None,
+    *,
+    common: Mapping[str, str],
+    budget_tokens: int | None,
+    steps: int | None,
+    count: str,
+    corpus_tokens: int | None,
+    defaults: Mapping[str, Any] = {},
+) -> Plan:
+    """Compact models (Turc et al.): every layers x width student, pre-trained on the labels alone
+    and, given a teacher run, with pre-trained distillation from it (same data, budget, seed)."""
+    if not layers or not widths:
+        raise AblationError("give at least one layer count and one width")
+    clash = sorted(set(common) & {"layers", "width", "teacher", "num_layers", "d_model"})
+    if clash:
+        raise AblationError(f"the compact grid sets {', '.join(clash)} itself; do not --set them")
+    modes = ["no", "yes"] if teacher else ["no"]
+    runs = []
+    for n_layers, width in itertools.product(layers, widths):
+        for pd in modes:
+            values = {"layers": str(n_layers), "width": str(width), "distillation": pd}
+            options = {**common, "layers": str(n_layers), "width": str(width)}
+            if pd == "yes":
+                options["teacher"] = str(teacher)
+            runs.append(
+                make_run(
+                    run_name({"layers": values["layers"], "width": values["width"], "pd": pd}),
+                    values,
+                    data,
+                    options,
+                    budget_tokens=budget_tokens,
+                    steps=steps,
+                    count=count,
+                    eval_sets={"validation": str(data)},
+                    train_tokens=corpus_tokens,
+                    defaults=defaults,
+                )
+            )
+    _check_unique(runs)
+    settings = _settings(budget_tokens, count, common, defaults)
+    settings.update(
+        {
+            "axes": ["layers", "width", "distillation"],
+            "teacher": str(teacher) if teacher else None,
+            "data": str(data),
+            "corpus_tokens": corpus_tokens,
+            "primary_eval": "validation",
+        }
+    )
+    return Plan("compact", Path(out), runs, settings)
 
 
 def parse_corpora(specs: Iterable[str]) -> dict[str, str]:

@@ -452,12 +452,48 @@ def objectives_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
+def compact_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
+    """Layers x width, each with its validation loss without and with pre-trained distillation."""
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        cells.setdefault((r["layers"], r["width"]), {})[r["distillation"]] = r
+    teacher = plan.settings.get("teacher")
+    header = ["Layers", "Width", "Steps", "Val loss (labels only)"]
+    if teacher:
+        header += ["Val loss (distilled)", "Distilled − labels only"]
+    body = []
+    for (layers, width), by in cells.items():
+        plain, pd = by.get("no", {}), by.get("yes", {})
+        line = [layers, width, plain.get("steps", "—"), plain.get("val_loss", math.nan)]
+        if teacher:
+            gap = pd.get("val_loss", math.nan) - plain.get("val_loss", math.nan)
+            line += [pd.get("val_loss", math.nan), gap]
+        body.append(line)
+    about = (
+        f"Teacher: `{teacher}` (frozen; its soft targets at the run's `distill_temperature`, weight "
+        "`distill_alpha`). "
+        if teacher
+        else "No teacher given: labels-only runs. "
+    )
+    return "\n\n".join(
+        [
+            "## Compact models with pre-trained distillation (like Turc et al., Well-Read Students)",
+            about + "Validation loss is the label loss (cross-entropy on the validation split's targets) "
+            "for every run, distilled or not, so the columns compare. A negative difference means the "
+            "teacher helped.",
+            _table(header, body),
+            "![training loss](training_loss.png)\n\n![sweep](sweep.png)",
+        ]
+    )
+
+
 def report_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
     kinds = {
         "size": size_markdown,
         "domain": domain_markdown,
         "sweep": sweep_markdown,
         "objectives": objectives_markdown,
+        "compact": compact_markdown,
     }
     body = kinds[plan.kind](plan, rows)
     missing = [r["run"] for r in rows if r["status"] != "done"]
