@@ -441,7 +441,10 @@ def objectives_markdown(plan: Plan, rows: Sequence[Mapping[str, Any]]) -> str:
             )
         parts += [f"### {OBJECTIVE_TITLES[study]}", _table(header, body)]
     parts += [
-        PAPER_NOTE,
+        "Columns marked *T5 paper* are the paper's numbers (arXiv 1910.10683, Tables 4-7), **not "
+        "ours**: downstream scores after fine-tuning a ~220M model pre-trained on 2^35 tokens with "
+        "that row's objective. They show which direction the paper found; they do not compare "
+        "numerically with our pre-training losses.",
         "Each validation loss is the run's own objective on the validation split (its own inputs "
         "and targets): objectives whose targets differ (the full text, the dropped tokens, the "
         "spans) solve different tasks, so their losses are not a ranking of objectives; the paper "
