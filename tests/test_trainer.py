@@ -493,3 +493,22 @@ def test_adafactor_does_not_clip_by_default_and_z_loss_is_logged(token_dir, tmp_
     assert all(r["z_loss"] > 0 and r["grad_norm"] > 0 for r in records)
     train(_cfg(token_dir, tmp_path / "b", steps=1, eval_every=0, save_every=100, clip_grad_norm=0.5))
     assert len(calls) == 1 and calls[0][1] == 0.5
+
+
+def test_default_cpu_threads_leave_room_and_respect_omp(monkeypatch):
+    from c4clean.train import trainer as T
+
+    monkeypatch.setattr(T.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    assert T.default_cpu_threads(0) == 1  # 2 cores: 2 threads were 2-9x slower on a shared machine
+    monkeypatch.setattr(T.os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
+    assert T.default_cpu_threads(4) == 11 and T.default_cpu_threads(20) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        T._runtime(TrainConfig(data="d", out="o", device="cpu", cpu_threads=3))
+        assert torch.get_num_threads() == 3
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        T._runtime(TrainConfig(data="d", out="o", device="cpu"))
+        assert torch.get_num_threads() == 3  # an explicit OMP_NUM_THREADS is left alone
+    finally:
+        torch.set_num_threads(before)

@@ -143,7 +143,11 @@ def _opt(name: str, help: str, **kwargs):
     help="eos: put EOS between documents at load time (HF/nanoT5); default: as encoded.",
 )
 @_opt("--loader-workers", "DataLoader worker processes [4 on CUDA, 0 on CPU].", type=int)
-@_opt("--cpu-threads", "torch threads on CPU [the usable cores less the loader workers].", type=int)
+@_opt(
+    "--cpu-threads",
+    "torch threads on CPU [OMP_NUM_THREADS, else cores - loader workers - 1].",
+    type=int,
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train(model_overrides, no_progress, **options):
     """Pre-train T5 v1.1 with span corruption on a token directory (CPU, CUDA, DDP under torchrun)."""

@@ -60,7 +60,7 @@ class TrainConfig:
     distill_temperature: float = 2.0
     data_options: dict = field(default_factory=dict)  # DataOptions fields set, passed to the loader
     loader_workers: int | None = None  # DataLoader workers; default 4 on CUDA, 0 on CPU (cores train)
-    cpu_threads: int | None = None  # torch threads on CPU; default: usable cores - loader workers
+    cpu_threads: int | None = None  # torch threads on CPU; default: cores - loader workers - 1
     progress: bool = True
     world_size: int = 1  # filled in from the environment under torchrun
 

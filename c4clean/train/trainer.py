@@ -359,10 +359,12 @@ def train(cfg: TrainConfig, data: DataSource | None = None) -> dict:
 
 
 def default_cpu_threads(loader_workers: int) -> int:
-    """torch threads on CPU: the cores this process may use, less one per loader worker process, so
-    that compute and loading do not oversubscribe the machine."""
+    """torch threads on CPU: the cores this process may use, less one per loader worker process and
+    one left to everything else (the in-process loader between steps, logging, the OS), so compute
+    does not oversubscribe the machine. On a shared 2-core machine 2 threads ran the README recipe
+    2-9x slower than 1 (threads spin-waiting on each other while other processes hold a core)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - loader_workers)
+    return max(1, cores - loader_workers - 1)
 
 
 def _runtime(cfg: TrainConfig) -> tuple[TrainConfig, Dist, torch.device, bool, int, int]:
@@ -386,7 +388,7 @@ def _runtime(cfg: TrainConfig) -> tuple[TrainConfig, Dist, torch.device, bool, i
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    else:
+    elif cfg.cpu_threads or "OMP_NUM_THREADS" not in os.environ:  # an explicit OMP setting stands
         torch.set_num_threads(cfg.cpu_threads or default_cpu_threads(workers))
     return cfg, d, device, bf16, micro, workers
 
