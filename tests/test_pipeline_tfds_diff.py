@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
+from c4clean.cleaning.wet import Page, ReadIssue, iter_records
 from c4clean.cli import main
 
 pytest.importorskip("tensorflow_datasets")
@@ -32,6 +33,19 @@ def _inputs(shared_data: Path) -> list[Path]:
     fake = sorted((shared_data / "wet" / "synthetic" / "tfds_c4").glob("*.wet"))
     assert small and fake
     return small + fake
+
+
+def _read_reference_pages(path: str) -> list:
+    """The reference's pages, less the records c4clean rejects as cut (`error:truncated_record`).
+
+    TFDS ignores Content-Length; c4clean drops a last record shorter than it declares. TFDS's own fake
+    cc_1.warc.wet ends in such a record (209 of 19,621 bytes), so it is taken out of the reference.
+    """
+    items = list(iter_records(path))
+    if not any(isinstance(i, ReadIssue) and i.code == "error:truncated_record" for i in items):
+        return read_tfds_pages(path)
+    kept = {i.url for i in items if isinstance(i, Page)}
+    return [page for page in read_tfds_pages(path) if page.url in kept]
 
 
 def _reference_run(files: list[Path], tmp: Path):
@@ -62,7 +76,7 @@ def _reference_run(files: list[Path], tmp: Path):
     pages = (
         p
         | beam.Create([str(f) for f in files])
-        | beam.FlatMap(read_tfds_pages)
+        | beam.FlatMap(_read_reference_pages)
         | beam.Filter(c4_utils.is_valid_length)
     )
     pages = (
