@@ -865,3 +865,62 @@ def test_compact_refuses_a_teacher_of_another_vocabulary(toy_tokens, tmp_path):
     )
     assert out.exit_code == 1 and "another vocabulary" in out.output and "Traceback" not in out.output
     assert not (tmp_path / "abl" / "runs").exists()
+
+
+def test_real_toy_objectives_and_compact_ablations_through_the_cli(toy_tokens, tmp_path):
+    """`ablate objectives` trains and scores each objective through the trainer (same steps for all,
+    counted as inputs); `ablate compact` then distils students from one of those runs."""
+    from click.testing import CliRunner
+
+    from c4clean.cli import main
+
+    common = ["--preset", "t5-v1_1-tiny", "--batch-size", "2", "--set", "input_length=32"]
+    common += ["--set", "cpu_threads=1", "--set", "eval_every=0", "--launcher", "inprocess"]
+    common += ["--eval-batches", "1", "--eval-batch-size", "2", "--input", str(toy_tokens)]
+    out = CliRunner().invoke(
+        main,
+        [
+            "ablate",
+            "objectives",
+            "--study",
+            "approaches",
+            "--budget",
+            "256",
+            *common,
+            "--output",
+            str(tmp_path / "obj"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    plan = A.Plan.load(tmp_path / "obj")
+    assert [r.name for r in plan.runs] == ["objective-prefix_lm", "objective-bert", "objective-deshuffle"]
+    assert {r.steps for r in plan.runs} == {4}  # 256 / (2 x 32 inputs)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "obj" / "results.csv").read_text())))
+    assert all(r["status"] == "done" and math.isfinite(float(r["val_loss"])) for r in rows)
+    assert "80.69" in (tmp_path / "obj" / "report.md").read_text()
+
+    teacher = plan.run_dir(plan.runs[1])
+    out = CliRunner().invoke(
+        main,
+        [
+            "ablate",
+            "compact",
+            "--layers",
+            "1",
+            "--widths",
+            "64",
+            "--teacher",
+            str(teacher),
+            "--steps",
+            "2",
+            *common,
+            "--output",
+            str(tmp_path / "compact"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    md = (tmp_path / "compact" / "report.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| 1 | 64 |"))
+    assert line.count(".") >= 3  # both losses and their difference were measured
+    pd = json.loads((tmp_path / "compact" / "runs" / "layers-1__width-64__pd-yes" / "run.json").read_text())
+    assert pd["train"]["teacher"] == str(teacher.resolve()) and pd["model"]["d_model"] == 64
