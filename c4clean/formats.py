@@ -88,6 +88,7 @@ VOCAB_INFO_FILE = "vocab.json"
 MODEL_WEIGHTS_FILE = "model.safetensors"
 MODEL_CONFIG_FILE = "config.json"
 CHECKPOINT_STATE_FILE = "state.pt"
+CHECKPOINT_CHECKSUMS_FILE = "checksums.json"  # sha256 of every other file of a model dir/checkpoint
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_STEP_RE = re.compile(r"^step-(\d{8})$")
 PLAN_FILE = "ablation.json"

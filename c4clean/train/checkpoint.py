@@ -6,11 +6,17 @@ A checkpoint is a directory `checkpoints/step-{step:08d}/` holding
   strings, lists and dicts only, so `torch.load(weights_only=True)` reads it.
 It is written into a hidden temporary directory, fsynced, then renamed into place: a directory named
 `step-*` is always complete, whatever killed the writer.
+
+Every model directory and checkpoint also holds `checksums.json`, the sha256 of each of its other files,
+verified before loading: a truncated, overwritten or missing file is found, and `--resume` and `export`
+fall back to the newest intact checkpoint with a warning. (Directories written before checksums were
+recorded are checked for their files only.)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -21,6 +27,53 @@ from safetensors.torch import load_file, save_file
 
 from c4clean import atomic, formats
 from c4clean.train.model import T5, T5Config
+
+log = logging.getLogger(__name__)
+
+
+class DamagedCheckpoint(ValueError):
+    """A model directory or checkpoint with a missing, truncated or altered file."""
+
+
+# --- integrity -----------------------------------------------------------------------------------
+
+
+def write_checksums(directory: Path) -> None:
+    """Record the sha256 of every file of `directory` (written last, inside the temporary directory)."""
+    sums = {
+        f.name: formats.sha256_file(f)
+        for f in sorted(directory.iterdir())
+        if f.is_file() and f.name != formats.CHECKPOINT_CHECKSUMS_FILE
+    }
+    doc = {**formats.CHECKPOINT.stamp(), "sha256": sums}
+    (directory / formats.CHECKPOINT_CHECKSUMS_FILE).write_text(
+        json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    )
+
+
+def verify(directory: str | Path, *, training_state: bool = False) -> None:
+    """Raises DamagedCheckpoint naming what is wrong with `directory`; `training_state` also requires
+    state.pt (a training checkpoint, not only a model directory)."""
+    directory = Path(directory)
+    required = [formats.MODEL_CONFIG_FILE, formats.MODEL_WEIGHTS_FILE]
+    if training_state:
+        required.append(formats.CHECKPOINT_STATE_FILE)
+    missing = [name for name in required if not (directory / name).is_file()]
+    if missing:
+        raise DamagedCheckpoint(f"{directory}: {', '.join(missing)} missing")
+    sums_file = directory / formats.CHECKPOINT_CHECKSUMS_FILE
+    if not sums_file.is_file():
+        return  # written before checksums were recorded
+    try:
+        sums = json.loads(sums_file.read_text())["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise DamagedCheckpoint(f"{sums_file}: unreadable") from None
+    for name, expected in sorted(sums.items()):
+        path = directory / name
+        if not path.is_file():
+            raise DamagedCheckpoint(f"{directory}: {name} missing")
+        if formats.sha256_file(path) != expected:
+            raise DamagedCheckpoint(f"{path}: sha256 differs from checksums.json (truncated or altered)")
 
 
 def write_model_dir(model: T5, directory: Path, extra: dict | None = None) -> None:
@@ -34,6 +87,7 @@ def write_model_dir(model: T5, directory: Path, extra: dict | None = None) -> No
 def save_model_dir(model: T5, out_dir: str | Path, extra: dict | None = None) -> Path:
     with atomic.replacing_dir(out_dir) as tmp:
         write_model_dir(model, tmp, extra)
+        write_checksums(tmp)
     return Path(out_dir)
 
 
@@ -57,6 +111,7 @@ def load_model_weights(model: T5, directory: str | Path) -> None:
 
 
 def load_model_dir(directory: str | Path) -> T5:
+    verify(directory)
     cfg, _ = read_model_config(directory)
     model = T5(cfg)
     load_model_weights(model, directory)
@@ -130,8 +185,15 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1][1] if found else None
+    """The newest intact checkpoint; each damaged newer one is skipped with a warning."""
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            verify(path, training_state=True)
+        except DamagedCheckpoint as damage:
+            log.warning("skipping damaged checkpoint: %s", damage)
+            continue
+        return path
+    return None
 
 
 def save_checkpoint(
@@ -145,6 +207,7 @@ def save_checkpoint(
             plain({**formats.CHECKPOINT.stamp(), "step": step, **state}),
             tmp / formats.CHECKPOINT_STATE_FILE,
         )
+        write_checksums(tmp)
     if keep > 0:
         for _, old in list_checkpoints(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

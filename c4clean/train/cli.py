@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import click
@@ -234,13 +235,23 @@ def export(source_arg, source, out, from_hf, vocab, weights_only):
 
 
 def _model_dir(source: Path) -> Path:
+    """A model directory given as such; else the run's final model, else its newest intact checkpoint
+    (damaged ones are skipped with a warning)."""
+    from c4clean import formats
     from c4clean.train import checkpoint as ckpt
 
-    if (source / "model.safetensors").is_file():
+    if (source / formats.MODEL_WEIGHTS_FILE).is_file() or (source / formats.MODEL_CONFIG_FILE).is_file():
         return source
-    if (source / "final" / "model.safetensors").is_file():
-        return source / "final"
+    final = source / "final"
+    if final.is_dir():
+        try:
+            ckpt.verify(final)
+            return final
+        except ckpt.DamagedCheckpoint as damage:
+            logging.getLogger(__name__).warning("skipping damaged final model: %s", damage)
     latest = ckpt.latest_checkpoint(source)
     if latest is None:
-        raise FileNotFoundError(f"{source}: no model.safetensors, final/ or checkpoints/step-*/ to export")
+        raise FileNotFoundError(
+            f"{source}: no intact model.safetensors, final/ or checkpoints/step-*/ to export"
+        )
     return latest
