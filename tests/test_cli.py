@@ -235,3 +235,28 @@ def test_train_vocab_on_a_run_with_no_pages(tmp_path):
         "nothing to train a vocabulary on"
     )
     assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--input", "{m}", "--output", "{t}/o", "--workers", "1"],
+        ["train", "--input", "{m}", "--output", "{t}/r"],
+        ["tokenize", "train-vocab", "--input", "{m}", "--output", "{t}/v"],
+        ["tokenize", "encode", "--input", "{m}", "--vocab", "{t}", "--output", "{t}/e"],
+        ["export", "--input", "{m}", "--output", "{t}/h", "--weights-only"],
+        ["stats", "--input", "{m}"],
+        ["ablate", "size", "--input", "{m}", "--output", "{t}/a", "--steps", "1"],
+    ],
+)
+def test_missing_input_is_one_line(argv, tmp_path):
+    missing = str(tmp_path / "missing")
+    result = CliRunner().invoke(cli.main, [a.format(m=missing, t=tmp_path) for a in argv])
+    assert result.exit_code in (1, 2), result.output
+    assert (
+        "Traceback" not in result.output
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "missing" in errors[0], result.output
