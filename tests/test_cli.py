@@ -253,10 +253,7 @@ def test_missing_input_is_one_line(argv, tmp_path):
     missing = str(tmp_path / "missing")
     result = CliRunner().invoke(cli.main, [a.format(m=missing, t=tmp_path) for a in argv])
     assert result.exit_code in (1, 2), result.output
-    assert (
-        "Traceback" not in result.output
-        and result.exception is None
-        or isinstance(result.exception, SystemExit)
-    )
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and "missing" in errors[0], result.output
