@@ -105,11 +105,3 @@ class DataOptions:
         if count not in per:
             raise ValueError(f"unknown token counting {count!r} (raw, inputs, inputs+targets)")
         return per[count]
-
-    def loader_kwargs(self, *, subset: bool = True) -> dict[str, Any]:
-        """Keyword arguments of the loader; `subset=False` drops `max_tokens` (validation always
-        reads the whole split, so runs on different subsets are scored on the same data)."""
-        kwargs = dataclasses.asdict(self)
-        if not subset:
-            kwargs["max_tokens"] = None
-        return kwargs
