@@ -1,4 +1,5 @@
-"""`c4clean ablate size|domain|sweep|report`: plan, run (resumably) and report ablations."""
+"""`c4clean ablate size|domain|sweep|objectives|compact|run|report`: plan, run (resumably) and report
+ablations."""
 
 from __future__ import annotations
 
@@ -373,7 +374,7 @@ def compact(data, layers, widths, teacher, **kw):
     old=("--out",),
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="An ablation directory planned by size/domain/sweep (its ablation.json).",
+    help="An ablation directory planned by size/domain/sweep/objectives/compact (its ablation.json).",
 )
 @click.option("--shard", default=None, metavar="I/N", help="Execute only runs i, i+n, ...")
 @click.option("--only", multiple=True, metavar="RUN", help="Execute only this run (repeatable).")
