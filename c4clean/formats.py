@@ -70,7 +70,8 @@ def format_of(doc: Mapping[str, Any], default_name: Optional[str] = None) -> Opt
 
 # --- the formats ------------------------------------------------------------------------------
 TEXT_SHARDS = Format("c4clean-shards", 1)  # `c4clean run` output: shards + manifest/stats/report
-WORK = Format("c4clean-work", 1)  # per-input-file results under <output>/.work (for --resume)
+WORK = Format("c4clean-work", 2)  # per-input-file results under <output>/.work (for --resume)
+# (2: `perfile.FileSummary`, counters nested {namespace: {name: n}})
 VOCAB = Format("c4clean-vocab", 1)  # `c4clean tokenize train-vocab`: spiece.model + vocab.json
 TOKENS = Format("c4clean-tokens", 1)  # `c4clean tokenize encode`: token shards + manifest
 CHECKPOINT = Format("c4clean-t5-checkpoint", 1)  # model directories and training checkpoints

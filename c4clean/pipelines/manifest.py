@@ -3,11 +3,13 @@
 `commit` runs in the driver after the pipeline: it completes the shard set (empty shards for splits
 with fewer pages than shards), renames the staged shards to their final names, then writes stats,
 report and, last, manifest.json, so a manifest always describes the complete shards beside it.
+What they say is computed by the pure `build_stats`, `build_manifest` and `render_report` from the
+pipeline's own counts (`counting`, never runner metrics), the shard records and the per-file
+summaries.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import logging
@@ -18,8 +20,9 @@ from typing import Callable, Optional
 
 from c4clean import atomic, formats, markdown
 from c4clean.cleaning import reasons
-from c4clean.formats import MANIFEST, REPORT, STATS
+from c4clean.formats import MANIFEST, STATS
 from c4clean.pipelines import arrow_sink, perfile
+from c4clean.pipelines.layout import RunLayout
 from c4clean.pipelines.options import RunOptions
 
 log = logging.getLogger(__name__)
@@ -30,21 +33,6 @@ class RunOutcome:
     manifest: dict
     stats: dict
     exit_code: int
-
-
-def counters_from_result(result) -> dict[str, dict[str, int]]:
-    """{namespace: {name: value}} of every Beam counter (committed values where the runner has them)."""
-    out: dict[str, dict[str, int]] = collections.defaultdict(dict)
-    for entry in result.metrics().query()["counters"]:
-        try:
-            value = entry.committed
-        except Exception:  # noqa: BLE001 - some runners only report attempted values
-            value = None
-        if value is None:
-            value = entry.attempted
-        name = entry.key.metric
-        out[name.namespace][name.name] = out[name.namespace].get(name.name, 0) + int(value)
-    return {ns: dict(sorted(names.items())) for ns, names in sorted(out.items())}
 
 
 def versions() -> dict[str, str]:
@@ -125,11 +113,11 @@ def _list(pattern: str) -> list[str]:
     return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
 
 
-def _complete_shards(options: RunOptions, stage: str) -> list[dict]:
+def _complete_shards(options: RunOptions, layout: RunLayout) -> list[dict]:
     """Shard records of the staging folder, with empty shards added so every split is complete."""
     records = [
         perfile.read_json(p)
-        for p in _list(stage.rstrip("/") + "/*.json")
+        for p in _list(layout.staging_dir.rstrip("/") + "/*.json")
         if formats.parse_shard_name(p[: -len(".json")])
     ]
     splits = {"train", "validation"} if options.recipe.english_only else set()
@@ -139,22 +127,22 @@ def _complete_shards(options: RunOptions, stage: str) -> list[dict]:
         n = options.shards_for(split)
         for index in range(n):
             if (split, index) not in have:
-                records.append(arrow_sink.write_shard(stage, split, index, n, [], options.format))
+                records.append(
+                    arrow_sink.write_shard(layout.staging_dir, split, index, n, [], options.format)
+                )
     return sorted(records, key=lambda r: (r["split"], r["shard"]))
 
 
-def _move_shards(options: RunOptions, stage: str, records: list[dict]) -> None:
+def _move_shards(layout: RunLayout, records: list[dict]) -> None:
     from apache_beam.io.filesystems import FileSystems
 
-    out = options.output
     keep = {r["file"] for r in records}
     FileSystems.rename(
-        [FileSystems.join(stage, r["file"]) for r in records],
-        [FileSystems.join(out, r["file"]) for r in records],
+        [layout.staged(r["file"]) for r in records], [layout.in_output(r["file"]) for r in records]
     )
     stale = [
         p
-        for p in _list(out.rstrip("/") + "/*")
+        for p in _list(layout.output.rstrip("/") + "/*")
         if formats.parse_shard_name(p) and p.rsplit("/", 1)[-1] not in keep
     ]
     if stale:
@@ -162,53 +150,45 @@ def _move_shards(options: RunOptions, stage: str, records: list[dict]) -> None:
         FileSystems.delete(stale)
 
 
-def _input_summaries(options: RunOptions, planned) -> list[dict]:
-    from c4clean.pipelines.pipeline import work_dir
-
+def _input_summaries(options: RunOptions, planned) -> dict[str, Optional[perfile.FileSummary]]:
+    """{input id: its per-file summary, or None when the pipeline left none}."""
     signature = options.per_file_signature()
-    found = []
+    found = {}
     for input_id, _ in planned:
-        _, json_path = perfile.work_paths(work_dir(options), input_id, signature)
-        summary = perfile.read_json(json_path) or {"input": input_id, "missing": True}
-        found.append(summary)
+        _, json_path = perfile.work_paths(options.layout.files_dir, input_id, signature)
+        found[input_id] = perfile.read_summary(json_path)
     return found
 
 
-def commit(
-    options: RunOptions, planned, counters: dict, started: float, echo: Callable[[str], None] = print
-) -> RunOutcome:
-    from apache_beam.io.filesystems import FileSystems
+def read_counts(layout: RunLayout) -> dict[str, dict[str, int]]:
+    """The pipeline's counts ({namespace: {name: total}}) written by `counting.WriteCounts`."""
+    counts = perfile.read_json(layout.counts)
+    if counts is None:
+        raise RuntimeError(f"the pipeline finished without writing its counts ({layout.counts})")
+    return counts
 
-    from c4clean.pipelines.pipeline import staging_dir, work_dir
 
-    out = options.output
-    manifest_path = FileSystems.join(out, MANIFEST)
-    if FileSystems.exists(manifest_path):
-        FileSystems.delete([manifest_path])  # the old manifest no longer describes the shards
-    records = _complete_shards(options, staging_dir(options))
-    _move_shards(options, staging_dir(options), records)
-    from c4clean.pipelines.near_dedup import commit_audit
-
-    commit_audit(staging_dir(options), out)
-    inputs = _input_summaries(options, planned)
-    issues = {s["input"]: s["issues"] for s in inputs if s.get("issues")}
+def build_stats(counters: dict, summaries: dict, wall_seconds: float) -> dict:
+    issues = {name: s.issues for name, s in summaries.items() if s is not None and s.issues}
     errors = sorted(
         f
         for f, found in issues.items()
         if any(i["code"].startswith(reasons.READ_ERROR_PREFIX) for i in found)
     )
-    missing = [s["input"] for s in inputs if s.get("missing")]
-    elapsed = round(time.time() - started, 2)
-
-    stats = {
+    return {
         **formats.TEXT_SHARDS.stamp(),
         "counters": counters,
         "stages": stage_rows(counters),
         "read_issues": issues,
         "files_with_issues": sorted(issues),
         "files_with_errors": errors,
-        "wall_seconds": elapsed,
+        "wall_seconds": wall_seconds,
     }
+
+
+def build_manifest(
+    options: RunOptions, records: list[dict], summaries: dict, started: float, wall_seconds: float
+) -> dict:
     splits: dict[str, dict] = {}
     for r in records:
         info = splits.setdefault(r["split"], {"pages": 0, "shards": 0, "text_bytes": 0, "words": 0})
@@ -216,23 +196,22 @@ def commit(
         info["shards"] += 1
         info["text_bytes"] += r["text_bytes"]
         info["words"] += r["words"]
-    manifest = {
+    inputs = []
+    for name, s in summaries.items():
+        if s is None:
+            inputs.append({"file": name, "size": None, "pages": None, "issues": 0})
+        else:
+            size = (s.identity or {}).get("size")
+            inputs.append({"file": name, "size": size, "pages": s.pages, "issues": len(s.issues)})
+    return {
         **formats.TEXT_SHARDS.stamp(),
         "variant": options.variant,
         "format": options.format,
         "options": options.as_manifest(),
         "versions": versions(),
         "created_unix": int(started),
-        "wall_seconds": elapsed,
-        "inputs": [
-            {
-                "file": s["input"],
-                "size": (s.get("identity") or {}).get("size"),
-                "pages": s.get("pages"),
-                "issues": len(s.get("issues", [])),
-            }
-            for s in inputs
-        ],
+        "wall_seconds": wall_seconds,
+        "inputs": inputs,
         "splits": splits,
         "shards": [
             {k: r[k] for k in ("file", "split", "shard", "num_shards", "rows", "bytes", "sha256")}
@@ -242,39 +221,59 @@ def commit(
             {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in formats.text_schema()
         ],
     }
-    table = summary_table(stats)
-    report = (
-        "\n\n".join(
-            [
-                f"# c4clean run: {options.variant}",
-                f"{len(inputs)} input files, {sum(i['pages'] for i in splits.values())} pages out, "
-                f"{elapsed} s wall time, near-dedup {'on' if options.near_dedup else 'off'}.",
-                table,
-                splits_table(manifest),
-                "Files with read errors: " + (", ".join(errors) if errors else "none") + ".",
-                "Files with other read issues (notes, repairs): "
-                + (", ".join(sorted(set(issues) - set(errors))) or "none")
-                + ".",
-            ]
-        )
-        + "\n"
-    )
-    _write_json(FileSystems.join(out, STATS), stats)
-    atomic.write_bytes_fs(FileSystems.join(out, REPORT), report.encode("utf-8"))
-    _write_json(manifest_path, manifest)
+
+
+def pages_out(manifest: dict) -> int:
+    return sum(i["pages"] for i in manifest["splits"].values())
+
+
+def render_report(options: RunOptions, stats: dict, manifest: dict) -> str:
+    errors = stats["files_with_errors"]
+    others = sorted(set(stats["files_with_issues"]) - set(errors))
+    parts = [
+        f"# c4clean run: {options.variant}",
+        f"{len(manifest['inputs'])} input files, {pages_out(manifest)} pages out, "
+        f"{stats['wall_seconds']} s wall time, near-dedup {'on' if options.near_dedup else 'off'}.",
+        summary_table(stats),
+        splits_table(manifest),
+        "Files with read errors: " + (", ".join(errors) if errors else "none") + ".",
+        "Files with other read issues (notes, repairs): " + (", ".join(others) or "none") + ".",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def commit(options: RunOptions, planned, started: float, echo: Callable[[str], None] = print) -> RunOutcome:
+    """Moves the staged shards into place and writes stats.json, report.md and manifest.json."""
+    from apache_beam.io.filesystems import FileSystems
+
+    layout = options.layout
+    if FileSystems.exists(layout.manifest):
+        FileSystems.delete([layout.manifest])  # the old manifest no longer describes the shards
+    counters = read_counts(layout)
+    records = _complete_shards(options, layout)
+    _move_shards(layout, records)
+    from c4clean.pipelines.near_dedup import commit_audit
+
+    commit_audit(layout.staging_dir, layout.output)
+    summaries = _input_summaries(options, planned)
+    missing = [name for name, s in summaries.items() if s is None]
+    elapsed = round(time.time() - started, 2)
+    stats = build_stats(counters, summaries, elapsed)
+    manifest = build_manifest(options, records, summaries, started, elapsed)
+    _write_json(layout.stats, stats)
+    atomic.write_bytes_fs(layout.report, render_report(options, stats, manifest).encode("utf-8"))
+    _write_json(layout.manifest, manifest)
     if not options.keep_work and not missing:
-        FileSystems.delete([work_dir(options)])
-    echo(table)
+        FileSystems.delete([layout.work_dir])
+    errors = stats["files_with_errors"]
+    echo(summary_table(stats))
     echo(splits_table(manifest))
-    echo(
-        f"{sum(i['pages'] for i in splits.values())} pages in {len(records)} shards written to "
-        f"{out} in {elapsed} s"
-    )
+    echo(f"{pages_out(manifest)} pages in {len(records)} shards written to {layout.output} in {elapsed} s")
     if errors:
         echo(f"read errors in {len(errors)} file(s): {', '.join(errors)} (see {STATS})")
-    failed = bool(missing) or (options.strict and bool(errors))
     if missing:
         echo(f"no per-file result for: {', '.join(missing)}")
+    failed = bool(missing) or (options.strict and bool(errors))
     return RunOutcome(manifest, stats, 1 if failed else 0)
 
 

@@ -21,10 +21,10 @@ import itertools
 from typing import Iterator, Optional
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from c4clean.cleaning import minhash, reasons
 from c4clean.cleaning.page import Page
+from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
 
 DEFAULT_MAX_ROUNDS = 8
@@ -32,10 +32,6 @@ DEFAULT_MAX_ROUNDS = 8
 # smallest id (enough to connect them, and what keeps a bucket of thousands of copies linear).
 MAX_ALL_PAIRS_BUCKET = 32
 _CANDIDATE = "candidate"
-
-
-def _counter(name: str):
-    return Metrics.counter(reasons.NS_NEAR_DEDUP, name)
 
 
 class _BandEntries(beam.DoFn):
@@ -67,19 +63,6 @@ def _candidate_pairs(bucket) -> Iterator[tuple[bytes, bytes]]:
     else:
         for other in members[1:]:
             yield members[0], other
-
-
-class _CountEach(beam.DoFn):
-    def __init__(self, name: str):
-        self._name = name
-        self._counter = None
-
-    def setup(self):
-        self._counter = _counter(self._name)
-
-    def process(self, element):
-        self._counter.inc()
-        yield element
 
 
 def _both_ends(pair) -> Iterator[tuple[bytes, None]]:
@@ -149,13 +132,9 @@ def _hash_to_min_messages(element) -> Iterator[tuple[bytes, tuple[str, tuple[byt
     yield node, ("old", members)
 
 
-class _MergeRound(beam.DoFn):
+class _MergeRound(CountingDoFn):
     def __init__(self, count_changes: bool):
         self._count_changes = count_changes
-        self._unconverged = None
-
-    def setup(self):
-        self._unconverged = _counter(reasons.NEAR_DEDUP_UNCONVERGED)
 
     def process(self, element):
         node, messages = element
@@ -168,7 +147,7 @@ class _MergeRound(beam.DoFn):
                 merged.update(members)
         new = tuple(sorted(merged))
         if self._count_changes and new != old:
-            self._unconverged.inc()
+            self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_UNCONVERGED)
         yield node, new
 
 
@@ -217,32 +196,19 @@ def keep_or_remove(
     return kept, rows
 
 
-class _KeepOrRemove(beam.DoFn):
+class _KeepOrRemove(CountingDoFn):
     def __init__(self, shingler: _Shingler, threshold: float):
         self._shingler = shingler
         self._threshold = threshold
 
-    def setup(self):
-        self._dropped = _counter(reasons.NEAR_DUPLICATE)
-        self._clusters = _counter(reasons.NEAR_DEDUP_CLUSTERS)
-
     def process(self, element):
         _, members = element
         kept, rows = keep_or_remove(list(members), self._shingler, self._threshold)
-        self._dropped.inc(len(rows))
-        self._clusters.inc(len({row["kept_url"] for row in rows}))
+        self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DUPLICATE, len(rows))
+        self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CLUSTERS, len({row["kept_url"] for row in rows}))
         yield from kept
         for row in rows:
             yield beam.pvalue.TaggedOutput("audit", row)
-
-
-class _CountPassed(beam.DoFn):
-    def setup(self):
-        self._passed = _counter(reasons.PASSED)
-
-    def process(self, page):
-        self._passed.inc()
-        yield page
 
 
 def _write_audit(rows: list[dict], path: str) -> None:
@@ -307,7 +273,7 @@ class RemoveNearDuplicates(beam.PTransform):
             | "GroupBuckets" >> beam.GroupByKey()
             | "CandidatePairs" >> beam.FlatMap(_candidate_pairs)
             | "DistinctCandidates" >> beam.Distinct()
-            | "CountCandidates" >> beam.ParDo(_CountEach(reasons.NEAR_DEDUP_CANDIDATE_PAIRS))
+            | "CountCandidates" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS)
         )
         split = (
             {"page": keyed, "candidate": pairs | "CandidateIds" >> beam.FlatMap(_both_ends)}
@@ -325,7 +291,7 @@ class RemoveNearDuplicates(beam.PTransform):
             {"page": candidates, "smaller": half}
             | "JoinLarger" >> beam.CoGroupByKey()
             | "ExactJaccard" >> beam.FlatMap(_verified_edges, shingler, self.threshold)
-            | "CountVerified" >> beam.ParDo(_CountEach(reasons.NEAR_DEDUP_VERIFIED_PAIRS))
+            | "CountVerified" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_VERIFIED_PAIRS)
         )
 
         clusters = (
@@ -339,7 +305,7 @@ class RemoveNearDuplicates(beam.PTransform):
                 clusters
                 | f"HashToMin{i}" >> beam.FlatMap(_hash_to_min_messages)
                 | f"GroupRound{i}" >> beam.GroupByKey()
-                | f"MergeRound{i}" >> beam.ParDo(_MergeRound(count_changes=i == self.max_rounds - 1))
+                | f"MergeRound{i}" >> Counted(_MergeRound(count_changes=i == self.max_rounds - 1))
             )
         routed = (
             {"page": candidates, "root": clusters | "RootOf" >> beam.Map(_root_of)}
@@ -349,8 +315,7 @@ class RemoveNearDuplicates(beam.PTransform):
         decided = (
             routed["member"]
             | "GroupComponents" >> beam.GroupByKey()
-            | "KeepOrRemove"
-            >> beam.ParDo(_KeepOrRemove(shingler, self.threshold)).with_outputs("audit", main="kept")
+            | "KeepOrRemove" >> Counted(_KeepOrRemove(shingler, self.threshold), tags=("audit",), main="kept")
         )
         if self.audit_path is not None:
             _ = (
@@ -365,7 +330,7 @@ class RemoveNearDuplicates(beam.PTransform):
                 decided["kept"],
             )
             | "Survivors" >> beam.Flatten()
-            | "CountPassed" >> beam.ParDo(_CountPassed())
+            | "CountPassed" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.PASSED)
         )
 
 

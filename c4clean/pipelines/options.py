@@ -114,6 +114,13 @@ class RunOptions:
         check_settings(self.near_dedup_threshold, self.num_perm, self.ngram, self.near_dedup_normalize)
 
     @property
+    def layout(self):
+        """The output folder's paths (`layout.RunLayout`)."""
+        from c4clean.pipelines.layout import RunLayout
+
+        return RunLayout.of(self.output)
+
+    @property
     def recipe(self) -> Recipe:
         return VARIANTS[self.variant]
 

@@ -6,8 +6,9 @@ rule depends on the page alone, and what URL dedup needs (the timestamp) is kept
 rule drops. The verdict travels with the page (`Staged`); counters are incremented only when a page
 reaches the stage in C4's order, so `stats.json` counts what TFDS counts.
 
-A file's result is `<work>/files/<key>.arrow` (staged pages) plus `<key>.json` (its counters, read
-issues, size), both written atomically, the JSON last: its presence means the file is done. The key
+A file's result is `<work>/files/<key>.arrow` (staged pages) plus `<key>.json` (its `FileSummary`:
+counters, read issues, size), both written atomically, the JSON last: its presence means the file is
+done. The key
 hashes the input's name and the recipe flags this stage depends on; the JSON records the file's size
 and mtime, and a changed file is redone.
 """
@@ -52,9 +53,43 @@ class Staged(NamedTuple):
     order: tuple = ()
 
 
+@dataclasses.dataclass
+class FileSummary:
+    """What the per-file stage found in one input file (saved as its `<key>.json`)."""
+
+    input: str
+    local_path: Optional[str]
+    pages: int  # staged pages (after the length and domain filters)
+    counters: dict[str, dict[str, int]]  # {namespace: {reason: count}} of read, length, domain
+    issues: list[dict]  # read issues worth naming: {file, code, record_index, detail}
+    cpu_us: dict[str, int] = dataclasses.field(default_factory=dict)  # "read", "rules"
+    identity: Optional[dict] = None  # size and mtime of the input; None: redo on --resume
+
+    def total(self, namespace: str, *names: str) -> int:
+        """The sum of `names` in `namespace`, or of every name when none is given."""
+        found = self.counters.get(namespace, {})
+        return sum(found.values()) if not names else sum(found.get(n, 0) for n in names)
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FileSummary":
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def read_summary(json_path: str) -> Optional[FileSummary]:
+    """The saved summary of a finished file, or None (not finished, or written by another format)."""
+    data = read_json(json_path)
+    try:
+        return FileSummary.from_dict(data) if data is not None else None
+    except TypeError:
+        return None
+
+
 @dataclasses.dataclass(frozen=True)
 class PerFileSettings:
-    work_dir: str
+    files_dir: str  # `RunLayout.files_dir`
     signature: str
     clean: bool
     paragraph_filter: bool
@@ -68,10 +103,10 @@ def work_key(input_id: str, signature: str) -> str:
     return hashlib.sha256(json.dumps([formats.WORK.id, input_id, signature]).encode()).hexdigest()[:40]
 
 
-def work_paths(work_dir: str, input_id: str, signature: str) -> tuple[str, str]:
+def work_paths(files_dir: str, input_id: str, signature: str) -> tuple[str, str]:
     from apache_beam.io.filesystems import FileSystems
 
-    base = FileSystems.join(work_dir, "files", work_key(input_id, signature))
+    base = FileSystems.join(files_dir, work_key(input_id, signature))
     return base + ".arrow", base + ".json"
 
 
@@ -165,20 +200,20 @@ class PageRules:
         return Staged(page.replace(text=""), (step.namespace, verdict.reason), dict(verdict.counts))
 
 
-def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list[Staged], dict]:
+def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list[Staged], FileSummary]:
     """Reads and stages one input file; returns its staged pages and its summary (for the JSON)."""
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
     from c4clean.cleaning.wet import ReadIssue, iter_records
 
-    counters = collections.Counter()
+    counters: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     issues: list[dict] = []
     staged: list[Staged] = []
     start = time.thread_time()
     rule_seconds = 0.0
 
     def count(namespace: str, name: str) -> None:
-        counters[f"{namespace}\t{name}"] += 1
+        counters[namespace][name] += 1
 
     try:
         with FileSystems.open(local_path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
@@ -228,32 +263,32 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
         "read": int((time.thread_time() - start - rule_seconds) * 1e6),
         "rules": int(rule_seconds * 1e6),
     }
-    summary = {
-        "input": input_id,
-        "local_path": local_path,
-        "pages": len(staged),
-        "counters": dict(sorted(counters.items())),
-        "issues": issues,
-        "cpu_us": cpu_us,
-    }
+    summary = FileSummary(
+        input=input_id,
+        local_path=local_path,
+        pages=len(staged),
+        counters={ns: dict(sorted(names.items())) for ns, names in sorted(counters.items())},
+        issues=issues,
+        cpu_us=cpu_us,
+    )
     return staged, summary
 
 
 def run_file(input_id: str, local_path: str, rules: PageRules) -> str:
     """Stages one file unless `--resume` finds it done; returns the path of its staged pages."""
     settings = rules.settings
-    arrow_path, json_path = work_paths(settings.work_dir, input_id, settings.signature)
+    arrow_path, json_path = work_paths(settings.files_dir, input_id, settings.signature)
     identity = file_identity(local_path)
     if settings.resume:
-        saved = read_json(json_path)
-        if saved is not None and saved.get("identity") == identity:
-            log.info("resume: %s already staged (%d pages), skipped", input_id, saved["pages"])
+        saved = read_summary(json_path)
+        if saved is not None and saved.identity == identity:
+            log.info("resume: %s already staged (%d pages), skipped", input_id, saved.pages)
             return arrow_path
     staged, summary = process_file(input_id, local_path, rules)
-    summary["identity"] = identity
+    summary.identity = identity
     atomic.write_bytes_fs(arrow_path, _encode(staged))
-    atomic.write_bytes_fs(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
-    log.info("staged %s: %d pages, %d read issues", input_id, len(staged), len(summary["issues"]))
+    atomic.write_bytes_fs(json_path, summary.to_json())
+    log.info("staged %s: %d pages, %d read issues", input_id, len(staged), len(summary.issues))
     return arrow_path
 
 
@@ -262,19 +297,14 @@ def record_failure(input_id: str, settings: PerFileSettings, code: str, detail: 
 
     Its identity is None, so `--resume` tries it again.
     """
-    arrow_path, json_path = work_paths(settings.work_dir, input_id, settings.signature)
+    arrow_path, json_path = work_paths(settings.files_dir, input_id, settings.signature)
     issue = {"file": input_id, "code": code, "record_index": None, "detail": detail}
     log.error("%s: %s (%s)", input_id, code, detail)
-    summary = {
-        "input": input_id,
-        "local_path": None,
-        "pages": 0,
-        "issues": [issue],
-        "counters": {f"{reasons.NS_READ}\t{code}": 1},
-        "identity": None,
-    }
+    summary = FileSummary(
+        input=input_id, local_path=None, pages=0, counters={reasons.NS_READ: {code: 1}}, issues=[issue]
+    )
     atomic.write_bytes_fs(arrow_path, _encode([]))
-    atomic.write_bytes_fs(json_path, json.dumps(summary, sort_keys=True).encode("utf-8"))
+    atomic.write_bytes_fs(json_path, summary.to_json())
     return arrow_path
 
 
@@ -282,7 +312,10 @@ def load(arrow_path: str, positions: dict[str, int]):
     """(summary, staged pages) of a finished file; `positions`: input id -> its sorted position."""
     from apache_beam.io.filesystems import FileSystems
 
-    summary = read_json(arrow_path[: -len(".arrow")] + ".json")
+    json_path = arrow_path[: -len(".arrow")] + ".json"
+    summary = read_summary(json_path)
+    if summary is None:
+        raise FileNotFoundError(f"{json_path}: the per-file result is missing or unreadable")
     with FileSystems.open(arrow_path) as f:
         data = f.read()
-    return summary, decode(data, positions.get(summary["input"], 0))
+    return summary, decode(data, positions.get(summary.input, 0))

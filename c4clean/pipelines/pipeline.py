@@ -69,31 +69,17 @@ def plan_inputs(options: RunOptions) -> tuple[list[tuple[str, str]], Optional[st
     return planned, cache
 
 
-def work_dir(options: RunOptions) -> str:
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.join(options.output, ".work")
-
-
-def staging_dir(options: RunOptions) -> str:
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.join(work_dir(options), "shards")
-
-
 def audit_staging_path(options: RunOptions) -> str:
     """Where near-dedup stages near_duplicates.jsonl; `manifest.commit` moves it beside the shards."""
-    from apache_beam.io.filesystems import FileSystems
-
     from c4clean.pipelines.near_dedup_audit import AUDIT_FILE
 
-    return FileSystems.join(staging_dir(options), AUDIT_FILE)
+    return options.layout.staged(AUDIT_FILE)
 
 
 def per_file_settings(options: RunOptions) -> perfile.PerFileSettings:
     recipe = options.recipe
     return perfile.PerFileSettings(
-        work_dir=work_dir(options),
+        files_dir=options.layout.files_dir,
         signature=options.per_file_signature(),
         clean=recipe.clean,
         paragraph_filter=recipe.paragraph_filter,
@@ -104,16 +90,18 @@ def per_file_settings(options: RunOptions) -> perfile.PerFileSettings:
 
 def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[str] = None):
     """The Beam pipeline of `options` (over `planned` inputs, by default `plan_inputs(options)`);
-    shards land in `staging_dir(options)` and `manifest.commit` moves them into place."""
+    shards and the run's counts land in `options.layout.staging_dir`, and `manifest.commit` moves
+    the shards into place."""
     import apache_beam as beam
 
     from c4clean.pipelines import transforms as t
+    from c4clean.pipelines.counting import Counted, WriteCounts
 
     if planned is None:
         planned, download_cache = plan_inputs(options)
     recipe = options.recipe
     pipeline = beam.Pipeline(
-        runner=runner.make_runner(options.runner),
+        runner=runner.make_runner(options.runner, options.workers),
         options=runner.pipeline_options(options.runner, options.workers, options.beam_args),
     )
     staged = pipeline | "PerFileStage" >> t.StageInputFiles(
@@ -139,14 +127,16 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
     if recipe.english_only:
         pages |= "DetectEnglish" >> t.DetectEnglish()
     else:
-        pages |= "DetectLanguage" >> beam.ParDo(t.DetectLanguage(options.language_id))
+        pages |= "DetectLanguage" >> Counted(t.DetectLanguage(options.language_id))
     if recipe.badwords_fraction > 0.0:
-        pages |= "Badwords" >> beam.ParDo(t.FilterBadwords(recipe.badwords_fraction))
+        pages |= "Badwords" >> Counted(t.FilterBadwords(recipe.badwords_fraction))
     _ = (
         pages
-        | "Split" >> beam.ParDo(t.AssignSplit(recipe.english_only))
-        | "Shards" >> t.WriteShards(staging_dir(options), options.shards_for, options.format)
+        | "Split" >> Counted(t.AssignSplit(recipe.english_only))
+        | "Shards" >> t.WriteShards(options.layout.staging_dir, options.shards_for, options.format)
     )
+    # Last: every step that counts is built by now.
+    _ = pipeline | "Counts" >> WriteCounts(options.layout.counts)
     return pipeline
 
 
@@ -156,7 +146,7 @@ def _prepare_output(options: RunOptions) -> None:
 
     if not FileSystems.exists(options.output):
         FileSystems.mkdirs(options.output)
-    stage = staging_dir(options)
+    stage = options.layout.staging_dir
     if FileSystems.exists(stage):
         FileSystems.delete([stage])
 
@@ -177,7 +167,5 @@ def run(options: RunOptions, echo=print) -> manifest.RunOutcome:
     )
     _prepare_output(options)
     pipeline = build_pipeline(options, planned, cache)
-    result = pipeline.run()
-    result.wait_until_finish()
-    counters = manifest.counters_from_result(result)
-    return manifest.commit(options, planned, counters, started, echo=echo)
+    pipeline.run().wait_until_finish()
+    return manifest.commit(options, planned, started, echo=echo)

@@ -1,7 +1,7 @@
 """PTransforms of the C4 recipe. Each wires functions of `c4clean.cleaning` into Beam and counts
-what they decide; none holds a rule of its own.
+what they decide (as data, see `counting`); none holds a rule of its own.
 
-Every stage also counts pages in, pages out, text bytes out and milliseconds spent under
+Every stage also counts pages in, pages out, text bytes out and CPU microseconds spent under
 `reasons.NS_STAGES` (`<stage>:in`, `:out`, `:bytes`, `:us`), which the run summary table reads.
 """
 
@@ -12,11 +12,11 @@ import time
 from typing import Iterable, Optional
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
 from c4clean.pipelines import perfile
+from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 
 log = logging.getLogger(__name__)
 
@@ -47,30 +47,28 @@ STAGE_ORDER = (
 )
 
 
-def count(namespace: str, name: str, amount: int = 1) -> None:
-    if amount:
-        Metrics.counter(namespace, name).inc(amount)
-
-
-def count_stage(stage: str, pages_in: int, pages_out: int, bytes_out: int = 0, us: int = 0) -> None:
-    count(reasons.NS_STAGES, f"{stage}:in", pages_in)
-    count(reasons.NS_STAGES, f"{stage}:out", pages_out)
-    count(reasons.NS_STAGES, f"{stage}:bytes", bytes_out)
-    count(reasons.NS_STAGES, f"{stage}:us", us)  # CPU microseconds (per page, ms would round to 0)
-
-
 def _text_bytes(page: Page) -> int:
     return len(page.text.encode("utf-8"))
 
 
-class _Stage(beam.DoFn):
-    """A page stage; subclasses define `apply(element)`, an iterable of outputs. Pages in/out,
-    bytes and time are counted around it, and one log line per bundle reports progress. An element
-    is one page, or a batch of pages where the subclass says so with `pages_in`."""
+class _StageCounts(CountingDoFn):
+    def count_stage(self, stage: str, pages_in: int, pages_out: int, bytes_out: int = 0, us: int = 0):
+        self.count(reasons.NS_STAGES, f"{stage}:in", pages_in)
+        self.count(reasons.NS_STAGES, f"{stage}:out", pages_out)
+        self.count(reasons.NS_STAGES, f"{stage}:bytes", bytes_out)
+        self.count(reasons.NS_STAGES, f"{stage}:us", us)  # CPU microseconds (ms would round to 0)
+
+
+class _Stage(_StageCounts):
+    """A page stage (apply it with `Counted`); subclasses define `apply(element)`, an iterable of
+    outputs, and count their reasons with `self.count`. Pages in/out, bytes and time are counted
+    around it, and one log line per bundle reports progress. An element is one page, or a batch of
+    pages where the subclass says so with `pages_in`."""
 
     stage = ""
 
     def start_bundle(self):
+        super().start_bundle()
         self._bundle = [0, 0, 0.0]
 
     @staticmethod
@@ -82,7 +80,7 @@ class _Stage(beam.DoFn):
         outputs = list(self.apply(element))
         elapsed = time.thread_time() - start
         pages_in = self.pages_in(element)
-        count_stage(
+        self.count_stage(
             self.stage,
             pages_in,
             len(outputs),
@@ -97,6 +95,7 @@ class _Stage(beam.DoFn):
     def finish_bundle(self):
         if self._bundle[0]:
             log.info("%s: %d pages in, %d out (%.1fs)", self.stage, *self._bundle)
+        yield from super().finish_bundle()
 
     @staticmethod
     def page_of(output) -> Page:
@@ -130,7 +129,7 @@ class _StageFile(beam.DoFn):
         yield perfile.run_file(input_id, location, self._rules)
 
 
-class _LoadStaged(beam.DoFn):
+class _LoadStaged(_StageCounts):
     """Staged pages of one file, re-counting what the per-file stage counted (also when resumed)."""
 
     def __init__(self, positions: dict[str, int]):
@@ -138,23 +137,16 @@ class _LoadStaged(beam.DoFn):
 
     def process(self, arrow_path):
         summary, staged = perfile.load(arrow_path, self._positions)
-        counters = summary["counters"]
-        for key, value in counters.items():
-            namespace, name = key.split("\t", 1)
-            count(namespace, name, value)
-
-        def get(namespace, *names):
-            return sum(counters.get(f"{namespace}\t{n}", 0) for n in names)
-
-        records = sum(v for k, v in counters.items() if k.startswith(reasons.NS_READ + "\t"))
-        read_out = get(reasons.NS_READ, reasons.PASSED)
-        length_out = get(reasons.NS_TOO_LONG, reasons.PASSED)
-        us = summary.get("cpu_us", {})
-        count_stage(READ, records, read_out, us=us.get("read", 0))
-        count_stage(TOO_LONG, read_out, length_out)
-        count(reasons.NS_STAGES, f"{PAGE_RULES}:us", us.get("rules", 0))
-        if any(k.startswith(reasons.NS_REALNEWS + "\t") for k in counters):
-            count_stage(DOMAINS, length_out, summary["pages"])
+        for namespace, names in summary.counters.items():
+            for name, value in names.items():
+                self.count(namespace, name, value)
+        read_out = summary.total(reasons.NS_READ, reasons.PASSED)
+        length_out = summary.total(reasons.NS_TOO_LONG, reasons.PASSED)
+        self.count_stage(READ, summary.total(reasons.NS_READ), read_out, us=summary.cpu_us.get("read", 0))
+        self.count_stage(TOO_LONG, read_out, length_out)
+        self.count(reasons.NS_STAGES, f"{PAGE_RULES}:us", summary.cpu_us.get("rules", 0))
+        if reasons.NS_REALNEWS in summary.counters:
+            self.count_stage(DOMAINS, length_out, summary.pages)
         yield from staged
 
 
@@ -175,7 +167,7 @@ class StageInputFiles(beam.PTransform):
             | "SpreadFiles" >> beam.Reshuffle()
             | "StageFile" >> beam.ParDo(_StageFile(self._settings, self._download_cache))
             | "SpreadStaged" >> beam.Reshuffle()
-            | "LoadStaged" >> beam.ParDo(_LoadStaged(positions))
+            | "LoadStaged" >> Counted(_LoadStaged(positions))
         )
 
 
@@ -214,12 +206,13 @@ class _NewestPerUrl(beam.CombineFn):
         return accumulator
 
 
-def _count_url_dedup(element):
-    _, (best, n) = element
-    count(reasons.NS_URL_DEDUP, reasons.FILTERED, n - 1)
-    count(reasons.NS_URL_DEDUP, reasons.PASSED)
-    count_stage(URL_DEDUP, n, 1)
-    yield best
+class _CountUrlDedup(_StageCounts):
+    def process(self, element):
+        _, (best, n) = element
+        self.count(reasons.NS_URL_DEDUP, reasons.FILTERED, n - 1)
+        self.count(reasons.NS_URL_DEDUP, reasons.PASSED)
+        self.count_stage(URL_DEDUP, n, 1)
+        yield best
 
 
 class SelectNewestPerUrl(beam.PTransform):
@@ -230,21 +223,22 @@ class SelectNewestPerUrl(beam.PTransform):
             staged
             | "KeyByNormalizedUrl" >> beam.Map(lambda s: (s.page.normalized_url, s))
             | "NewestPerUrl" >> beam.CombinePerKey(_NewestPerUrl())
-            | "CountUrlDedup" >> beam.FlatMap(_count_url_dedup)
+            | "CountUrlDedup" >> Counted(_CountUrlDedup())
         )
 
 
 # --- webtextlike ---------------------------------------------------------------------------------
 
 
-def _join_webtext(element):
-    _, groups = element
-    listed = bool(list(groups["listed"]))
-    for staged in groups["staged"]:
-        count(reasons.NS_WEBTEXT, reasons.PASSED if listed else reasons.FILTERED)
-        count_stage(WEBTEXT, 1, int(listed))
-        if listed:
-            yield staged
+class _JoinWebtext(_StageCounts):
+    def process(self, element):
+        _, groups = element
+        listed = bool(list(groups["listed"]))
+        for staged in groups["staged"]:
+            self.count(reasons.NS_WEBTEXT, reasons.PASSED if listed else reasons.FILTERED)
+            self.count_stage(WEBTEXT, 1, int(listed))
+            if listed:
+                yield staged
 
 
 class KeepListedUrls(beam.PTransform):
@@ -268,7 +262,7 @@ class KeepListedUrls(beam.PTransform):
         return (
             {"staged": keyed, "listed": listed}
             | "JoinUrlList" >> beam.CoGroupByKey()
-            | "KeepListed" >> beam.FlatMap(_join_webtext)
+            | "KeepListed" >> Counted(_JoinWebtext())
         )
 
 
@@ -284,7 +278,7 @@ class _ApplyStagedVerdict(_Stage):
     def apply(self, staged: perfile.Staged):
         namespace = staged.drop[0] if staged.drop else self._namespace
         for name, value in staged.counts.items():
-            count(namespace, name, value)
+            self.count(namespace, name, value)
         if staged.drop is None:
             yield staged.page
 
@@ -292,7 +286,7 @@ class _ApplyStagedVerdict(_Stage):
 def apply_staged_verdicts(staged, namespace: Optional[str]):
     if namespace is None:
         return staged | "UnwrapStaged" >> beam.Map(lambda s: s.page)
-    return staged | "ApplyPageRules" >> beam.ParDo(_ApplyStagedVerdict(namespace))
+    return staged | "ApplyPageRules" >> Counted(_ApplyStagedVerdict(namespace))
 
 
 # --- global line dedup ---------------------------------------------------------------------------
@@ -312,7 +306,7 @@ class _RemoveLines(_Stage):
         for page in groups["page"]:
             result = remove_lines(page, keep, self._min_num_sentences)
             for name, value in result.counts.items():
-                count(reasons.NS_DEDUP_LINES, name, value)
+                self.count(reasons.NS_DEDUP_LINES, name, value)
             if result.page is not None:
                 yield result.page
 
@@ -342,21 +336,20 @@ class DedupLines(beam.PTransform):
         return (
             {"page": keyed, "keep": owned}
             | "JoinOwnedLines" >> beam.CoGroupByKey()
-            | "RemoveLines" >> beam.ParDo(_RemoveLines(self._min_num_sentences))
+            | "RemoveLines" >> Counted(_RemoveLines(self._min_num_sentences))
         )
 
 
 # --- near dedup (`pipelines/near_dedup.py`), counted at its edges like the other stages ------------
 
 
-def _count_through(stage: str, side: str):
-    def counted(page):
-        count(reasons.NS_STAGES, f"{stage}:{side}")
-        if side == "out":
-            count(reasons.NS_STAGES, f"{stage}:bytes", _text_bytes(page))
-        return page
+class _CountPagesOut(_StageCounts):
+    def __init__(self, stage: str):
+        self._stage = stage
 
-    return counted
+    def process(self, page):
+        self.count_stage(self._stage, 0, 1, _text_bytes(page))
+        yield page
 
 
 class NearDedup(beam.PTransform):
@@ -369,9 +362,9 @@ class NearDedup(beam.PTransform):
 
         return (
             pages
-            | "CountNearDedupIn" >> beam.Map(_count_through(NEAR_DEDUP, "in"))
+            | "CountNearDedupIn" >> CountElements(reasons.NS_STAGES, f"{NEAR_DEDUP}:in")
             | "RemoveNearDuplicates" >> RemoveNearDuplicates(**self._args)
-            | "CountNearDedupOut" >> beam.Map(_count_through(NEAR_DEDUP, "out"))
+            | "CountNearDedupOut" >> Counted(_CountPagesOut(NEAR_DEDUP))
         )
 
 
@@ -390,7 +383,7 @@ class _DetectEnglishBatch(_Stage):
 
         for verdict in english_verdicts(batch):
             for name in verdict.counters:
-                count(reasons.NS_ENGLISH, name)
+                self.count(reasons.NS_ENGLISH, name)
             if verdict.page is not None:
                 yield verdict.page
 
@@ -402,7 +395,7 @@ class DetectEnglish(beam.PTransform):
         return (
             pages
             | "Batch" >> beam.BatchElements(min_batch_size=32, max_batch_size=512)
-            | "Detect" >> beam.ParDo(_DetectEnglishBatch())
+            | "Detect" >> Counted(_DetectEnglishBatch())
         )
 
 
@@ -423,7 +416,7 @@ class DetectLanguage(_Stage):
 
         verdict = language_verdict(page.text)
         for name in verdict.counters:
-            count(reasons.NS_LANGUAGE, name)
+            self.count(reasons.NS_LANGUAGE, name)
         if verdict.language is not None:
             yield page.replace(language=verdict.language)
 
@@ -445,10 +438,10 @@ class FilterBadwords(_Stage):
 
     def apply(self, page: Page):
         decision = self._filter(page)
-        count(reasons.NS_BADWORDS, decision.reason)
+        self.count(reasons.NS_BADWORDS, decision.reason)
         namespace = self._filter.language_namespace(page)
         if namespace is not None:
-            count(namespace, decision.reason)
+            self.count(namespace, decision.reason)
         if decision.keep:
             yield page
 
@@ -471,7 +464,7 @@ class AssignSplit(_Stage):
         split = split_for_url(page.normalized_url)
         if not self._english_only:
             split = page.language if split == TRAIN else f"{page.language}-{split}"
-        count(reasons.NS_SPLIT, split)
+        self.count(reasons.NS_SPLIT, split)
         yield split, page
 
     @staticmethod
