@@ -150,3 +150,35 @@ def test_worker_progress_lines_are_shown_plain_and_beam_chatter_dropped():
     assert progress.name == "c4clean.worker"
     assert not keep.filter(chatter)
     assert keep.filter(failure)
+
+
+@pytest.mark.parametrize(
+    "name, args, missing",
+    [
+        ("flink", (), "--flink_master"),
+        ("spark", (), "--spark_master_url"),
+        ("portable", (), "--job_endpoint"),
+        ("portable", ("--job_endpoint=127.0.0.1:9",), "nothing answers at 127.0.0.1:9"),
+        ("dask", ("--dask_client_address=tcp://127.0.0.1:9",), "no dask scheduler answers"),
+    ],
+)
+def test_runners_that_cannot_run_here_fail_fast_naming_what_is_missing(name, args, missing, tmp_path):
+    from click.testing import CliRunner
+
+    from c4clean.cli import main
+
+    with pytest.raises(runner.RunnerUnavailable, match=missing):
+        runner.check_runner(name, args)
+    result = CliRunner().invoke(
+        main, ["run", "--input", "sample_data/wet", "--output", str(tmp_path), "--runner", name, "--", *args]
+    )
+    assert result.exit_code == 1 and missing in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "manifest.json").exists()
+
+
+def test_dask_runner_is_selected_by_name():
+    from c4clean.pipelines.dask_runner import C4DaskRunner
+
+    assert isinstance(runner.make_runner("dask", 3), C4DaskRunner)
+    assert runner.beam_flags("dask", 3) == ["--runner=DaskRunner"]  # no --setup_file: workers import it
+    runner.check_runner("dask")  # a local cluster needs nothing more

@@ -90,7 +90,7 @@ from c4clean.pipelines.runner import RUNNER_NAMES, runner_name
     "--runner",
     default="direct",
     show_default=True,
-    help="direct, dataflow, flink, spark, portable, or a Beam runner class name.",
+    help="direct, dask, dataflow, flink, spark, portable, or a Beam runner class name.",
 )
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def run(
@@ -126,10 +126,12 @@ def run(
     """
     from c4clean.pipelines import pipeline
 
-    # Per-stage progress lines by default (-v adds Beam's own INFO output, -q hides the progress).
-    if verbosity() >= 0:
-        logging.getLogger("c4clean").setLevel(min(logging.getLogger().level, logging.INFO))
-    if verbosity() == 0:
+    # One progress display by default (-q: none); the engines' own log lines only with -v, where
+    # the workers' c4clean lines (per-stage counts) show as plain lines too.
+    if verbosity() <= 0:
+        for engine in ("apache_beam", "distributed", "dask"):
+            logging.getLogger(engine).setLevel(logging.ERROR)
+    else:
         from c4clean.pipelines.runner import show_worker_progress
 
         show_worker_progress()
@@ -166,10 +168,12 @@ def run(
     output_folder.check(output)
     free_at_start = output_folder.free_bytes(output)
     local_workers = runner_name(runner) == "FnApiRunner" and workers > 1
+    from c4clean.pipelines.runner import RunFailed, RunnerUnavailable
+
     try:
         with output_folder.lock(output), _local_workers_end_with_run(local_workers):
-            outcome = pipeline.run(options, echo=click.echo)
-    except FileNotFoundError as error:
+            outcome = pipeline.run(options, echo=click.echo, progress=verbosity() >= 0)
+    except (FileNotFoundError, RunnerUnavailable, RunFailed) as error:
         raise click.ClickException(str(error))
     except Exception as error:
         if output_folder.is_remote(output) or not output_folder.is_disk_full(error):

@@ -151,21 +151,26 @@ def _prepare_output(options: RunOptions) -> None:
         FileSystems.delete([stage])
 
 
-def run(options: RunOptions, echo=print) -> manifest.RunOutcome:
-    """Runs the pipeline and commits its output; returns what happened (counts, issues, exit code)."""
+def run(options: RunOptions, echo=print, progress: bool = False) -> manifest.RunOutcome:
+    """Runs the pipeline and commits its output; returns what happened (counts, issues, exit code).
+    `progress`: show the progress display (`progress.RunProgress`) on stderr while it runs."""
     started = time.time()
+    runner.check_runner(options.runner, options.beam_args)
     planned, cache = plan_inputs(options)
     if not planned:
         raise FileNotFoundError("no input files")
-    log.info(
-        "c4clean run: variant %s, %d input files, near-dedup %s, runner %s (%d workers)",
-        options.variant,
-        len(planned),
-        "on" if options.near_dedup else "off",
-        options.runner,
-        options.workers,
+    message = (
+        f"c4clean run: variant {options.variant}, {len(planned)} input files, near-dedup "
+        f"{'on' if options.near_dedup else 'off'}, runner {options.runner} ({options.workers} workers)"
     )
+    echo(message) if progress else log.info(message)
     _prepare_output(options)
     pipeline = build_pipeline(options, planned, cache)
-    pipeline.run().wait_until_finish()
+    if progress:
+        from c4clean.pipelines.progress import RunProgress
+
+        with RunProgress(options, planned):
+            pipeline.run().wait_until_finish()
+    else:
+        pipeline.run().wait_until_finish()
     return manifest.commit(options, planned, started, echo=echo)

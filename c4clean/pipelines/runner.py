@@ -13,13 +13,17 @@ workers: unless the user stages something already, `--setup_file` points at this
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
+import shutil
+import socket
 from pathlib import Path
 from typing import Sequence
 
 RUNNER_NAMES = {
     "direct": "FnApiRunner",
+    "dask": "DaskRunner",
     "dataflow": "DataflowRunner",
     "flink": "FlinkRunner",
     "spark": "SparkRunner",
@@ -38,8 +42,71 @@ _STAGING_FLAGS = (
 )
 
 
+# Runners c4clean cannot run by itself: the Beam option naming the service each one needs.
+_SERVICE_FLAGS = {
+    "FlinkRunner": ("--flink_master", "a Flink cluster (HOST:PORT of its REST endpoint)"),
+    "SparkRunner": ("--spark_master_url", "a Spark master (spark://HOST:PORT)"),
+    "PortableRunner": ("--job_endpoint", "a running Beam job server (HOST:PORT)"),
+}
+
+
+class RunnerUnavailable(Exception):
+    """A runner that cannot run here; the message names what is missing."""
+
+
+class RunFailed(Exception):
+    """The runner gave up on the pipeline (e.g. a task's workers kept dying); nothing was committed."""
+
+
 def runner_name(runner: str) -> str:
     return RUNNER_NAMES.get(runner.lower(), runner)
+
+
+def _flag(beam_args: Sequence[str], name: str):
+    """The value of `--name=VALUE` / `--name VALUE` among `beam_args`, or None."""
+    for i, arg in enumerate(beam_args):
+        if arg == name and i + 1 < len(beam_args):
+            return beam_args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _reachable(address: str, timeout: float = 3.0) -> bool:
+    host_port = address.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def check_runner(runner: str, beam_args: Sequence[str] = ()) -> None:
+    """Fails fast (RunnerUnavailable) for a runner whose requirements are missing here, instead of
+    Beam downloading job servers or waiting on an absent cluster."""
+    name = runner_name(runner)
+    if name == "DaskRunner":
+        if importlib.util.find_spec("distributed") is None:
+            raise RunnerUnavailable("--runner dask needs dask.distributed: pip install 'c4clean[dask]'")
+        address = _flag(beam_args, "--dask_client_address")
+        if address and not _reachable(address):
+            raise RunnerUnavailable(f"--runner dask: no dask scheduler answers at {address}")
+        return
+    if name not in _SERVICE_FLAGS:
+        return
+    endpoint = _flag(beam_args, "--job_endpoint")
+    flag, service = _SERVICE_FLAGS[name]
+    target = endpoint or _flag(beam_args, flag)
+    if target is None or target.startswith("["):  # "[auto]"/"[local]": Beam would start one itself
+        alternative = "" if flag == "--job_endpoint" else " (or --job_endpoint=HOST:PORT)"
+        raise RunnerUnavailable(f"--runner {runner} needs {service}: give -- {flag}=...{alternative}")
+    if endpoint is None and shutil.which("java") is None:
+        raise RunnerUnavailable(
+            f"--runner {runner} needs Java to start Beam's job server (or -- --job_endpoint=HOST:PORT)"
+        )
+    if not _reachable(target):
+        raise RunnerUnavailable(f"--runner {runner}: nothing answers at {target}")
 
 
 def source_tree_project_file() -> Path | None:
@@ -55,7 +122,7 @@ def beam_flags(runner: str, workers: int, beam_args: Sequence[str] = ()) -> list
     if name == "FnApiRunner":
         mode = "multi_processing" if workers > 1 else "in_memory"
         flags += [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
-    else:
+    elif name != "DaskRunner":  # Dask workers import c4clean from their own environment
         staged = any(arg.split("=")[0] in _STAGING_FLAGS for arg in beam_args)
         project_file = source_tree_project_file()
         if not staged and project_file is not None:
@@ -69,12 +136,17 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()):
     return PipelineOptions(beam_flags(runner, workers, beam_args))
 
 
-def make_runner(runner: str):
-    """A runner instance for names Beam cannot resolve itself (the FnApiRunner), else None."""
-    if runner_name(runner) == "FnApiRunner":
+def make_runner(runner: str, workers: int = 1):
+    """A runner instance for names c4clean runs itself (the FnApiRunner, Dask), else None."""
+    name = runner_name(runner)
+    if name == "FnApiRunner":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return FnApiRunner()
+    if name == "DaskRunner":
+        from c4clean.pipelines.dask_runner import C4DaskRunner
+
+        return C4DaskRunner(workers)
     return None
 
 

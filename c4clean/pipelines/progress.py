@@ -1,0 +1,79 @@
+"""The progress display of `c4clean run`: files done of total, pages read, pages/s, elapsed, ETA.
+
+It follows the per-file results (`<work>/files/<key>.json`, written when an input file is done) and
+then the staged shards, polled from the driver: that works on every runner whose workers share the
+output filesystem with the driver (local, a dask cluster, gs:// on Dataflow), with no runner API.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from c4clean.cleaning import reasons
+from c4clean.pipelines import perfile
+from c4clean.pipelines.arrow_sink import parse_shard_name
+
+POLL_SECONDS = 1.0
+
+
+def _paths(pattern: str) -> set[str]:
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        return {m.path for m in FileSystems.match([pattern])[0].metadata_list}
+    except Exception:  # noqa: BLE001 - a folder not created yet, or a transient listing error
+        return set()
+
+
+class RunProgress:
+    """A tqdm bar over the input files, then over the shards; a context manager."""
+
+    def __init__(self, options, planned, stream=None):
+        signature = options.per_file_signature()
+        layout = options.layout
+        self._expected = {perfile.work_paths(layout.files_dir, i, signature)[1] for i, _ in planned}
+        self._files_pattern = layout.files_dir.rstrip("/") + "/*.json"
+        self._shards_pattern = layout.staging_dir.rstrip("/") + "/*.json"
+        self._stream = stream or sys.stderr
+        self._done: dict[str, int] = {}  # per-file JSON -> pages read
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="c4clean-progress", daemon=True)
+        self._bar = None
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self._started = self._last_file = time.monotonic()
+        self._bar = tqdm(
+            total=len(self._expected), desc="files", unit="file", file=self._stream, dynamic_ncols=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._poll()
+        self._bar.close()
+
+    def _loop(self):
+        while not self._stop.wait(POLL_SECONDS):
+            self._poll()
+
+    def _poll(self):
+        for path in sorted((_paths(self._files_pattern) & self._expected) - set(self._done)):
+            summary = perfile.read_summary(path)
+            if summary is not None:
+                self._done[path] = summary.total(reasons.NS_READ, reasons.PASSED)
+                self._last_file = time.monotonic()
+        pages = sum(self._done.values())
+        # The reading rate: up to the last file done (later stages read nothing new).
+        reading = self._last_file if len(self._done) == len(self._expected) else time.monotonic()
+        rate = pages / max(reading - self._started, 1e-9)
+        shards = len([p for p in _paths(self._shards_pattern) if parse_shard_name(p[: -len(".json")])])
+        self._bar.n = len(self._done)
+        after = f", {shards} shards written" if shards else ""
+        self._bar.set_postfix_str(f"{pages:,} pages read, {rate:,.0f} pages/s{after}", refresh=False)
+        self._bar.refresh()
