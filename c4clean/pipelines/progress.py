@@ -12,8 +12,8 @@ import threading
 import time
 
 from c4clean.cleaning import reasons
+from c4clean.formats import parse_shard_name
 from c4clean.pipelines import perfile
-from c4clean.pipelines.arrow_sink import parse_shard_name
 
 POLL_SECONDS = 1.0
 
