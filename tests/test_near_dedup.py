@@ -72,8 +72,8 @@ def md5(url: str) -> str:
 
 def reference(pages, threshold: float = 0.8, normalization: str = minhash.DEFAULT_NORMALIZE):
     """Independent statement of the rule, all pairs by brute force: components of the pairs with
-    exact Jaccard >= threshold; in each, the page with the smallest md5(url) is kept and removes
-    every page at >= threshold to it; the others repeat. Returns (kept urls, {url: kept_url})."""
+    exact Jaccard >= threshold; in each, the page with the most such partners left (ties: smallest
+    md5(url)) is kept and removes them; the others repeat. Returns (kept urls, {url: kept_url})."""
     n = len(pages)
     sim = {
         (i, j): true_jaccard(pages[i].text, pages[j].text, normalization)
@@ -93,15 +93,13 @@ def reference(pages, threshold: float = 0.8, normalization: str = minhash.DEFAUL
             parent[find(i)] = find(j)
     removed = {}
     for root in {find(i) for i in range(n)}:
-        left = sorted((i for i in range(n) if find(i) == root), key=lambda i: md5(pages[i].url))
+        left = {i for i in range(n) if find(i) == root}
         while left:
-            keeper, rest = left[0], []
-            for i in left[1:]:
-                if sim[(keeper, i)] >= threshold:
-                    removed[pages[i].url] = pages[keeper].url
-                else:
-                    rest.append(i)
-            left = rest
+            near = {i: {j for j in left if j != i and sim[(i, j)] >= threshold} for i in left}
+            keeper = min(left, key=lambda i: (-len(near[i]), md5(pages[i].url)))
+            for i in near[keeper]:
+                removed[pages[i].url] = pages[keeper].url
+            left -= near[keeper] | {keeper}
     return sorted(p.url for p in pages if p.url not in removed), removed
 
 
@@ -197,7 +195,7 @@ def test_chains_do_not_remove_dissimilar_pages(tmp_path):
     expected, removed = reference(pages, WINDOW_THRESHOLD)
     assert kept == expected
     check_audit(pages, audit, WINDOW_THRESHOLD, removed)
-    # md5 order is b, a, c: b is kept and removes both a and c (each ~0.6 to b).
+    # b has two near-duplicates, a and c one each: b is kept and removes both (each ~0.6 to b).
     assert removed == {"http://a.example/": "http://b.example/", "http://c.example/": "http://b.example/"}
     assert counters[reasons.NEAR_DEDUP_CLUSTERS] == 1
 

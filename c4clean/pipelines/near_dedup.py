@@ -4,15 +4,16 @@
           ─► CoGroupByKey with the pages: pages in no candidate pair leave here, untouched
           ─► candidate pages ⋈ pairs (twice) ─► exact shingle-set Jaccard >= threshold: edges
           ─► connected components (hash-to-min rounds) ─► each component's pages, by its root
-          ─► within a component: the smallest id is kept, every page with exact Jaccard >=
-             threshold *to that kept page* is removed, and the rest repeat the rule among
-             themselves (so no page is removed for a chain A~B~C alone)
+          ─► within a component: the page with the most near-duplicates is kept, every page
+             with exact Jaccard >= threshold *to that kept page* is removed, and the rest
+             repeat the rule among themselves (so no page is removed for a chain A~B~C alone)
           ─► kept pages + one audit row per removed page {url, kept_url, jaccard}
 
 Every step groups by a key (a band bucket, a page id, a component root), so no worker ever holds
 the whole corpus; the largest group is one LSH bucket (ids) or one component (its pages). A page's
-id sorts by md5(url) (`minhash.page_id`), and the rules above only compare ids, so the result
-depends neither on input order nor on how the runner splits the work.
+id sorts by md5(url) (`minhash.page_id`), and the rules above only compare ids and Jaccards (ties
+go to the smallest id), so the result depends neither on input order nor on how the runner splits
+the work.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ DEFAULT_MAX_ROUNDS = 8
 # Buckets up to this size give all their pairs as candidates; larger ones a star from their
 # smallest id (enough to connect them, and what keeps a bucket of thousands of copies linear).
 MAX_ALL_PAIRS_BUCKET = 32
+# Components up to this size are clustered around their best-connected pages (all pairs compared).
+MAX_STAR_COMPONENT = 1000
 _CANDIDATE = "candidate"
 
 
@@ -172,27 +175,46 @@ def _route_to_root(joined) -> Iterator:
 def keep_or_remove(
     members: list[tuple[bytes, Page]], shingler, threshold: float
 ) -> tuple[list[Page], list[dict]]:
-    """One component: (pages kept, audit rows of the pages removed), by the rule of the module
-    docstring. Every removed page is compared with the page kept in its place, directly. Pages
-    with one id (same url and text) share their fate."""
+    """One component: (pages kept, audit rows of the pages removed), by greedy star clustering:
+    the page with the most near-duplicates (exact Jaccard >= threshold) among the pages left is
+    kept (ties: the smallest id, i.e. md5(url)) and removes those near-duplicates; the rest repeat.
+    Every removed page is compared with the page kept in its place, directly. A component larger
+    than MAX_STAR_COMPONENT keeps its smallest id first instead (linear, not quadratic, per kept
+    page). Pages with one id (same url and text) share their fate."""
     by_id: dict[bytes, list[Page]] = {}
     for pid, page in members:
         by_id.setdefault(pid, []).append(page)
     ids = sorted(by_id)
     sets = {pid: shingler(by_id[pid][0].text) for pid in ids}
+    near: dict[bytes, dict[bytes, float]] = {pid: {} for pid in ids}
+    star = len(ids) <= MAX_STAR_COMPONENT
+    if star:
+        for i, a in enumerate(ids):
+            for b in ids[i + 1 :]:
+                jaccard = minhash.exact_jaccard(sets[a], sets[b])
+                if jaccard >= threshold:
+                    near[a][b] = near[b][a] = jaccard
     kept: list[Page] = []
     rows: list[dict] = []
-    while ids:
-        keeper, rest = ids[0], []
+    left = dict.fromkeys(ids)  # insertion-ordered: ids ascending
+    while left:
+        if star:
+            keeper = min(left, key=lambda pid: (-sum(other in left for other in near[pid]), pid))
+            removed = {pid: j for pid, j in near[keeper].items() if pid in left}
+        else:
+            keeper = next(iter(left))
+            removed = {}
+            for pid in left:
+                if pid != keeper:
+                    jaccard = minhash.exact_jaccard(sets[keeper], sets[pid])
+                    if jaccard >= threshold:
+                        removed[pid] = jaccard
         kept += by_id[keeper]
         kept_url = by_id[keeper][0].url
-        for pid in ids[1:]:
-            jaccard = minhash.exact_jaccard(sets[keeper], sets[pid])
-            if jaccard >= threshold:
-                rows += [audit_row(page.url, kept_url, jaccard) for page in by_id[pid]]
-            else:
-                rest.append(pid)
-        ids = rest
+        for pid in sorted(removed):
+            rows += [audit_row(page.url, kept_url, removed[pid]) for page in by_id[pid]]
+        for pid in [keeper, *removed]:
+            del left[pid]
     return kept, rows
 
 
@@ -224,12 +246,13 @@ class RemoveNearDuplicates(beam.PTransform):
     (`minhash.recall_bands`) make a pair at exactly `threshold` a candidate with probability
     >= 0.99. A candidate pair is an edge when the exact Jaccard similarity of the two shingle sets
     (`minhash.shingles` with `ngram` and `normalization`) is >= `threshold`. Within each connected
-    component of the edges the page with the smallest md5(url) is kept and removes the pages whose
-    exact Jaccard *with it* is >= `threshold`; the pages it does not remove repeat the rule among
-    themselves. `max_rounds` hash-to-min rounds are unrolled; the counter `unconverged-nodes` > 0
-    says more were needed (the run then keeps some duplicates, never removes a page without a
-    kept near-duplicate). With `audit_path`, one JSON line per removed page
-    {"url", "kept_url", "jaccard"} is written there atomically, sorted (see `near_dedup_audit`).
+    component of the edges the page with the most near-duplicates (ties: smallest md5(url)) is kept
+    and removes the pages whose exact Jaccard *with it* is >= `threshold`; the pages it does not
+    remove repeat the rule among themselves (`keep_or_remove`). `max_rounds` hash-to-min rounds
+    are unrolled; the counter `unconverged-nodes` > 0 says more were needed (the run then keeps
+    some duplicates, never removes a page without a kept near-duplicate). With `audit_path`, one
+    JSON line per removed page {"url", "kept_url", "jaccard"} is written there atomically, sorted
+    (see `near_dedup_audit`).
 
     Pages that share url and text share an id and are kept or removed together: run URL dedup
     first (the C4 recipe does).
