@@ -81,6 +81,9 @@ PLAN = Format("c4clean-ablation-plan", 1)  # `c4clean ablate`: ablation.json
 MANIFEST = "manifest.json"  # text and token outputs: written last, describes complete shards
 STATS = "stats.json"  # text output: every counter
 REPORT = "report.md"  # text output: the human-readable summary
+DATA_DIR = "data"  # text output: the shards, apart from the metadata so readers take the folder whole
+HISTOGRAMS_PNG = "histograms.png"  # text output: page-length histograms (pipelines/histograms.py)
+DATASET_CARD = "README.md"  # text output: the Hugging Face dataset card (pipelines/dataset_card.py)
 NEAR_DUP_AUDIT_FILE = "near_duplicates.jsonl"  # text output: one row per page near-dedup removed
 OUTPUT_LOCK_FILE = ".c4clean.lock"  # text output: who runs into it (pid, host, start); see output_folder
 SHARD_SIDECAR_SUFFIX = ".json"  # `<shard>.json` beside a staged shard: its manifest record
@@ -153,7 +156,7 @@ class ShardFile(NamedTuple):
 def list_shards(
     directory: str | os.PathLike, split: Optional[str] = None, fmt: Optional[str] = None
 ) -> list[ShardFile]:
-    """Every shard (of format `fmt`, or any) in a local `directory`, in (split, index) order.
+    """Every shard (of format `fmt`, or any) in a local `directory` (or its `data/`), in (split, index) order.
 
     A split whose shards are not exactly 0..n-1 is an error: a missing shard would silently drop
     data (and a split in two formats at once has its indices twice).
@@ -161,6 +164,8 @@ def list_shards(
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"shard directory not found: {directory}")
+    if (directory / DATA_DIR).is_dir():  # a `c4clean run` output folder: its shards are in data/
+        directory = directory / DATA_DIR
     shards = []
     for path in directory.iterdir():
         parsed = parse_shard_name(path.name)

@@ -102,3 +102,101 @@ def test_tokenizer_reads_parquet_like_arrow(outputs, tmp_path):
     for a, p in zip(encoded["arrow"], encoded["parquet"]):
         assert a["file"] == p["file"] and a["file"].endswith(".arrow")
         assert a["sha256"] == p["sha256"]
+
+
+# --- the output folder as the usual tools read it -------------------------------------------------
+
+
+def _data_dir(out: Path) -> Path:
+    """Where the shards of an output folder are (the dataset card lists them)."""
+    return out / "data"
+
+
+def _by_url(rows) -> list[dict]:
+    return sorted(({k: r[k] for k in ("url", "text", "timestamp")} for r in rows), key=lambda r: r["url"])
+
+
+def _expected(tmp: Path) -> dict[str, list[dict]]:
+    return {split: _by_url(rows) for split, rows in _rows(tmp / "arrow", "arrow").items() if rows}
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
+def test_datasets_load_dataset_reads_the_folder_as_it_is(outputs, fmt):
+    datasets = pytest.importorskip("datasets")
+    tmp, _ = outputs
+    expected = _expected(tmp)
+    assert set(expected) == {"train", "validation"}  # sample_data has validation pages
+    loaded = datasets.load_dataset(str(tmp / fmt))
+    assert {split: _by_url(loaded[split]) for split in loaded} == expected
+
+
+def test_duckdb_and_polars_read_parquet_shards(outputs):
+    duckdb = pytest.importorskip("duckdb")
+    polars = pytest.importorskip("polars")
+    tmp, _ = outputs
+    expected = _by_url(r for rows in _expected(tmp).values() for r in rows)
+    pattern = str(_data_dir(tmp / "parquet") / "*.parquet")
+    got = duckdb.sql(f"SELECT url, text, timestamp FROM read_parquet('{pattern}') ORDER BY url").fetchall()
+    assert [dict(zip(("url", "text", "timestamp"), row)) for row in got] == expected
+    frame = polars.read_parquet(pattern).select("url", "text", "timestamp").sort("url")
+    assert frame.to_dicts() == expected
+
+
+@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
+def test_pyarrow_dataset_reads_the_shard_folder(outputs, fmt):
+    import pyarrow.dataset as ds
+
+    tmp, _ = outputs
+    table = ds.dataset(str(_data_dir(tmp / fmt)), format="ipc" if fmt == "arrow" else fmt).to_table()
+    expected = _by_url(r for rows in _expected(tmp).values() for r in rows)
+    assert _by_url(table.to_pylist()) == expected
+
+
+def test_load_dataset_with_an_empty_split(sample_wet, tmp_path):
+    """The two crawled sample files alone have no validation page: the card lists train only."""
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "out"
+    files = tuple(str(p) for p in sorted(sample_wet.glob("CC-MAIN-*.wet.gz")))
+    options = RunOptions(output=str(out), inputs=files, near_dedup=False, workers=1, format="parquet")
+    assert pipeline.run(options, echo=lambda _: None).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["validation"]["pages"] == 0
+    loaded = datasets.load_dataset(str(out))
+    assert list(loaded) == ["train"] and len(loaded["train"]) == manifest["splits"]["train"]["pages"]
+
+
+def test_dataset_card_states_recipe_counts_licences_and_citation(outputs):
+    tmp, manifests = outputs
+    card = (tmp / "parquet" / "README.md").read_text()
+    assert card.startswith("---\nconfigs:\n")
+    for shard in manifests["parquet"]["shards"]:
+        assert (f'"data/{shard["file"]}"' in card) == (shard["rows"] > 0)
+    assert "variant `en`" in card and "badwords_fraction=1.0" in card
+    assert "| clean_page" in card and "| validation |" in card  # stage and split tables
+    assert "CC-BY-4.0" in card and "Apache-2.0" in card and "Common Crawl terms of use" in card
+    assert "@article{2019t5" in card
+
+
+def test_report_and_stats_show_tokens_and_histograms(outputs):
+    from click.testing import CliRunner
+
+    from c4clean.cli import main
+    from c4clean.pipelines import histograms
+
+    tmp, manifests = outputs
+    out = tmp / "parquet"
+    stats = json.loads((out / "stats.json").read_text())
+    h = histograms.from_counters(stats["counters"])
+    read = stats["counters"]["split-wet-file"]["passed"]
+    written = sum(info["pages"] for info in manifests["parquet"]["splits"].values())
+    for measure in histograms.MEASURES:
+        assert sum(h[measure]["before"].values()) == read
+        assert sum(h[measure]["after"].values()) == written
+    assert (out / histograms.PNG).read_bytes().startswith(b"\x89PNG")
+    report = (out / "report.md").read_text()
+    assert f"]({histograms.PNG})" in report and "pages before cleaning" in report
+    words = manifests["parquet"]["splits"]["train"]["words"]
+    assert words > 1000 and f"{words:,}" in report  # tokens per split, with thousands separators
+    result = CliRunner().invoke(main, ["stats", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{words:,}" in result.output and "lines per page" in result.output

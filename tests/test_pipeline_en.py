@@ -55,8 +55,10 @@ def test_shard_set_names_and_manifest(runs, sample_wet):
     names = sorted(p.name for p in out.iterdir())
     expected_shards = [f"train-{i:05d}-of-{NUM_SHARDS:05d}.arrow" for i in range(NUM_SHARDS)]
     expected_shards.append("validation-00000-of-00001.arrow")
-    expected_files = ["manifest.json", "near_duplicates.jsonl", "report.md", "stats.json"]
-    assert names == sorted(expected_shards + expected_files)
+    expected_files = ["README.md", "data", "manifest.json", "near_duplicates.jsonl", "report.md"]
+    expected_files += ["stats.json", "histograms.png"]
+    assert names == sorted(expected_files)
+    assert sorted(p.name for p in (out / "data").iterdir()) == sorted(expected_shards)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["variant"] == "en"
     assert manifest["options"]["near_dedup"] is True and manifest["options"]["near_dedup_position"]
@@ -69,9 +71,9 @@ def test_shard_set_names_and_manifest(runs, sample_wet):
         assert entry["size"] == Path(entry["file"]).stat().st_size
     by_split = {}
     for shard in manifest["shards"]:
-        data = (out / shard["file"]).read_bytes()
+        data = (out / "data" / shard["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == shard["sha256"]
-        assert shard["rows"] == len(_rows(out / shard["file"]))
+        assert shard["rows"] == len(_rows(out / "data" / shard["file"]))
         by_split[shard["split"]] = by_split.get(shard["split"], 0) + shard["rows"]
     assert {s: v["pages"] for s, v in manifest["splits"].items()} == by_split
     assert by_split["train"] > 100
@@ -79,7 +81,7 @@ def test_shard_set_names_and_manifest(runs, sample_wet):
 
 def test_shards_are_plain_arrow_with_the_documented_columns(runs):
     out, _, _ = runs
-    with pa.memory_map(str(out / "train-00000-of-00004.arrow")) as source:
+    with pa.memory_map(str(out / "data" / "train-00000-of-00004.arrow")) as source:
         reader = pa.ipc.open_file(source)
         assert reader.schema.names[:5] == ["url", "text", "timestamp", "content_length", "language"]
         assert {"normalized_url", "content_type"} <= set(reader.schema.names)
@@ -94,7 +96,7 @@ def test_recipe_invariants_hold_on_every_page(runs):
     """What the C4 recipe guarantees about its output, checked independently of how it is done."""
     out, _, _ = runs
     seen_lines: dict[str, str] = {}
-    for shard in sorted(out.glob("*.arrow")):
+    for shard in sorted((out / "data").glob("*.arrow")):
         split, index, count = parse_shard_name(shard.name)
         rows = _rows(shard)
         assert [r["url"] for r in rows] == sorted(r["url"] for r in rows)
@@ -116,9 +118,9 @@ def test_recipe_invariants_hold_on_every_page(runs):
 
 def test_byte_identical_with_one_and_two_workers(runs):
     one, two, _ = runs
-    shards = sorted(p.name for p in one.glob("*.arrow"))
-    assert shards == sorted(p.name for p in two.glob("*.arrow"))
-    for name in shards + ["near_duplicates.jsonl"]:
+    shards = sorted(f"data/{p.name}" for p in (one / "data").glob("*.arrow"))
+    assert shards == sorted(f"data/{p.name}" for p in (two / "data").glob("*.arrow"))
+    for name in shards + ["near_duplicates.jsonl", "README.md"]:
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
 

@@ -25,11 +25,11 @@ COPIES = 3
 
 @pytest.fixture(scope="module")
 def inputs(sample_wet, tmp_path_factory) -> Path:
-    """Six WET files: three copies of each sample file (same URLs and timestamps across copies, so
-    URL dedup's tie rule matters too)."""
+    """Six WET files: three copies of each crawled sample file (same URLs and timestamps across
+    copies, so URL dedup's tie rule matters too)."""
     folder = tmp_path_factory.mktemp("resume") / "in"
     folder.mkdir()
-    for source in sorted(sample_wet.glob("*.wet.gz")):
+    for source in sorted(sample_wet.glob("CC-MAIN-*.wet.gz")):
         for copy in range(COPIES):
             shutil.copy(source, folder / f"copy{copy}-{source.name}")
     return folder
@@ -71,7 +71,7 @@ def test_resume_after_kill_skips_finished_files_and_gives_identical_shards(input
     done = {p: p.stat().st_mtime_ns for p in work.glob("*")}
     finished = [p for p in done if p.suffix == ".json"]
     assert 1 <= len(finished) < 2 * COPIES, "the kill should land between the first and last file"
-    assert not list(out.glob("*.arrow")) and not (out / "manifest.json").exists()
+    assert not list(out.glob("data/*.arrow")) and not (out / "manifest.json").exists()
 
     outcome = pipeline.run(_options(inputs, out, resume=True, keep_work=True), echo=lambda _: None)
     assert outcome.exit_code == 0
@@ -79,10 +79,10 @@ def test_resume_after_kill_skips_finished_files_and_gives_identical_shards(input
     for path, mtime in done.items():
         assert path.stat().st_mtime_ns == mtime, path
     assert len(list(work.glob("*.json"))) == 2 * COPIES
-    names = sorted(p.name for p in reference.glob("*.arrow"))
-    assert names == sorted(p.name for p in out.glob("*.arrow"))
+    names = sorted(p.name for p in (reference / "data").glob("*.arrow"))
+    assert names == sorted(p.name for p in (out / "data").glob("*.arrow"))
     for name in names:
-        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+        assert (out / "data" / name).read_bytes() == (reference / "data" / name).read_bytes(), name
     # Same counters too (the resumed files' counts come from their saved results); times differ.
     assert _page_counters(out) == _page_counters(reference)
 

@@ -120,7 +120,7 @@ def _reference_run(files: list[Path], tmp: Path):
 
 def _read_output(directory: Path) -> dict:
     rows = {}
-    for shard in sorted(directory.glob("*.arrow")):
+    for shard in sorted((directory / "data").glob("*.arrow")):
         split = shard.name.rsplit("-", 3)[0]
         with pa.memory_map(str(shard)) as source:
             for row in pa.ipc.open_file(source).read_all().to_pylist():

@@ -23,7 +23,7 @@ def _run(sample_wet: Path, out: Path, variant: str, **extra) -> dict:
     outcome = pipeline.run(options, echo=lambda _: None)
     assert outcome.exit_code == 0
     rows = {}
-    for shard in sorted(out.glob("*.arrow")):
+    for shard in sorted((out / "data").glob("*.arrow")):
         split = shard.name.rsplit("-", 3)[0]
         with pa.memory_map(str(shard)) as source:
             for row in pa.ipc.open_file(source).read_all().to_pylist():
@@ -139,13 +139,13 @@ def test_webtextlike_requires_a_url_list(tmp):
 
 def test_rerun_with_fewer_shards_replaces_the_old_shard_set(sample_wet, tmp, en):
     out = tmp / "en"  # the `en` fixture's output, 8 train shards
-    assert len(list(out.glob("train-*-of-00008.arrow"))) == 8
+    assert len(list((out / "data").glob("train-*-of-00008.arrow"))) == 8
     rows = _run(sample_wet, out, "en", num_shards=2)
-    assert sorted(p.name for p in out.glob("*.arrow")) == [
+    assert sorted(p.name for p in (out / "data").glob("*.arrow")) == [
         "train-00000-of-00002.arrow",
         "train-00001-of-00002.arrow",
         "validation-00000-of-00001.arrow",
     ]
     assert rows.keys() == en.keys()
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [s["file"] for s in manifest["shards"]] == sorted(p.name for p in out.glob("*.arrow"))
+    assert [s["file"] for s in manifest["shards"]] == sorted(p.name for p in (out / "data").glob("*.arrow"))

@@ -249,7 +249,8 @@ def test_stale_shards_of_any_width_and_format_are_removed(tmp_path):
         (out / name).write_bytes(b"old")
     result = _run("--output", str(out), "--no-near-dedup", "--num-shards", "2")
     assert result.exit_code == 0, result.output
-    names = sorted(p.name for p in out.iterdir() if p.suffix in (".arrow", ".parquet"))
+    assert not [p for p in out.iterdir() if p.suffix in (".arrow", ".parquet")]  # shards live in data/
+    names = sorted(p.name for p in (out / "data").iterdir() if p.suffix in (".arrow", ".parquet"))
     assert names == [
         "train-00000-of-00002.arrow",
         "train-00001-of-00002.arrow",

@@ -21,6 +21,8 @@ NS_BADWORDS = "badwords-filter"
 NS_SPLIT = "split"
 # c4clean's own per-stage accounting (`<stage>:in`, `:out`, `:bytes`, `:us`) for the run summary table.
 NS_STAGES = "c4clean-stages"
+# Page-length histograms (`pipelines/histograms.py`): `<measure>-<when>:<bin>` page counts.
+NS_HISTOGRAMS = "c4clean-histograms"
 
 # --- generic outcomes ------------------------------------------------------------------------------
 PASSED = "passed"

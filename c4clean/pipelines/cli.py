@@ -247,6 +247,9 @@ def stats(directory_arg, directory, counters):
         click.echo("(no stats.json)")
         return
     click.echo(m.summary_table(run_stats))
+    from c4clean.pipelines.histograms import PNG
+
+    click.echo(m.histograms_section(run_stats["counters"], os.path.join(directory, PNG)))
     if run_stats.get("read_issues"):
         click.echo(
             "read issues: "

@@ -1,7 +1,7 @@
 """Where a run writes: every path of an output folder, derived once from `RunOptions.output`.
 
-<output>/<split>-NNNNN-of-NNNNN.arrow   final shards (moved into place by the driver)
-<output>/manifest.json, stats.json, report.md
+<output>/data/<split>-NNNNN-of-NNNNN.arrow|.parquet   final shards (moved into place by the driver)
+<output>/manifest.json, stats.json, report.md, histograms.png, README.md (the dataset card)
 <output>/.work/files/<key>.arrow|.json   per-input-file results (`perfile`, kept for --resume)
 <output>/.work/shards/                   shards staged by the workers, and counts.json
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from c4clean.formats import MANIFEST, REPORT, STATS
+from c4clean.formats import DATA_DIR, DATASET_CARD, HISTOGRAMS_PNG, MANIFEST, REPORT, STATS
 
 COUNTS = "counts.json"  # the pipeline's own counts (`counting.WriteCounts`), beside the staged shards
 
@@ -31,6 +31,9 @@ class RunLayout:
     manifest: str
     stats: str
     report: str
+    data_dir: str
+    histograms: str
+    card: str
 
     @classmethod
     def of(cls, output: str) -> "RunLayout":
@@ -46,10 +49,17 @@ class RunLayout:
             manifest=_join(output, MANIFEST),
             stats=_join(output, STATS),
             report=_join(output, REPORT),
+            data_dir=_join(output, DATA_DIR),
+            histograms=_join(output, HISTOGRAMS_PNG),
+            card=_join(output, DATASET_CARD),
         )
 
     def in_output(self, name: str) -> str:
         return _join(self.output, name)
+
+    def shard(self, name: str) -> str:
+        """Where a final shard goes: data/, apart from the metadata."""
+        return _join(self.data_dir, name)
 
     def staged(self, name: str) -> str:
         return _join(self.staging_dir, name)

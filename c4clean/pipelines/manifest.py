@@ -20,8 +20,8 @@ from typing import Callable, Optional
 
 from c4clean import atomic, formats, markdown
 from c4clean.cleaning import reasons
-from c4clean.formats import MANIFEST, STATS
-from c4clean.pipelines import arrow_sink, perfile
+from c4clean.formats import DATA_DIR, MANIFEST, STATS
+from c4clean.pipelines import arrow_sink, dataset_card, histograms, perfile
 from c4clean.pipelines.layout import RunLayout
 from c4clean.pipelines.options import RunOptions
 
@@ -83,11 +83,13 @@ def format_table(header: list[str], rows: list[list]) -> str:
     return markdown.table(header, [[_cell(v) for v in row] for row in rows], aligned=True)
 
 
-def summary_table(stats: dict) -> str:
+def summary_table(stats: dict, cpu_seconds: bool = True) -> str:
+    header = ["stage", "pages in", "pages out", "text bytes out"] + (["cpu s"] if cpu_seconds else [])
     rows = [
-        [r["stage"], r["pages_in"], r["pages_out"], r["bytes_out"], r["seconds"]] for r in stats["stages"]
+        [r["stage"], r["pages_in"], r["pages_out"], r["bytes_out"]] + ([r["seconds"]] if cpu_seconds else [])
+        for r in stats["stages"]
     ]
-    return format_table(["stage", "pages in", "pages out", "text bytes out", "cpu s"], rows)
+    return format_table(header, rows)
 
 
 def splits_table(manifest: dict) -> str:
@@ -96,6 +98,14 @@ def splits_table(manifest: dict) -> str:
         for split, info in manifest["splits"].items()
     ]
     return format_table(["split", "pages", "tokens (words)", "shards", "text bytes"], rows)
+
+
+def histograms_section(counters: dict, png: str = histograms.PNG) -> str:
+    """Page length and lines per page before / after cleaning: the PNG and its numbers."""
+    parts = [f"![Page length and lines per page, before and after cleaning]({png})"]
+    for title, rows in histograms.table(histograms.from_counters(counters)):
+        parts.append(format_table([title, "pages before cleaning", "pages after cleaning"], rows))
+    return "\n\n".join(parts)
 
 
 def counters_table(stats: dict) -> str:
@@ -136,13 +146,17 @@ def _complete_shards(options: RunOptions, layout: RunLayout) -> list[dict]:
 def _move_shards(layout: RunLayout, records: list[dict]) -> None:
     from apache_beam.io.filesystems import FileSystems
 
+    if not FileSystems.exists(layout.data_dir):
+        FileSystems.mkdirs(layout.data_dir)
     keep = {r["file"] for r in records}
     FileSystems.rename(
-        [layout.staged(r["file"]) for r in records], [layout.in_output(r["file"]) for r in records]
+        [layout.staged(r["file"]) for r in records], [layout.shard(r["file"]) for r in records]
     )
-    stale = [
+    # Shards of an earlier run: in data/, or beside manifest.json where outputs before data/ had them.
+    stale = [p for p in _list(layout.output.rstrip("/") + "/*") if formats.parse_shard_name(p)]
+    stale += [
         p
-        for p in _list(layout.output.rstrip("/") + "/*")
+        for p in _list(layout.data_dir.rstrip("/") + "/*")
         if formats.parse_shard_name(p) and p.rsplit("/", 1)[-1] not in keep
     ]
     if stale:
@@ -207,6 +221,7 @@ def build_manifest(
         **formats.TEXT_SHARDS.stamp(),
         "variant": options.variant,
         "format": options.format,
+        "data_dir": DATA_DIR,  # the shards' folder, relative to this manifest
         "options": options.as_manifest(),
         "versions": versions(),
         "created_unix": int(started),
@@ -232,18 +247,26 @@ def render_report(options: RunOptions, stats: dict, manifest: dict) -> str:
     others = sorted(set(stats["files_with_issues"]) - set(errors))
     parts = [
         f"# c4clean run: {options.variant}",
-        f"{len(manifest['inputs'])} input files, {pages_out(manifest)} pages out, "
-        f"{stats['wall_seconds']} s wall time, near-dedup {'on' if options.near_dedup else 'off'}.",
+        f"{len(manifest['inputs']):,} input files, {pages_out(manifest):,} pages out, "
+        f"{stats['wall_seconds']:,} s wall time, near-dedup {'on' if options.near_dedup else 'off'}.",
         summary_table(stats),
         splits_table(manifest),
+        histograms_section(stats["counters"]),
         "Files with read errors: " + (", ".join(errors) if errors else "none") + ".",
         "Files with other read issues (notes, repairs): " + (", ".join(others) or "none") + ".",
     ]
     return "\n\n".join(parts) + "\n"
 
 
+def render_card(stats: dict, manifest: dict) -> str:
+    # no CPU seconds in the card: its bytes depend on the data alone, like the shards'
+    table = summary_table(stats, cpu_seconds=False)
+    return dataset_card.render(manifest, table, splits_table(manifest), data_dir=DATA_DIR)
+
+
 def commit(options: RunOptions, planned, started: float, echo: Callable[[str], None] = print) -> RunOutcome:
-    """Moves the staged shards into place and writes stats.json, report.md and manifest.json."""
+    """Moves the staged shards into place and writes stats.json, report.md, histograms.png, the
+    dataset card and manifest.json (last)."""
     from apache_beam.io.filesystems import FileSystems
 
     layout = options.layout
@@ -262,6 +285,9 @@ def commit(options: RunOptions, planned, started: float, echo: Callable[[str], N
     manifest = build_manifest(options, records, summaries, started, elapsed)
     _write_json(layout.stats, stats)
     atomic.write_bytes_fs(layout.report, render_report(options, stats, manifest).encode("utf-8"))
+    png = histograms.plot(histograms.from_counters(counters))
+    atomic.write_bytes_fs(layout.histograms, png)
+    atomic.write_bytes_fs(layout.card, render_card(stats, manifest).encode("utf-8"))
     _write_json(layout.manifest, manifest)
     if not options.keep_work and not missing:
         FileSystems.delete([layout.work_dir])

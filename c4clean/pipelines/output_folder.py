@@ -30,14 +30,15 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = formats.OUTPUT_LOCK_FILE
 WORK_DIR = ".work"
-# names a c4clean text output may hold besides its shards (README.md, data/: a dataset card's layout)
+# names a c4clean text output may hold besides its shards (the dataset card, data/ with the shards)
 RUN_FILES = {
     formats.MANIFEST,
     formats.STATS,
     formats.REPORT,
     formats.NEAR_DUP_AUDIT_FILE,
-    "README.md",
-    "data",
+    formats.HISTOGRAMS_PNG,
+    formats.DATASET_CARD,
+    formats.DATA_DIR,
     WORK_DIR,
     LOCK_FILE,
 }

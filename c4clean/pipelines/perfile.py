@@ -205,6 +205,7 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
     from c4clean.cleaning.wet import ReadIssue, iter_records
+    from c4clean.pipelines import histograms
 
     counters: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     issues: list[dict] = []
@@ -235,6 +236,8 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
                     continue
                 count(reasons.NS_READ, reasons.PASSED)
                 page = rules.prepare(item)
+                for name in histograms.counter_names(page.text, "before"):
+                    count(reasons.NS_HISTOGRAMS, name)
                 for step in rules.filters:  # length, domains
                     verdict = step.apply(page)
                     for name in verdict.counts:

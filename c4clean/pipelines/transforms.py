@@ -460,8 +460,11 @@ class AssignSplit(_Stage):
 
     def apply(self, page: Page):
         from c4clean.cleaning.url import TRAIN, split_for_url
+        from c4clean.pipelines.histograms import counter_names
 
         split = split_for_url(page.normalized_url)
+        for name in counter_names(page.text, "after"):
+            self.count(reasons.NS_HISTOGRAMS, name)
         if not self._english_only:
             split = page.language if split == TRAIN else f"{page.language}-{split}"
         self.count(reasons.NS_SPLIT, split)

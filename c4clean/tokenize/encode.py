@@ -151,6 +151,7 @@ def encode_corpus(
     shards = list_shards(input_dir)
     if not shards:
         raise FileNotFoundError(f"no text shards in {input_dir}")
+    text_paths = {s.path.name: s.path for s in shards}
     splits_of = {token_shard_name(s.path): s.split for s in shards}
 
     done: dict[str, dict] = {}
@@ -164,10 +165,11 @@ def encode_corpus(
             )
         for entry in old["shards"]:
             name = entry["file"]
-            out, src = output_dir / name, Path(input_dir) / entry["input_file"]
+            out, src = output_dir / name, text_paths.get(entry["input_file"])
             if (
                 name in splits_of
                 and out.is_file()
+                and src is not None
                 and src.is_file()
                 and sha256_file(out) == entry["sha256"]
                 and sha256_file(src) == entry["input_sha256"]
