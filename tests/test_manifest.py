@@ -109,11 +109,9 @@ def test_commit_completes_moves_and_describes_the_staged_shards(tmp_path):
     outcome = manifest.commit(options, [("a.wet.gz", "a.wet.gz")], 0.0, echo=lines.append)
     assert outcome.exit_code == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == [
-        ".work",
-        "manifest.json",
-        "report.md",
-        "stats.json",
+    expected = [".work", "README.md", "data", "histograms.png", "manifest.json", "report.md", "stats.json"]
+    assert names == expected
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
         "train-00000-of-00002.arrow",
         "train-00001-of-00002.arrow",
         "validation-00000-of-00001.arrow",
