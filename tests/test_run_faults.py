@@ -135,7 +135,7 @@ def test_disk_full_in_a_worker_cleans_temporaries_and_says_what_was_needed(tmp_p
 
     out = tmp_path / "o"
 
-    def fill_disk(options, echo):
+    def fill_disk(options, **_):
         (out / ".work" / "shards").mkdir(parents=True)
         (out / ".work" / "shards" / "train-00000-of-00001.arrow.tmp-0a1b").write_bytes(b"x" * 1000)
         (out / "stats.json.tmp-77").write_bytes(b"x" * 10)
