@@ -18,7 +18,6 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from c4clean.cleaning.wet import Page, ReadIssue, iter_records
 from c4clean.cli import main
 
 pytest.importorskip("tensorflow_datasets")
@@ -53,19 +52,6 @@ def _with_true_lengths(source: Path, dest: Path) -> Path:
     return dest
 
 
-def _read_reference_pages(path: str) -> list:
-    """The reference's pages, less the records c4clean rejects as cut (`error:truncated_record`).
-
-    TFDS ignores Content-Length; c4clean drops a last record shorter than it declares. TFDS's own fake
-    cc_1.warc.wet ends in such a record (209 of 19,621 bytes), so it is taken out of the reference.
-    """
-    items = list(iter_records(path))
-    if not any(isinstance(i, ReadIssue) and i.code == "error:truncated_record" for i in items):
-        return read_tfds_pages(path)
-    kept = {i.url for i in items if isinstance(i, Page)}
-    return [page for page in read_tfds_pages(path) if page.url in kept]
-
-
 def _reference_run(files: list[Path], tmp: Path):
     """{url: row} and the Beam counters of the reference, run in Beam as TFDS wires it."""
     import apache_beam as beam
@@ -94,7 +80,7 @@ def _reference_run(files: list[Path], tmp: Path):
     pages = (
         p
         | beam.Create([str(f) for f in files])
-        | beam.FlatMap(_read_reference_pages)
+        | beam.FlatMap(read_tfds_pages)
         | beam.Filter(c4_utils.is_valid_length)
     )
     pages = (
