@@ -117,9 +117,9 @@ def _counts(out: Path) -> dict:
 
 
 def _assert_same_output(local: Path, dask: Path):
-    names = sorted(p.name for p in local.glob("*.arrow"))
-    assert names and names == sorted(p.name for p in dask.glob("*.arrow"))
-    for name in names:
+    names = sorted(f"data/{p.name}" for p in (local / "data").glob("*.arrow"))
+    assert names and names == sorted(f"data/{p.name}" for p in (dask / "data").glob("*.arrow"))
+    for name in names + ["README.md", "histograms.png"]:
         assert (dask / name).read_bytes() == (local / name).read_bytes(), name
     assert _counts(dask) == _counts(local)
     manifests = [json.loads((out / "manifest.json").read_text()) for out in (local, dask)]
