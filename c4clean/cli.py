@@ -12,7 +12,9 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import re
+import sys
 import traceback
 
 import click
@@ -32,6 +34,7 @@ COMMANDS = {
 }
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 INTERRUPTED = "interrupted; resume with --resume"
 
 # Errors a user can cause (bad values, files, disks, permissions) are reported by their message alone;
@@ -91,6 +94,11 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo(INTERRUPTED, err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # the reader went away (`c4clean explain FILE | head`): stop quietly, as `cat` does, and
+            # point stdout at /dev/null so that flushing it at exit does not raise again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(EXIT_BROKEN_PIPE)
         except Exception as error:  # noqa: BLE001 - the one place errors become messages
             if verbosity() > 0:
                 traceback.print_exc()

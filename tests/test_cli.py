@@ -156,6 +156,22 @@ def test_keyboard_interrupt_exits_130(monkeypatch):
     assert result.output.strip() == "interrupted; resume with --resume"
 
 
+def test_reader_leaving_early_is_not_an_error(sample_wet):
+    """`c4clean explain FILE | head -1`: the pipe closes early; nothing is printed on stderr."""
+    wet = sorted(sample_wet.glob("*.wet.gz"))[0]
+    explain = subprocess.Popen(
+        [sys.executable, "-m", "c4clean.cli", "explain", str(wet)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = explain.stdout.readline()
+    explain.stdout.close()  # the reader leaves after one line, as `head -1` does
+    stderr = explain.stderr.read().decode()
+    assert explain.wait(timeout=120) == 141
+    assert json.loads(first)["stage"] == "split-wet-file"
+    assert stderr == ""
+
+
 def test_verbosity_before_or_after_subcommand(monkeypatch):
     seen = []
     _fake_command(monkeypatch, lambda: seen.append(cli.verbosity()))
