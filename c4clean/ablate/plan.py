@@ -15,6 +15,7 @@ sample: the paper's own 2^35 = 2^19 steps x 128 x 512), giving the paper's step 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -496,22 +497,21 @@ def plan_sweep(
         raise AblationError("ablate data sets with `c4clean ablate domain`, not a --axis")
     labels = {a.name: a.display for a in axes}
     runs = []
+    run = functools.partial(
+        make_run, budget_tokens=budget_tokens, steps=steps, count=count, defaults=defaults
+    )
     for values in expand_axes(axes, mode):
         options = {**common, **values}
         subset = options.get("max_tokens")
         train_tokens = min(parse_count(subset), corpus_tokens) if subset and corpus_tokens else corpus_tokens
         runs.append(
-            make_run(
+            run(
                 run_name(values, labels),
                 values,
                 data,
                 options,
-                budget_tokens=budget_tokens,
-                steps=steps,
-                count=count,
                 eval_sets={"validation": str(data)},
                 train_tokens=train_tokens,
-                defaults=defaults,
             )
         )
     _check_unique(runs)
@@ -547,38 +547,33 @@ def plan_size(
     if "max_tokens" in common:
         raise AblationError("the size ablation sets max_tokens itself")
     runs = []
+    run = functools.partial(
+        make_run, budget_tokens=budget_tokens, steps=steps, count=count, defaults=defaults
+    )
     for n in sorted(set(subsets)):
         if n > corpus_tokens:
             raise AblationError(
                 f"subset {format_count(n)} is larger than the corpus ({corpus_tokens:,} train tokens)"
             )
         runs.append(
-            make_run(
+            run(
                 f"tokens-{_slug(format_count(n).replace('^', 'p'))}",
                 {"max_tokens": str(n)},
                 data,
                 {**common, "max_tokens": str(n)},
-                budget_tokens=budget_tokens,
-                steps=steps,
-                count=count,
                 eval_sets={"full": str(data)},
                 train_tokens=n,
-                defaults=defaults,
             )
         )
     if include_full:
         runs.append(
-            make_run(
+            run(
                 "tokens-full",
                 {"max_tokens": "full"},
                 data,
                 dict(common),
-                budget_tokens=budget_tokens,
-                steps=steps,
-                count=count,
                 eval_sets={"full": str(data)},
                 train_tokens=corpus_tokens,
-                defaults=defaults,
             )
         )
     if not runs:
@@ -605,18 +600,17 @@ def plan_domain(
     """Table 8: one run per corpus, same budget; each final model scored on every corpus."""
     if len(corpora) < 1:
         raise AblationError("give at least one corpus as NAME=DIR")
+    run = functools.partial(
+        make_run, budget_tokens=budget_tokens, steps=steps, count=count, defaults=defaults
+    )
     runs = [
-        make_run(
+        run(
             f"corpus-{_slug(label)}",
             {"corpus": label},
             path,
             dict(common),
-            budget_tokens=budget_tokens,
-            steps=steps,
-            count=count,
             eval_sets=dict(corpora),
             train_tokens=corpus_tokens[label],
-            defaults=defaults,
         )
         for label, path in corpora.items()
     ]
@@ -705,6 +699,9 @@ def plan_objectives(
         raise AblationError(f"the objective studies set {', '.join(clash)} themselves; do not --set them")
     runs: dict[str, RunSpec] = {}
     tables = {}
+    run = functools.partial(
+        make_run, budget_tokens=budget_tokens, steps=steps, count=count, defaults=defaults
+    )
     for study in studies:
         table, rows = OBJECTIVE_STUDIES[study]
         tables[study] = {"table": table, "rows": []}
@@ -712,17 +709,13 @@ def plan_objectives(
             name = _objective_run_name(options)
             tables[study]["rows"].append([label, name])
             if name not in runs:
-                runs[name] = make_run(
+                runs[name] = run(
                     name,
                     {k: options.get(k, "") for k in OBJECTIVE_AXES},
                     data,
                     {**common, **options},
-                    budget_tokens=budget_tokens,
-                    steps=steps,
-                    count=count,
                     eval_sets={"validation": str(data)},
                     train_tokens=corpus_tokens,
-                    defaults=defaults,
                 )
     settings = _settings(budget_tokens, count, common, defaults)
     settings.update(
@@ -760,6 +753,9 @@ def plan_compact(
         raise AblationError(f"the compact grid sets {', '.join(clash)} itself; do not --set them")
     modes = ["no", "yes"] if teacher else ["no"]
     runs = []
+    run = functools.partial(
+        make_run, budget_tokens=budget_tokens, steps=steps, count=count, defaults=defaults
+    )
     for n_layers, width in itertools.product(layers, widths):
         for pd in modes:
             values = {"layers": str(n_layers), "width": str(width), "distillation": pd}
@@ -767,17 +763,13 @@ def plan_compact(
             if pd == "yes":
                 options["teacher"] = str(teacher)
             runs.append(
-                make_run(
+                run(
                     run_name({"layers": values["layers"], "width": values["width"], "pd": pd}),
                     values,
                     data,
                     options,
-                    budget_tokens=budget_tokens,
-                    steps=steps,
-                    count=count,
                     eval_sets={"validation": str(data)},
                     train_tokens=corpus_tokens,
-                    defaults=defaults,
                 )
             )
     _check_unique(runs)
