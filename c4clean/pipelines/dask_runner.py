@@ -271,7 +271,7 @@ class _BagVisitor(PipelineVisitor):
             kwargs["input_bag"] = bags[0] if len(bags) == 1 and not isinstance(op, te.Flatten) else bags
         if node.side_inputs:
             if not isinstance(op, _ParDo):
-                raise NotImplementedError(f"side inputs of {node.full_label} on dask")
+                raise RuntimeError(f"{node.full_label}: Beam's Dask runner takes side inputs on a ParDo only")
             kwargs["side_inputs"] = [
                 (type(si), si._view_options(), si._window_mapping_fn, self._bag_of(si.pvalue))
                 for si in node.side_inputs
