@@ -113,7 +113,15 @@ def _setup(kw):
         **_parse_set(kw["set_options"]),
     }
     budget = A.parse_count(kw["budget"]) if kw["budget"] is not None else None
-    return backend, common, budget
+    # what every plan_* takes alike
+    shared = {
+        "common": common,
+        "budget_tokens": budget,
+        "steps": kw["steps"],
+        "count": kw["count"],
+        "defaults": backend.defaults(),
+    }
+    return backend, shared
 
 
 def _finish(plan: A.Plan, backend, kw) -> None:
@@ -185,19 +193,15 @@ def ablate() -> None:
 @_guard
 def size(data, tokens, full, **kw):
     """Dataset size (T5 Table 9): first N tokens, repeated to the same budget; val loss on the full corpus."""
-    backend, common, budget = _setup(kw)
+    backend, shared = _setup(kw)
     subsets = [A.parse_count(t) for t in tokens.split(",") if t.strip()]
     plan = A.plan_size(
         kw["out"],
         data,
         subsets,
         include_full=full,
-        common=common,
-        budget_tokens=budget,
-        steps=kw["steps"],
-        count=kw["count"],
         corpus_tokens=backend.corpus_tokens(data, "train"),
-        defaults=backend.defaults(),
+        **shared,
     )
     _finish(plan, backend, kw)
 
@@ -216,7 +220,7 @@ def size(data, tokens, full, **kw):
 @_guard
 def domain(data, more, **kw):
     """Pre-training data set (T5 Table 8): one run per corpus; every run scored on every corpus."""
-    backend, common, budget = _setup(kw)
+    backend, shared = _setup(kw)
     corpora = A.parse_corpora([*data, *more])
     for label, path in corpora.items():
         if not Path(path).is_dir():
@@ -225,13 +229,9 @@ def domain(data, more, **kw):
     plan = A.plan_domain(
         kw["out"],
         corpora,
-        common=common,
-        budget_tokens=budget,
-        steps=kw["steps"],
-        count=kw["count"],
         corpus_tokens={k: backend.corpus_tokens(v, "train") for k, v in corpora.items()},
         validation_tokens={k: backend.corpus_tokens(v, "validation") for k, v in corpora.items()},
-        defaults=backend.defaults(),
+        **shared,
     )
     _finish(plan, backend, kw)
 
@@ -265,19 +265,15 @@ def sweep(data, axes, zipped, **kw):
 
     Examples: --axis noise_density=0.10,0.15,0.25,0.50 --axis mean_span=2,3,5,10;
     --axis num_layers=2,4,6 --axis d_model=128,256,512; --axis masking=static,dynamic."""
-    backend, common, budget = _setup(kw)
+    backend, shared = _setup(kw)
     parsed = [A.parse_axis(a) for a in axes]
     plan = A.plan_sweep(
         kw["out"],
         data,
         parsed,
         mode="zip" if zipped else "product",
-        common=common,
-        budget_tokens=budget,
-        steps=kw["steps"],
-        count=kw["count"],
         corpus_tokens=backend.corpus_tokens(data, "train"),
-        defaults=backend.defaults(),
+        **shared,
     )
     _finish(plan, backend, kw)
 
@@ -307,17 +303,13 @@ def objectives(data, studies, **kw):
     as encoder inputs, the paper's 2^35 = 2^19 steps x 128 x 512), whatever its raw window."""
     if click.get_current_context().get_parameter_source("count") == click.core.ParameterSource.DEFAULT:
         kw["count"] = "inputs"
-    backend, common, budget = _setup(kw)
+    backend, shared = _setup(kw)
     plan = A.plan_objectives(
         kw["out"],
         data,
         [s.strip() for s in studies.split(",") if s.strip()],
-        common=common,
-        budget_tokens=budget,
-        steps=kw["steps"],
-        count=kw["count"],
         corpus_tokens=backend.corpus_tokens(data, "train"),
-        defaults=backend.defaults(),
+        **shared,
     )
     _finish(plan, backend, kw)
 
@@ -346,7 +338,7 @@ def compact(data, layers, widths, teacher, **kw):
     from c4clean.train.data import vocab_info
     from c4clean.train.distill import DistillError, check_vocabulary
 
-    backend, common, budget = _setup(kw)
+    backend, shared = _setup(kw)
     if teacher:
         try:
             check_vocabulary(teacher, vocab_info(data).to_json())
@@ -358,12 +350,8 @@ def compact(data, layers, widths, teacher, **kw):
         [A.cast_option(x, 0, "layers") for x in layers.split(",") if x.strip()],
         [A.cast_option(x, 0, "width") for x in widths.split(",") if x.strip()],
         str(Path(teacher).resolve()) if teacher else None,
-        common=common,
-        budget_tokens=budget,
-        steps=kw["steps"],
-        count=kw["count"],
         corpus_tokens=backend.corpus_tokens(data, "train"),
-        defaults=backend.defaults(),
+        **shared,
     )
     _finish(plan, backend, kw)
 
