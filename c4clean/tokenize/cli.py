@@ -8,6 +8,14 @@ import click
 
 from c4clean.tokenize.vocab import DEFAULT_SAMPLE_BYTES, DEFAULT_THREADS, train_vocab
 
+text_shards_input = click.option(
+    "--input",
+    "input_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Directory of text shards written by `c4clean run`.",
+)
+
 
 @click.group()
 def tokenize() -> None:
@@ -15,13 +23,7 @@ def tokenize() -> None:
 
 
 @tokenize.command("train-vocab")
-@click.option(
-    "--input",
-    "input_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Directory of text shards written by `c4clean run`.",
-)
+@text_shards_input
 @click.option(
     "--output",
     "output_dir",
@@ -78,13 +80,7 @@ def train_vocab_command(
 
 
 @tokenize.command("encode")
-@click.option(
-    "--input",
-    "input_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Directory of text shards written by `c4clean run`.",
-)
+@text_shards_input
 @click.option(
     "--vocab",
     "vocab_dir",
