@@ -1,11 +1,21 @@
 """Throughput of `c4clean run --variant en`: pages/s per core with and without near-dedup, CPU time
-per stage, 1 vs 2 workers, peak memory.
+per stage, 1 vs 2 workers, peak memory; and with `--memory`, peak memory per process on the bench
+corpus and on a corpus K times larger.
 
-Each configuration runs as its own `c4clean run` process (fresh interpreter, as a user runs it);
-peak memory is the largest resident set among that process and the worker processes it waited for
-(`getrusage(RUSAGE_CHILDREN)` of a fresh helper process per run).
+Each configuration runs as its own `c4clean run` process (fresh interpreter, as a user runs it),
+under a fresh helper process (`--measure`) that waits for it: CPU time and the largest resident set
+come from `getrusage(RUSAGE_CHILDREN)` of that helper. The helper also polls the run's process tree
+(Linux `/proc`) every `POLL_S` seconds and keeps each process's `VmHWM` (the kernel's peak resident
+set of that process, exact up to the last poll before the process exits), so the driver and each
+worker process get their own peak.
+
+`--memory` builds the K-times corpus with `scale_corpus.py` (copy k: the same pages under new URLs
+with the words of each line reordered, so that neither URL, line nor near-dedup removes copies;
+about K times the output) and runs `MEMORY_CONFIGS` on 1x and on Kx. Memory that does not grow with
+the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: within 1.5x at 10x).
 
     python benchmarks/bench_pipeline.py [--input ../shared/data/wet/bench] [--out bench-out]
+    python benchmarks/bench_pipeline.py --memory [--scale 10] [--memory-workers 2 1] --out bench-mem
 """
 
 from __future__ import annotations
@@ -13,30 +23,124 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "wet" / "bench"
+SCALER = Path(__file__).resolve().parent / "scale_corpus.py"
 
 CONFIGS = [
     ("en, no near-dedup, 1 worker", ["--no-near-dedup"], 1),
     ("en + near-dedup, 1 worker", [], 1),
     ("en + near-dedup, 2 workers", [], 2),
 ]
+MEMORY_FLAGS: list[str] = []  # en + near-dedup, as the second and third rows above
+POLL_S = 0.25
+_MIB = 1024  # /proc and ru_maxrss give KiB
 
-# Measures one child run: its wall time and the peak RSS of the processes it waited for.
-_MEASURE = """
-import json, resource, subprocess, sys, time
-start = time.perf_counter()
-code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
-wall = time.perf_counter() - start
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"exit": code, "wall_s": wall, "max_rss_mib": usage.ru_maxrss / 1024,
-                  "cpu_s": usage.ru_utime + usage.ru_stime}))
-"""
+
+# --- measuring one run (in a fresh helper process: `bench_pipeline.py --measure -- COMMAND`) ---------
+
+
+def _children_by_parent() -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        found.setdefault(ppid, []).append(int(entry.name))
+    return found
+
+
+def _tree(root: int) -> list[int]:
+    children, pids, todo = _children_by_parent(), [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo += children.get(pid, [])
+    return pids
+
+
+def _status_kib(pid: int) -> dict[str, int]:
+    """VmHWM and VmRSS of a process in KiB ({} if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    return {
+        k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in ("VmHWM", "VmRSS")
+    }
+
+
+def _role(pid: int, root: int) -> str:
+    if pid == root:
+        return "driver"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return "?"
+    if os.path.basename(argv[0]) in ("sh", "bash", "dash"):
+        return "shell"  # Beam starts each SDK worker through `sh -c`
+    if any("sdk_worker_main" in a for a in argv):
+        return "worker"  # FnApiRunner's multi-processing SDK worker
+    return "other: " + " ".join(argv[1:]).strip()[:60]
+
+
+def measure(command: list[str]) -> dict:
+    """Runs `command`, polling its process tree; the peak RSS of every process it started, and a
+    timeline of each one's RSS (one sample per second) to see which step makes it grow."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    seen: dict[int, dict] = {}
+    tree_peak_kib = 0
+    timeline: list = []
+    while proc.poll() is None:
+        total = 0
+        now = time.perf_counter() - start
+        sample = [] if not timeline or now - timeline[-1][0] >= 1.0 else None
+        for pid in _tree(proc.pid):
+            status = _status_kib(pid)
+            if not status:
+                continue
+            entry = seen.get(pid)
+            if entry is None:
+                entry = seen[pid] = {"pid": pid, "role": _role(pid, proc.pid), "peak_kib": 0}
+            entry["peak_kib"] = max(entry["peak_kib"], status.get("VmHWM", 0))
+            total += status.get("VmRSS", 0)
+            if sample is not None:
+                sample.append((pid, round(status.get("VmRSS", 0) / _MIB)))
+        tree_peak_kib = max(tree_peak_kib, total)
+        if sample is not None:
+            timeline.append((round(now, 1), sample))
+        time.sleep(POLL_S)
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    processes = [
+        {"pid": e["pid"], "role": e["role"], "peak_rss_mib": e["peak_kib"] / _MIB} for e in seen.values()
+    ]
+    return {
+        "exit": proc.returncode,
+        "wall_s": wall,
+        "max_rss_mib": usage.ru_maxrss / _MIB,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "processes": processes,
+        "tree_peak_rss_mib": tree_peak_kib / _MIB,  # sum over the tree, sampled every POLL_S
+        "timeline": timeline,  # [seconds, [(pid, RSS MiB), ...]]
+    }
+
+
+# --- the configurations ------------------------------------------------------------------------------
 
 
 def run_config(input_dir: Path, out: Path, flags: list[str], workers: int) -> dict:
@@ -53,9 +157,15 @@ def run_config(input_dir: Path, out: Path, flags: list[str], workers: int) -> di
         str(workers),
         *flags,
     ]
-    measured = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *command], check=True, capture_output=True, text=True
-    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.log", "w") as log:  # the run's own messages, for a look later
+        measured = subprocess.run(
+            [sys.executable, __file__, "--measure", "--", *command],
+            check=True,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
     result = json.loads(measured.stdout.strip().splitlines()[-1])
     if result["exit"] != 0:
         raise SystemExit(f"run failed: {' '.join(command)}")
@@ -105,18 +215,130 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+# --- memory against corpus size ----------------------------------------------------------------------
+
+
+def scaled_corpus(input_dir: Path, target: Path, copies: int) -> Path:
+    """`input_dir` scaled `copies` times into `target` (reused when it holds the expected files)."""
+    wet = [p for p in input_dir.iterdir() if p.name.endswith((".wet", ".wet.gz"))]
+    if (
+        target.is_dir()
+        and len([p for p in target.iterdir() if p.name.endswith((".wet", ".wet.gz"))]) == len(wet) * copies
+    ):
+        return target
+    subprocess.run(
+        [
+            sys.executable,
+            str(SCALER),
+            "--input",
+            str(input_dir),
+            "--output",
+            str(target),
+            "--copies",
+            str(copies),
+        ],
+        check=True,
+    )
+    return target
+
+
+def _peaks(result: dict) -> tuple[float, list[float], float]:
+    """(driver peak MiB, worker peaks MiB largest first, largest peak of any other process)."""
+
+    def peaks(keep) -> list[float]:
+        return sorted((p["peak_rss_mib"] for p in result["processes"] if keep(p["role"])), reverse=True)
+
+    driver = max(peaks(lambda role: role == "driver"), default=0.0)
+    workers = peaks(lambda role: role == "worker")
+    others = peaks(lambda role: role not in ("driver", "worker"))
+    return driver, workers, max(others, default=0.0)
+
+
+def memory_markdown(results: dict, scale: int) -> str:
+    lines = [
+        "| corpus | workers | pages in | pages out | wall s | CPU s | driver peak RSS MiB "
+        "| peak RSS per worker MiB | other processes MiB | whole tree MiB (sampled sum) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results.values():
+        driver, workers, other = _peaks(r)
+        lines.append(
+            f"| {r['scale']}x | {r['workers']} | {r['pages_in']} | {r['pages_out']} | {r['wall_s']:.0f} | "
+            f"{r['cpu_s']:.0f} | {driver:.0f} | {' / '.join(f'{w:.0f}' for w in workers) or '(in driver)'} | "
+            f"{other:.0f} | {r['tree_peak_rss_mib']:.0f} |"
+        )
+    lines += [
+        "",
+        f"| workers | process | 1x peak RSS MiB | {scale}x peak RSS MiB | {scale}x / 1x |",
+        "|---|---|---|---|---|",
+    ]
+    by_workers: dict[int, dict[int, dict]] = {}
+    for r in results.values():
+        by_workers.setdefault(r["workers"], {})[r["scale"]] = r
+    for workers, pair in sorted(by_workers.items()):
+        if 1 not in pair or scale not in pair:
+            continue
+        (d1, w1, _), (dk, wk, _) = _peaks(pair[1]), _peaks(pair[scale])
+        rows = [("driver (the runner; in-process work with 1 worker)", d1, dk)]
+        # Workers are alike: the i-th largest at 1x against the i-th largest at Kx.
+        rows += [(f"worker {i + 1} (by size)", a, b) for i, (a, b) in enumerate(zip(w1, wk))]
+        rows.append(
+            ("whole tree (sampled sum)", pair[1]["tree_peak_rss_mib"], pair[scale]["tree_peak_rss_mib"])
+        )
+        for name, a, b in rows:
+            lines.append(f"| {workers} | {name} | {a:.0f} | {b:.0f} | {b / a:.2f} |")
+    return "\n".join(lines)
+
+
+def run_memory(args, base: Path) -> None:
+    big = scaled_corpus(args.input, args.scaled or base / f"corpus-{args.scale}x", args.scale)
+    results = {}
+    for workers in args.memory_workers:
+        for scale, corpus in ((1, args.input), (args.scale, big)):
+            name = f"{scale}x, {workers} workers"
+            print(f"running: {name} ...", flush=True)
+            out = base / f"mem-{scale}x-w{workers}"
+            r = results[name] = run_config(corpus, out, MEMORY_FLAGS, workers)
+            r["scale"] = scale
+            driver, peaks, _ = _peaks(r)
+            print(
+                f"  {r['wall_s']:.0f} s, {r['pages_out']} pages out, driver {driver:.0f} MiB, "
+                f"workers {[round(p) for p in peaks]} MiB",
+                flush=True,
+            )
+            (base / "memory.json").write_text(json.dumps(results, indent=1))
+    print(memory_markdown(results, args.scale))
+    print(
+        f"\nresults: {base / 'memory.json'}  (cores: {os.cpu_count()}, "
+        f"load avg {os.getloadavg()[0]:.1f} at the end)"
+    )
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--measure"]:
+        command = sys.argv[3:] if sys.argv[2:3] == ["--"] else sys.argv[2:]
+        print(json.dumps(measure(command)))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
     parser.add_argument("--out", type=Path, default=None, help="keep outputs and results.json here")
     parser.add_argument("--only", type=int, nargs="*", help="indices of CONFIGS to run")
-    parser.add_argument("--report", type=Path, help="only print the tables of a results.json")
+    parser.add_argument("--report", type=Path, help="only print the tables of a results.json / memory.json")
+    parser.add_argument("--memory", action="store_true", help="peak RSS per process on 1x and --scale x")
+    parser.add_argument("--scale", type=int, default=10, help="copies of --input for --memory")
+    parser.add_argument("--scaled", type=Path, help="where the scaled corpus is (made if missing)")
+    parser.add_argument("--memory-workers", type=int, nargs="+", default=[2, 1])
     args = parser.parse_args()
     if args.report:
-        print(markdown(json.loads(args.report.read_text())))
+        results = json.loads(args.report.read_text())
+        memory = all("scale" in r for r in results.values())
+        print(memory_markdown(results, args.scale) if memory else markdown(results))
         return
     base = args.out or Path(tempfile.mkdtemp(prefix="c4clean-bench-"))
     base.mkdir(parents=True, exist_ok=True)
+    if args.memory:
+        run_memory(args, base)
+        return
     results = {}
     for index, (name, flags, workers) in enumerate(CONFIGS):
         if args.only is not None and index not in args.only:
