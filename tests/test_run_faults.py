@@ -4,6 +4,7 @@ processes with it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -212,6 +213,28 @@ def _alive(pids) -> list[int]:
         except OSError:
             pass
     return alive
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_run_c4cleans_entry_and_are_gone_when_the_run_returns(tmp_path):
+    """The workers run `local_workers` (Beam's harness, then an immediate exit); a finished run has
+    waited for every one of them, and its output is complete."""
+    run, children = _start_two_worker_run(tmp_path)
+    workers = [pid for pid in children if "-m c4clean.pipelines.local_workers" in _command(pid)]
+    assert len(workers) >= 2, [_command(pid) for pid in children]
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    assert _alive(workers) == []
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert sum(split["pages"] for split in manifest["splits"].values()) > 0
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")

@@ -28,13 +28,17 @@ import hashlib
 import re
 import unicodedata
 import zlib
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash
-from datasketch.lsh import _optimal_param
 
 from c4clean.cleaning.url import url_digest
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash, MinHash
+
+# datasketch is imported where signatures are made, not here: its package imports scipy (~0.8 s), which
+# the driver of a run (options, graph, band settings) never needs.
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_NUM_PERM = 128
@@ -141,6 +145,8 @@ class MinHasher:
         self.seed = seed
         self.ngram = ngram
         self.normalization = normalization
+        from datasketch import MinHash
+
         self._template = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME, hashfunc=SHINGLE_HASH)
 
     def _minhash(self, shingle_list: Sequence[bytes]) -> MinHash:
@@ -159,6 +165,8 @@ class MinHasher:
         """Signatures of many texts with `MinHash.bulk` (None where a text has no shingles)."""
         shingle_lists = [shingles(t, self.ngram, self.normalization) for t in texts]
         nonempty = [s for s in shingle_lists if s]
+        from datasketch import MinHash
+
         computed = iter(
             MinHash.bulk(
                 nonempty, num_perm=self.num_perm, seed=self.seed, scheme=SCHEME, hashfunc=SHINGLE_HASH
@@ -170,6 +178,8 @@ class MinHasher:
 
     def lean(self, signature: np.ndarray) -> LeanMinHash:
         """The signature as a datasketch LeanMinHash (for use with datasketch's own LSH classes)."""
+        from datasketch import LeanMinHash
+
         return LeanMinHash(seed=self.seed, hashvalues=signature, scheme=SCHEME)
 
 
@@ -250,6 +260,8 @@ def optimal_bands(
         raise ValueError(f"num_perm must be >= 2, got {num_perm}")
     if not 0.0 < false_negative_weight < 1.0:
         raise ValueError(f"false_negative_weight must be in (0, 1), got {false_negative_weight}")
+    from datasketch.lsh import _optimal_param
+
     return _optimal_param(threshold, num_perm, 1.0 - false_negative_weight, false_negative_weight)
 
 

@@ -140,9 +140,9 @@ def make_runner(runner: str, workers: int = 1):
     """A runner instance for names c4clean runs itself (the FnApiRunner, Dask), else None."""
     name = runner_name(runner)
     if name == "FnApiRunner":
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        from c4clean.pipelines.local_workers import LocalRunner
 
-        return FnApiRunner()
+        return LocalRunner()
     if name == "DaskRunner":
         from c4clean.pipelines.dask_runner import C4DaskRunner
 
