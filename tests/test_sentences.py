@@ -59,3 +59,21 @@ def test_loaded_once_under_concurrent_first_use(monkeypatch):
     for t in threads:
         t.join()
     assert len(seen) == 8 and all(t is seen[0] for t in seen)
+
+
+def test_loading_punkt_leaves_scipy_stats_out_and_importable():
+    """NLTK's import would pull in scipy.stats (~1 s per worker); Punkt loads without it, and it
+    still imports normally afterwards."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from c4clean.cleaning.sentences import count_sentences\n"
+        "assert count_sentences('Mr. Smith came. He sat.') == 2\n"
+        "assert 'scipy.stats' not in sys.modules\n"
+        "import scipy.stats\n"
+        "assert scipy.stats.norm.cdf(0.0) == 0.5\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
