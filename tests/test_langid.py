@@ -191,3 +191,30 @@ def test_sums_follow_pythons_sum_on_any_version(monkeypatch, all_texts, langdete
     expected = langdetect_outcomes[:40] + langdetect_outcomes[-len(EDGE_TEXTS) :]
     assert [_outcome(langid.detect_langs, t) for t in texts] == expected
     assert [_as_outcome(r) for r in langid.detect_langs_many(texts)] == expected
+
+
+def test_profile_table_is_langdetects_factory_bit_for_bit(tmp_path):
+    import json
+
+    import numpy as np
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+    def factory_table(directory):
+        factory = DetectorFactory()
+        factory.load_profile(directory)
+        grams = list(factory.word_lang_prob_map)
+        return factory.langlist, grams, np.array([factory.word_lang_prob_map[g] for g in grams])
+
+    languages, rows, table = langid.profile_table()
+    expected_languages, expected_grams, expected = factory_table(PROFILES_DIRECTORY)
+    assert languages == expected_languages and list(rows) == expected_grams
+    assert table.tobytes() == expected.tobytes()
+    # n-grams shared across languages and longer than 3 characters (a row of zeros) too
+    for name, freq in (("aa", {"x": 3, "xy": 1, "long": 5}), ("bb", {"xy": 2, "z": 7})):
+        profile = {"name": name, "freq": freq, "n_words": [10, 4, 2]}
+        (tmp_path / name).write_text(json.dumps(profile), encoding="utf-8")
+    (tmp_path / ".hidden").write_text("not a profile")
+    languages, rows, table = langid.profile_table(str(tmp_path))
+    expected_languages, expected_grams, expected = factory_table(str(tmp_path))
+    assert languages == expected_languages and list(rows) == expected_grams
+    assert table.tobytes() == expected.tobytes()

@@ -5,9 +5,9 @@ TFDS c4 v3.1.0 `detect_english` takes a global lock, sets `DetectorFactory.seed 
 languages, same float probabilities, same order, same exception), by doing the same arithmetic in
 the same order, without the lock and without langdetect's per-character Python work:
 
-* the profiles are langdetect's own process-wide factory (`init_factory`), so the language order,
-  and with it the order of every floating-point sum, is the reference's; its n-gram probabilities
-  are copied once per process into one numpy table;
+* the profiles are langdetect's own files, read as its factory reads them (`profile_table`), so the
+  language order, and with it the order of every floating-point sum, is the reference's; its n-gram
+  probabilities go once per process into one numpy table;
 * text preparation is the same transformation done with regexes over whole strings (URL and e-mail
   removal, Vietnamese normalization, first 10,000 characters, runs of spaces collapsed, the
   "mostly non-Latin" Latin strip);
@@ -27,6 +27,8 @@ the same order, without the lock and without langdetect's per-character Python w
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import random
 import re
 import threading
@@ -101,16 +103,47 @@ class _WordRows(dict):
         return rows
 
 
+def profile_table(directory: str = detector_factory.PROFILES_DIRECTORY) -> tuple[list[str], dict, np.ndarray]:
+    """(languages, n-gram -> row, table[row, language]): what langdetect's
+    `DetectorFactory.load_profile(directory)` builds (`langlist`, `word_lang_prob_map`), read straight
+    into one numpy table. Same languages in the same order (`os.listdir`'s, as langdetect takes it),
+    same n-grams in the same order, same floats (`1.0 * count / n_words[len - 1]`; 0.0 for n-grams
+    longer than 3), without a Python list per n-gram (~3x faster: ~0.3 s of every worker's start-up)."""
+    files = os.listdir(directory)
+    languages: list[str] = []
+    rows: dict[str, int] = {}
+    cell_rows: list[int] = []
+    cell_columns: list[int] = []
+    values: list[float] = []
+    for filename in files:
+        path = os.path.join(directory, filename)
+        if filename.startswith(".") or not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            profile = json.load(f)
+        if profile["name"] in languages:
+            raise ValueError(f"duplicate language profile {profile['name']!r} in {directory}")
+        column = len(languages)
+        languages.append(profile["name"])
+        n_words = profile["n_words"]
+        for gram, count in profile["freq"].items():
+            row = rows.setdefault(gram, len(rows))
+            if 1 <= len(gram) <= 3:
+                cell_rows.append(row)
+                cell_columns.append(column)
+                values.append(1.0 * count / n_words[len(gram) - 1])
+    # langdetect sizes every row by the directory's entry count (equal to the languages' when the
+    # folder holds only profiles, as langdetect's own does).
+    table = np.zeros((len(rows), len(files)), dtype=np.float64)
+    table[cell_rows, cell_columns] = values
+    return languages, rows, table
+
+
 class _Profiles:
     """langdetect's profiles as a numpy table, built once per process."""
 
     def __init__(self):
-        detector_factory.init_factory()
-        factory = detector_factory._factory
-        self.langlist = list(factory.langlist)
-        ngrams = list(factory.word_lang_prob_map)
-        row = {ngram: i for i, ngram in enumerate(ngrams)}
-        self.table = np.array([factory.word_lang_prob_map[g] for g in ngrams], dtype=np.float64)
+        self.langlist, row, self.table = profile_table()
         self.uniform = 1.0 / len(self.langlist)
         self.normalized = _NormalizedChars()
         self.inner_words = _WordRows(row, followed_by_space=True)
