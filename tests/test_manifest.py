@@ -9,7 +9,7 @@ import pytest
 from c4clean import atomic, formats
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
-from c4clean.pipelines import arrow_sink, manifest, perfile, transforms
+from c4clean.pipelines import arrow_sink, manifest, perfile, steps
 from c4clean.pipelines.options import RunOptions
 
 
@@ -40,15 +40,15 @@ def _record(split: str, shard: int, num: int, rows: int) -> dict:
 
 def test_stage_rows_follow_pipeline_order_and_skip_absent_stages():
     stages = {
-        f"{transforms.SPLIT}:in": 4,
-        f"{transforms.SPLIT}:out": 4,
-        f"{transforms.READ}:in": 10,
-        f"{transforms.READ}:out": 9,
-        f"{transforms.READ}:bytes": 900,
-        f"{transforms.READ}:us": 1_234_567,
+        f"{steps.SPLIT}:in": 4,
+        f"{steps.SPLIT}:out": 4,
+        f"{steps.READ}:in": 10,
+        f"{steps.READ}:out": 9,
+        f"{steps.READ}:bytes": 900,
+        f"{steps.READ}:us": 1_234_567,
     }
     rows = manifest.stage_rows({reasons.NS_STAGES: stages})
-    assert [r["stage"] for r in rows] == [transforms.READ, transforms.SPLIT]
+    assert [r["stage"] for r in rows] == [steps.READ, steps.SPLIT]
     assert rows[0] == {"stage": "read", "pages_in": 10, "pages_out": 9, "bytes_out": 900, "seconds": 1.23}
     assert rows[1]["bytes_out"] is None and rows[1]["seconds"] is None
     assert manifest.stage_rows({}) == []

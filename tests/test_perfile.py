@@ -94,9 +94,16 @@ def test_work_key_names_format_input_and_signature(monkeypatch):
 def test_run_file_resumes_an_unchanged_file_and_redoes_a_changed_one(tmp_path, wet, monkeypatch):
     rules = _rules(tmp_path, resume=True)
     arrow_path = perfile.run_file("a.wet.gz", wet, rules)
-    summary, pages = perfile.load(arrow_path, {"a.wet.gz": 5})
+    summary = perfile.load_summary(arrow_path)
+    pages = list(perfile.decode(perfile.read_bytes(arrow_path), 5))
     assert summary.pages == 2 and summary.identity["size"] == Path(wet).stat().st_size
     assert [s.order for s in pages] == [(5, 0), (5, 1)]
+    # a pass reads only the pages it asks for, with their ordinals
+    assert [s.order for s in perfile.decode(perfile.read_bytes(arrow_path), 5, rows=[1])] == [(5, 1)]
+    entries = perfile.url_entries(perfile.read_bytes(arrow_path), 5)
+    assert [(url, e.timestamp, e.order) for url, e in entries] == [
+        (s.page.normalized_url, s.page.timestamp, s.order) for s in pages
+    ]
 
     calls = []
     real = perfile.process_file
@@ -104,19 +111,20 @@ def test_run_file_resumes_an_unchanged_file_and_redoes_a_changed_one(tmp_path, w
     assert perfile.run_file("a.wet.gz", wet, rules) == arrow_path and calls == []  # skipped
     _wet(Path(wet), _record("http://a.com/good", GOOD))  # the input changed: staged again
     perfile.run_file("a.wet.gz", wet, rules)
-    assert len(calls) == 1 and perfile.load(arrow_path, {})[0].pages == 1
+    assert len(calls) == 1 and perfile.load_summary(arrow_path).pages == 1
 
 
 def test_a_failed_input_is_an_issue_and_is_retried_on_resume(tmp_path, wet, monkeypatch):
     rules = _rules(tmp_path, resume=True)
     code = reasons.DOWNLOAD_FAILED
     arrow_path = perfile.record_failure("a.wet.gz", rules.settings, code, "404")
-    summary, pages = perfile.load(arrow_path, {})
-    assert list(pages) == [] and summary.pages == 0 and summary.identity is None
+    summary = perfile.load_summary(arrow_path)
+    pages = list(perfile.decode(perfile.read_bytes(arrow_path)))
+    assert pages == [] and summary.pages == 0 and summary.identity is None
     assert summary.counters == {reasons.NS_READ: {code: 1}}
     assert summary.issues == [{"file": "a.wet.gz", "code": code, "record_index": None, "detail": "404"}]
     perfile.run_file("a.wet.gz", wet, rules)  # no identity: not skipped
-    assert perfile.load(arrow_path, {})[0].pages == 2
+    assert perfile.load_summary(arrow_path).pages == 2
 
 
 def test_missing_or_foreign_summaries_are_not_results(tmp_path):
@@ -125,4 +133,4 @@ def test_missing_or_foreign_summaries_are_not_results(tmp_path):
     assert perfile.read_summary(str(tmp_path / "other.json")) is None
     (tmp_path / "k.arrow").write_bytes(perfile._encode([]))
     with pytest.raises(FileNotFoundError, match="k.json"):
-        perfile.load(str(tmp_path / "k.arrow"), {})
+        perfile.load_summary(str(tmp_path / "k.arrow"))

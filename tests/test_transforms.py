@@ -1,23 +1,23 @@
-"""The pipeline's transforms on small in-memory collections: outputs and the counts they report."""
+"""The pipeline's global steps and per-page steps on small inputs: outputs and the counts they report."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import pickle
+from pathlib import Path
 
 import apache_beam as beam
+from test_perfile import GOOD, _record, _rules, _wet  # noqa: E402 - pytest puts tests/ on sys.path
 
 from c4clean.cleaning import reasons
+from c4clean.cleaning.dedup_lines import line_key
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.url import split_for_url
-from c4clean.pipelines import counting, transforms
-from c4clean.pipelines.perfile import Staged
-
-
-def _staged(url: str, timestamp: str, order: tuple, text: str = "") -> Staged:
-    page = Page(url=url, text=text or f"{url} at {timestamp}", timestamp=timestamp, normalized_url="a.com/x")
-    return Staged(page, None, {}, order)
+from c4clean.pipelines import counting, passes, perfile, steps, transforms
+from c4clean.pipelines.options import VARIANTS
+from c4clean.pipelines.perfile import Staged, UrlEntry
 
 
 def _save(elements, path: str) -> None:
@@ -38,10 +38,15 @@ def _run(build, tmp_path, inputs):
         return found, json.load(f)
 
 
+class _Counts(collections.Counter):
+    def __call__(self, namespace: str, name: str, amount: int = 1) -> None:
+        self[(namespace, name)] += amount
+
+
 def test_newest_page_wins_and_ties_go_to_the_first_read_whatever_the_bundling():
-    old = _staged("http://a.com/x", "2019-01-01", (0, 5))
-    new_late = _staged("https://a.com/x", "2019-02-01", (1, 0))
-    new_early = _staged("http://www.a.com/x", "2019-02-01", (0, 9))
+    old = UrlEntry("2019-01-01", (0, 5))
+    new_late = UrlEntry("2019-02-01", (1, 0))
+    new_early = UrlEntry("2019-02-01", (0, 9))
     combine = transforms._NewestPerUrl()
     winners = []
     for perm in itertools.permutations([old, new_late, new_early]):
@@ -60,48 +65,101 @@ def test_newest_page_wins_and_ties_go_to_the_first_read_whatever_the_bundling():
 
 
 def test_select_newest_per_url_counts_the_duplicates(tmp_path):
-    staged = [
-        _staged("http://a.com/x", "2019-01-01", (0, 0)),
-        _staged("http://a.com/x", "2019-03-01", (0, 1)),
+    entries = [
+        ("a.com/x", UrlEntry("2019-01-01", (0, 0))),
+        ("a.com/x", UrlEntry("2019-03-01", (0, 1))),
+        ("b.com", UrlEntry("", (1, 0))),
     ]
-    staged.append(Staged(Page(url="http://b.com/", text="b", normalized_url="b.com"), None, {}, (1, 0)))
-    found, counts = _run(lambda pc: pc | transforms.SelectNewestPerUrl(), tmp_path, staged)
-    assert sorted(s.page.timestamp for s in found) == ["", "2019-03-01"]
+    found, counts = _run(lambda pc: pc | transforms.SelectNewestPerUrl(), tmp_path, entries)
+    assert sorted(found) == [("a.com/x", entries[1][1]), ("b.com", entries[2][1])]
     assert counts[reasons.NS_URL_DEDUP] == {reasons.FILTERED: 1, reasons.PASSED: 2}
     stages = counts[reasons.NS_STAGES]
-    assert stages[f"{transforms.URL_DEDUP}:in"] == 3 and stages[f"{transforms.URL_DEDUP}:out"] == 2
+    assert stages[f"{steps.URL_DEDUP}:in"] == 3 and stages[f"{steps.URL_DEDUP}:out"] == 2
 
 
-def test_staged_verdicts_drop_at_their_position_with_their_counts(tmp_path):
+def test_staged_verdicts_drop_at_their_position_with_their_counts():
     kept = Staged(Page(url="k", text="kept text"), None, {reasons.PASSED: 1, "line-filtered:x": 2}, (0, 0))
     dropped = Staged(Page(url="d", text=""), (reasons.NS_CLEAN, reasons.PAGE_LOREM_IPSUM), {}, (0, 1))
-    found, counts = _run(
-        lambda pc: transforms.apply_staged_verdicts(pc, reasons.NS_CLEAN), tmp_path, [kept, dropped]
-    )
+    count = _Counts()
+    verdict = steps.ApplyStagedVerdict(reasons.NS_CLEAN)
+    found = [p for s in (kept, dropped) for p in steps.run_step(verdict, s, count)]
     assert found == [kept.page]
-    assert counts[reasons.NS_CLEAN] == {reasons.PASSED: 1, "line-filtered:x": 2}
-    stages = counts[reasons.NS_STAGES]
-    assert (stages[f"{transforms.PAGE_RULES}:in"], stages[f"{transforms.PAGE_RULES}:out"]) == (2, 1)
-    assert stages[f"{transforms.PAGE_RULES}:bytes"] == len("kept text")
+    assert (
+        count[(reasons.NS_CLEAN, reasons.PASSED)] == 1 and count[(reasons.NS_CLEAN, "line-filtered:x")] == 2
+    )
+    assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:in")] == 2
+    assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:out")] == 1
+    assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:bytes")] == len("kept text")
 
 
-def test_assign_split_by_url_hash_and_language(tmp_path):
+def test_assign_split_by_url_hash_and_language():
     # find a URL of each split (validation is 0.1% of URLs)
     urls = [f"example.com/{i}" for i in range(5000)]
     train = next(u for u in urls if split_for_url(u) == "train")
     validation = next(u for u in urls if split_for_url(u) == "validation")
     pages = [Page(url=u, text="t", normalized_url=u, language="de") for u in (train, validation)]
-    found, counts = _run(lambda pc: pc | beam.ParDo(transforms.AssignSplit(True)), tmp_path, pages)
+    count = _Counts()
+    found = steps.run_steps([steps.AssignSplit(True)], pages, count)
     assert sorted((s, p.url) for s, p in found) == [("train", train), ("validation", validation)]
-    found, _ = _run(lambda pc: pc | beam.ParDo(transforms.AssignSplit(False)), tmp_path, pages)
+    assert count[(reasons.NS_SPLIT, "train")] == 1 and count[(reasons.NS_STAGES, f"{steps.SPLIT}:in")] == 2
+    found = steps.run_steps([steps.AssignSplit(False)], pages, _Counts())
     assert sorted((s, p.url) for s, p in found) == [("de", train), ("de-validation", validation)]
 
 
-def test_dedup_lines_keeps_each_line_in_one_page(tmp_path):
-    shared = "This line is shared by both pages of the test."
-    a = Page(url="http://a.com/", text="\n".join([shared, "Only page a has this line in it."]))
-    b = Page(url="http://b.com/", text="\n".join([shared, "Only page b has this line in it."]))
-    found, counts = _run(lambda pc: pc | transforms.DedupLines(min_num_sentences=1), tmp_path, [a, b])
-    texts = sorted(p.text for p in found)
-    assert sum(shared in t for t in texts) == 1 and len(texts) == 2
-    assert counts[reasons.NS_DEDUP_LINES]["line-filtered:global_duplicate"] == 1
+def test_only_the_pages_that_lose_a_line_hear_of_it(tmp_path):
+    shared, only_a = line_key("shared line"), line_key("only in a")
+    entries = [
+        (shared, ("ffff", 0, 1)),  # the larger md5(url): loses the line
+        (shared, ("0000", 1, 7)),  # the owner
+        (only_a, ("ffff", 0, 1)),
+    ]
+    found, _ = _run(lambda pc: pc | passes.LostLines(), tmp_path, entries)
+    assert found == [(0, (1, shared))]
+
+
+def _staged_file(tmp_path: Path, *records: tuple[str, str]) -> str:
+    """A per-file result of `records` (url, text), as the per-file stage writes it."""
+    wet = _wet(tmp_path / "a.wet", *(_record(url, text) for url, text in records))
+    return perfile.run_file("a.wet", wet, _rules(tmp_path))
+
+
+def _pass(plan: passes.PassPlan, element) -> tuple[list, _Counts]:
+    dofn = passes.FilePass(plan)
+    dofn.setup()
+    dofn.start_bundle()
+    outputs = list(dofn.process(element))
+    count = _Counts({key: n for key, n in dofn._counts.items()})
+    return outputs, count
+
+
+def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(tmp_path):
+    other = "\n".join(f"Another page says this in line {i} of its own." for i in range(6))
+    path = _staged_file(
+        tmp_path, ("http://a.com/1", GOOD), ("http://a.com/2", other), ("http://a.com/3", other)
+    )
+    recipe = VARIANTS["en"]
+    lost = [(1, line_key(other.split("\n")[0]))]
+    groups = {"path": [path], "winner": [0, 1, 2], "removed": [2], "lost": lost}
+    plan = passes.PassPlan(
+        emit=passes.FINAL,
+        after_near_dedup=True,
+        count_near_dedup=True,
+        after_line_dedup=True,
+        min_num_sentences=3,
+        recipe=recipe,
+        language_id="langdetect",
+    )
+    outputs, count = _pass(plan, (4, groups))
+    texts = sorted(page.text for _, page in outputs)
+    assert texts == sorted([GOOD, "\n".join(other.split("\n")[1:])])  # page 3 removed, a line lost
+    assert count[(reasons.NS_STAGES, f"{steps.NEAR_DEDUP}:out")] == 2
+    assert count[(reasons.NS_DEDUP_LINES, reasons.LINE_GLOBAL_DUPLICATE)] == 1
+    assert count[(reasons.NS_STAGES, f"{steps.SPLIT}:out")] == 2
+    assert (reasons.NS_STAGES, f"{steps.PAGE_RULES}:in") not in count  # counted by the first pass
+
+    first = passes.PassPlan(emit=passes.LINES, rules_namespace=reasons.NS_CLEAN)
+    outputs, count = _pass(first, (4, {"path": [path], "winner": [1]}))
+    assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:in")] == 1
+    assert {o.tag for o in outputs} == {passes.LINES}
+    assert sorted(o.value[0] for o in outputs) == sorted(line_key(line) for line in other.split("\n"))
+    assert {o.value[1][1:] for o in outputs} == {(4, 1)}  # (file position, ordinal) of the page

@@ -2,8 +2,9 @@
 
 Every distinct line (key: md5 of the stripped, lower-cased line) is kept in exactly one page: the
 page whose ORIGINAL url has the smallest md5 hexdigest (hashing first avoids favouring a domain).
-The pipeline does the grouping: `emit_line_keys` per page, `pick_line_owner` per line key, then a
-join of (url -> keys it owns) with the page, and `remove_lines`.
+The pipeline does the grouping: `emit_line_keys` per page, all pages of a line key meet, the owner
+is picked (`pick_line_owner`'s rule) and every other page learns the key it lost; then
+`remove_lost_lines` per page.
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ def pick_line_owner(urls: Iterable[Optional[str]]) -> Optional[str]:
     return min((u for u in urls if u is not None), key=url_rank, default=None)
 
 
+def line_losers(members: Iterable[tuple]) -> list[tuple]:
+    """All pages of one line key but its owner: members are `(url_rank(url), ...)` tuples, one
+    per page; the owner has the smallest rank (`pick_line_owner`'s rule; the rest of a tuple only
+    breaks ties between copies of one URL)."""
+    members = list(members)
+    owner = min(members, default=None)
+    return [m for m in members if m != owner]
+
+
 def keep_keys_by_url(pages: Iterable[Page]) -> dict[str, set[str]]:
     """url -> the line keys its page keeps, for pages held in memory (benchmarks, tests, small
     corpora). The Beam pipeline computes the same with `pick_line_owner` as a per-key combine."""
@@ -65,10 +75,21 @@ def keep_keys_by_url(pages: Iterable[Page]) -> dict[str, set[str]]:
 def remove_lines(page: Page, keep_keys: Iterable[str], min_num_sentences: int) -> CleanResult:
     """TFDS `_remove_lines_from_text`: drop lines owned by other pages and repeats within the page.
 
-    `min_num_sentences` is 3 for cleaned configs and 0 (no check) otherwise; Punkt counts the
-    sentences of the whole remaining text, not line by line.
+    `keep_keys`: the line keys this page owns. `min_num_sentences` is 3 for cleaned configs and 0
+    (no check) otherwise; Punkt counts the sentences of the whole remaining text, not line by line.
     """
     keep_keys = keep_keys if isinstance(keep_keys, (set, frozenset)) else set(keep_keys)
+    return _remove_lines(page, keep_keys.__contains__, min_num_sentences)
+
+
+def remove_lost_lines(page: Page, lost_keys: Iterable[str], min_num_sentences: int) -> CleanResult:
+    """`remove_lines` given the line keys this page does NOT own (every other line is its own).
+    Most lines of a corpus are in one page only, so the pipeline sends pages what they lost."""
+    lost_keys = lost_keys if isinstance(lost_keys, (set, frozenset)) else set(lost_keys)
+    return _remove_lines(page, lambda key: key not in lost_keys, min_num_sentences)
+
+
+def _remove_lines(page: Page, owns, min_num_sentences: int) -> CleanResult:
     new_lines: list = []
     dropped: list = []
     seen: set = set()
@@ -76,7 +97,7 @@ def remove_lines(page: Page, keep_keys: Iterable[str], min_num_sentences: int) -
     md5 = hashlib.md5
     for line in page.text.split(LINE_DELIMITER):
         key = md5(line.strip().lower().encode("utf-8")).hexdigest()  # line_key, inlined: hot loop
-        if key not in keep_keys:
+        if not owns(key):
             n_global += 1
             dropped.append((line, reasons.LINE_GLOBAL_DUPLICATE))
         elif key in seen:

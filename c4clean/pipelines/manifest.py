@@ -50,7 +50,7 @@ def versions() -> dict[str, str]:
 def stage_rows(counters: dict) -> list[dict]:
     """Summary rows (stage, pages in/out, text bytes out, CPU seconds of the stage's functions
     summed over workers) in pipeline order."""
-    from c4clean.pipelines.transforms import STAGE_ORDER
+    from c4clean.pipelines.steps import STAGE_ORDER
 
     stages = counters.get(reasons.NS_STAGES, {})
     rows = []

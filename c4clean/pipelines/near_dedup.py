@@ -1,19 +1,20 @@
 """MinHash near-duplicate removal as Beam steps, verified by exact Jaccard.
 
-    pages ─► (id, page) ─► signature ─► LSH band keys ─► buckets (ids only) ─► candidate pairs
-          ─► CoGroupByKey with the pages: pages in no candidate pair leave here, untouched
-          ─► candidate pages ⋈ pairs (twice) ─► exact shingle-set Jaccard >= threshold: edges
-          ─► connected components (hash-to-min rounds) ─► each component's pages, by its root
+    band keys (band key, id) ─► buckets (ids only) ─► candidate pairs ─► candidate ids
+          ─► the texts of the candidates only (`texts`: in the pipeline, read from the staged files)
+          ─► texts ⋈ pairs (twice) ─► exact shingle-set Jaccard >= threshold: edges
+          ─► connected components (hash-to-min rounds) ─► each component's texts, by its root
           ─► within a component: the page with the most near-duplicates is kept, every page
              with exact Jaccard >= threshold *to that kept page* is removed, and the rest
              repeat the rule among themselves (so no page is removed for a chain A~B~C alone)
-          ─► kept pages + one audit row per removed page {url, kept_url, jaccard}
+          ─► ids of the removed pages + one audit row each {url, kept_url, jaccard}
 
 Every step groups by a key (a band bucket, a page id, a component root), so no worker ever holds
-the whole corpus; the largest group is one LSH bucket (ids) or one component (its pages). A page's
-id sorts by md5(url) (`minhash.page_id`), and the rules above only compare ids and Jaccards (ties
-go to the smallest id), so the result depends neither on input order nor on how the runner splits
-the work.
+the whole corpus; the largest group is one LSH bucket (ids) or one component (its texts). Pages
+outside every candidate pair never leave their files. A page's id sorts by md5(url)
+(`minhash.page_id`), and the rules above only compare ids and Jaccards (ties go to the smallest
+id), so the result depends neither on input order nor on how the runner splits the work.
+`NearDuplicates` is the core on ids; `RemoveNearDuplicates` applies it to a PCollection of pages.
 """
 
 from __future__ import annotations
@@ -34,27 +35,6 @@ DEFAULT_MAX_ROUNDS = 8
 MAX_ALL_PAIRS_BUCKET = 32
 # Components up to this size are clustered around their best-connected pages (all pairs compared).
 MAX_STAR_COMPONENT = 1000
-_CANDIDATE = "candidate"
-
-
-class _BandEntries(beam.DoFn):
-    """(id, page) -> (band key, id) for each band; pages without any shingle give none."""
-
-    def __init__(self, num_perm: int, seed: int, ngram: int, normalization: str, bands: int, rows: int):
-        self._args = (num_perm, seed, ngram, normalization)
-        self._bands = (bands, rows)
-        self._hasher = None
-
-    def setup(self):
-        # The permutations are drawn once per worker, not once per page.
-        self._hasher = minhash.MinHasher(*self._args)
-
-    def process(self, element):
-        pid, page = element
-        sig = self._hasher.signature(page.text)
-        if sig is not None:
-            for key in minhash.band_keys(sig, *self._bands):
-                yield key, pid
 
 
 def _candidate_pairs(bucket) -> Iterator[tuple[bytes, bytes]]:
@@ -68,20 +48,9 @@ def _candidate_pairs(bucket) -> Iterator[tuple[bytes, bytes]]:
             yield members[0], other
 
 
-def _both_ends(pair) -> Iterator[tuple[bytes, None]]:
-    yield pair[0], None
-    yield pair[1], None
-
-
-def _split_candidates(joined) -> Iterator:
-    """Pages in no candidate pair are final; candidate pages go on (tagged) to verification."""
-    pid, groups = joined
-    is_candidate = bool(list(groups["candidate"]))
-    for page in groups["page"]:
-        if is_candidate:
-            yield beam.pvalue.TaggedOutput(_CANDIDATE, (pid, page))
-        else:
-            yield page
+def _both_ends(pair) -> Iterator[bytes]:
+    yield pair[0]
+    yield pair[1]
 
 
 class _Shingler:
@@ -162,20 +131,17 @@ def _root_of(element) -> tuple[bytes, bytes]:
 
 
 def _route_to_root(joined) -> Iterator:
-    """Candidate pages of a component go to its root; the others (no verified edge) are final."""
+    """Candidates of a component go to its root; the others (no verified edge) stay."""
     pid, groups = joined
     roots = list(groups["root"])
-    for page in groups["page"]:
-        if roots:
-            yield beam.pvalue.TaggedOutput("member", (roots[0], (pid, page)))
-        else:
-            yield page
+    if roots:
+        for page in groups["page"]:
+            yield roots[0], (pid, page)
 
 
-def keep_or_remove(
-    members: list[tuple[bytes, Page]], shingler, threshold: float
-) -> tuple[list[Page], list[dict]]:
-    """One component: (pages kept, audit rows of the pages removed), by greedy star clustering:
+def keep_or_remove(members: list[tuple], shingler, threshold: float) -> tuple[list, list[tuple]]:
+    """One component of (id, page) members: (ids kept, (id, audit row) of each page removed), by
+    greedy star clustering:
     the page with the most near-duplicates (exact Jaccard >= threshold) among the pages left is
     kept (ties: the smallest id, i.e. md5(url)) and removes those near-duplicates; the rest repeat.
     Every removed page is compared with the page kept in its place, directly. A component larger
@@ -194,8 +160,8 @@ def keep_or_remove(
                 jaccard = minhash.exact_jaccard(sets[a], sets[b])
                 if jaccard >= threshold:
                     near[a][b] = near[b][a] = jaccard
-    kept: list[Page] = []
-    rows: list[dict] = []
+    kept: list = []
+    rows: list[tuple] = []
     left = dict.fromkeys(ids)  # insertion-ordered: ids ascending
     while left:
         if star:
@@ -209,10 +175,10 @@ def keep_or_remove(
                     jaccard = minhash.exact_jaccard(sets[keeper], sets[pid])
                     if jaccard >= threshold:
                         removed[pid] = jaccard
-        kept += by_id[keeper]
+        kept.append(keeper)
         kept_url = by_id[keeper][0].url
         for pid in sorted(removed):
-            rows += [audit_row(page.url, kept_url, removed[pid]) for page in by_id[pid]]
+            rows += [(pid, audit_row(page.url, kept_url, removed[pid])) for page in by_id[pid]]
         for pid in [keeper, *removed]:
             del left[pid]
     return kept, rows
@@ -225,11 +191,13 @@ class _KeepOrRemove(CountingDoFn):
 
     def process(self, element):
         _, members = element
-        kept, rows = keep_or_remove(list(members), self._shingler, self._threshold)
-        self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DUPLICATE, len(rows))
-        self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CLUSTERS, len({row["kept_url"] for row in rows}))
-        yield from kept
-        for row in rows:
+        _, removed = keep_or_remove(list(members), self._shingler, self._threshold)
+        self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DUPLICATE, len(removed))
+        self.count(
+            reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CLUSTERS, len({row["kept_url"] for _, row in removed})
+        )
+        yield from sorted({pid for pid, _ in removed})
+        for _, row in removed:
             yield beam.pvalue.TaggedOutput("audit", row)
 
 
@@ -239,23 +207,146 @@ def _write_audit(rows: list[dict], path: str) -> None:
     atomic.write_bytes_fs(path, audit_lines(rows))
 
 
-class RemoveNearDuplicates(beam.PTransform):
-    """PCollection[Page] -> PCollection[Page] without near-duplicates.
+class NearDuplicates(beam.PTransform):
+    """PCollection[(band key, page id)] -> PCollection[page id] of the pages to remove.
 
-    Two pages are candidates when their MinHash signatures agree on a whole LSH band; the bands
-    (`minhash.recall_bands`) make a pair at exactly `threshold` a candidate with probability
-    >= 0.99. A candidate pair is an edge when the exact Jaccard similarity of the two shingle sets
+    `texts`: a PTransform from a PCollection of page ids (the candidates) to (page id, page) for
+    those ids (anything with `.url` and `.text`). Two pages are candidates when they share a band
+    key; a candidate pair is an edge when the exact Jaccard similarity of the two shingle sets
     (`minhash.shingles` with `ngram` and `normalization`) is >= `threshold`. Within each connected
-    component of the edges the page with the most near-duplicates (ties: smallest md5(url)) is kept
-    and removes the pages whose exact Jaccard *with it* is >= `threshold`; the pages it does not
-    remove repeat the rule among themselves (`keep_or_remove`). `max_rounds` hash-to-min rounds
-    are unrolled; the counter `unconverged-nodes` > 0 says more were needed (the run then keeps
-    some duplicates, never removes a page without a kept near-duplicate). With `audit_path`, one
-    JSON line per removed page {"url", "kept_url", "jaccard"} is written there atomically, sorted
-    (see `near_dedup_audit`).
+    component of the edges the page with the most near-duplicates (ties: smallest id) is kept and
+    removes the pages whose exact Jaccard *with it* is >= `threshold`; the pages it does not remove
+    repeat the rule among themselves (`keep_or_remove`). `max_rounds` hash-to-min rounds are
+    unrolled; the counter `unconverged-nodes` > 0 says more were needed (the run then keeps some
+    duplicates, never removes a page without a kept near-duplicate). With `audit_path`, one JSON
+    line per removed page {"url", "kept_url", "jaccard"} is written there atomically, sorted (see
+    `near_dedup_audit`).
+    """
 
-    Pages that share url and text share an id and are kept or removed together: run URL dedup
-    first (the C4 recipe does).
+    def __init__(
+        self,
+        texts,
+        threshold: float = minhash.DEFAULT_THRESHOLD,
+        ngram: int = minhash.DEFAULT_NGRAM,
+        normalization: str = minhash.DEFAULT_NORMALIZE,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        audit_path: Optional[str] = None,
+    ):
+        super().__init__()
+        if max_rounds < 1:
+            raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+        self._texts = texts
+        self._shingler = _Shingler(ngram, normalization)
+        self._threshold = threshold
+        self._max_rounds = max_rounds
+        self._audit_path = audit_path
+
+    def expand(self, band_entries):
+        pairs = (
+            band_entries
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "CandidatePairs" >> beam.FlatMap(_candidate_pairs)
+            | "DistinctCandidates" >> beam.Distinct()
+            | "CountCandidates" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS)
+        )
+        candidate_ids = pairs | "CandidateIds" >> beam.FlatMap(_both_ends) | "DistinctIds" >> beam.Distinct()
+        texts = candidate_ids | "CandidateTexts" >> self._texts
+        half = (
+            {"page": texts, "larger": pairs}
+            | "JoinSmaller" >> beam.CoGroupByKey()
+            | "SendText" >> beam.FlatMap(_send_text_to_larger)
+        )
+        edges = (
+            {"page": texts, "smaller": half}
+            | "JoinLarger" >> beam.CoGroupByKey()
+            | "ExactJaccard" >> beam.FlatMap(_verified_edges, self._shingler, self._threshold)
+            | "CountVerified" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_VERIFIED_PAIRS)
+        )
+        clusters = (
+            edges
+            | "Neighbourhoods" >> beam.FlatMap(_initial_neighbourhood)
+            | "GroupNeighbourhoods" >> beam.GroupByKey()
+            | "SortNeighbourhoods" >> beam.MapTuple(lambda node, ms: (node, tuple(sorted(set(ms)))))
+        )
+        for i in range(self._max_rounds):
+            clusters = (
+                clusters
+                | f"HashToMin{i}" >> beam.FlatMap(_hash_to_min_messages)
+                | f"GroupRound{i}" >> beam.GroupByKey()
+                | f"MergeRound{i}" >> Counted(_MergeRound(count_changes=i == self._max_rounds - 1))
+            )
+        decided = (
+            {"page": texts, "root": clusters | "RootOf" >> beam.Map(_root_of)}
+            | "JoinRoots" >> beam.CoGroupByKey()
+            | "RouteToRoot" >> beam.FlatMap(_route_to_root)
+            | "GroupComponents" >> beam.GroupByKey()
+            | "KeepOrRemove"
+            >> Counted(_KeepOrRemove(self._shingler, self._threshold), tags=("audit",), main="removed")
+        )
+        if self._audit_path is not None:
+            _ = (
+                decided["audit"]
+                | "CollectAudit" >> beam.combiners.ToList()
+                | "WriteAudit" >> beam.Map(_write_audit, self._audit_path)
+            )
+        return decided["removed"]
+
+
+class _TextsFrom(beam.PTransform):
+    """`NearDuplicates.texts` over a PCollection of (page id, page) held in the pipeline."""
+
+    def __init__(self, keyed_pages):
+        super().__init__()
+        self._keyed = keyed_pages
+
+    def expand(self, page_ids):
+        return (
+            {"page": self._keyed, "want": page_ids | "Want" >> beam.Map(lambda pid: (pid, None))}
+            | "JoinWanted" >> beam.CoGroupByKey()
+            | "Wanted" >> beam.FlatMap(_wanted_pages)
+        )
+
+
+def _wanted_pages(joined):
+    pid, groups = joined
+    if list(groups["want"]):
+        for page in groups["page"]:
+            yield pid, page
+
+
+def _survivors(joined):
+    _, groups = joined
+    if not list(groups["removed"]):
+        yield from groups["page"]
+
+
+class _BandEntries(beam.DoFn):
+    """(id, page) -> (band key, id) for each band; pages without any shingle give none."""
+
+    def __init__(self, num_perm: int, seed: int, ngram: int, normalization: str, bands: int, rows: int):
+        self._args = (num_perm, seed, ngram, normalization)
+        self._bands = (bands, rows)
+        self._hasher = None
+
+    def setup(self):
+        # The permutations are drawn once per worker, not once per page.
+        self._hasher = minhash.MinHasher(*self._args)
+
+    def process(self, element):
+        pid, page = element
+        sig = self._hasher.signature(page.text)
+        if sig is not None:
+            for key in minhash.band_keys(sig, *self._bands):
+                yield key, pid
+
+
+class RemoveNearDuplicates(beam.PTransform):
+    """PCollection[Page] -> PCollection[Page] without near-duplicates (`NearDuplicates` on pages
+    held in the pipeline; `c4clean run` keeps them in their staged files instead, see `passes`).
+
+    The bands (`minhash.recall_bands`) make a pair at exactly `threshold` a candidate with
+    probability >= 0.99. Pages that share url and text share an id and are kept or removed
+    together: run URL dedup first (the C4 recipe does).
     """
 
     def __init__(
@@ -285,74 +376,22 @@ class RemoveNearDuplicates(beam.PTransform):
         self.bands, self.rows = minhash.recall_bands(threshold, num_perm, min_candidate_recall)
 
     def expand(self, pages):
-        shingler = _Shingler(self.ngram, self.normalization)
         keyed = pages | "KeyById" >> beam.Map(lambda p: (minhash.page_id(p.url, p.text), p))
-        pairs = (
-            keyed
-            | "BandKeys"
-            >> beam.ParDo(
-                _BandEntries(self.num_perm, self.seed, self.ngram, self.normalization, self.bands, self.rows)
-            )
-            | "GroupBuckets" >> beam.GroupByKey()
-            | "CandidatePairs" >> beam.FlatMap(_candidate_pairs)
-            | "DistinctCandidates" >> beam.Distinct()
-            | "CountCandidates" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS)
+        bands = keyed | "BandKeys" >> beam.ParDo(
+            _BandEntries(self.num_perm, self.seed, self.ngram, self.normalization, self.bands, self.rows)
         )
-        split = (
-            {"page": keyed, "candidate": pairs | "CandidateIds" >> beam.FlatMap(_both_ends)}
-            | "JoinCandidates" >> beam.CoGroupByKey()
-            | "SplitCandidates" >> beam.FlatMap(_split_candidates).with_outputs(_CANDIDATE, main="single")
+        removed = bands | "NearDuplicates" >> NearDuplicates(
+            _TextsFrom(keyed),
+            self.threshold,
+            self.ngram,
+            self.normalization,
+            self.max_rounds,
+            self.audit_path,
         )
-        candidates = split[_CANDIDATE]
-
-        half = (
-            {"page": candidates, "larger": pairs}
-            | "JoinSmaller" >> beam.CoGroupByKey()
-            | "SendText" >> beam.FlatMap(_send_text_to_larger)
-        )
-        edges = (
-            {"page": candidates, "smaller": half}
-            | "JoinLarger" >> beam.CoGroupByKey()
-            | "ExactJaccard" >> beam.FlatMap(_verified_edges, shingler, self.threshold)
-            | "CountVerified" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_VERIFIED_PAIRS)
-        )
-
-        clusters = (
-            edges
-            | "Neighbourhoods" >> beam.FlatMap(_initial_neighbourhood)
-            | "GroupNeighbourhoods" >> beam.GroupByKey()
-            | "SortNeighbourhoods" >> beam.MapTuple(lambda node, ms: (node, tuple(sorted(set(ms)))))
-        )
-        for i in range(self.max_rounds):
-            clusters = (
-                clusters
-                | f"HashToMin{i}" >> beam.FlatMap(_hash_to_min_messages)
-                | f"GroupRound{i}" >> beam.GroupByKey()
-                | f"MergeRound{i}" >> Counted(_MergeRound(count_changes=i == self.max_rounds - 1))
-            )
-        routed = (
-            {"page": candidates, "root": clusters | "RootOf" >> beam.Map(_root_of)}
-            | "JoinRoots" >> beam.CoGroupByKey()
-            | "RouteToRoot" >> beam.FlatMap(_route_to_root).with_outputs("member", main="unclustered")
-        )
-        decided = (
-            routed["member"]
-            | "GroupComponents" >> beam.GroupByKey()
-            | "KeepOrRemove" >> Counted(_KeepOrRemove(shingler, self.threshold), tags=("audit",), main="kept")
-        )
-        if self.audit_path is not None:
-            _ = (
-                decided["audit"]
-                | "CollectAudit" >> beam.combiners.ToList()
-                | "WriteAudit" >> beam.Map(_write_audit, self.audit_path)
-            )
         return (
-            (
-                split["single"],
-                routed["unclustered"],
-                decided["kept"],
-            )
-            | "Survivors" >> beam.Flatten()
+            {"page": keyed, "removed": removed | "Removed" >> beam.Map(lambda pid: (pid, None))}
+            | "JoinRemoved" >> beam.CoGroupByKey()
+            | "Survivors" >> beam.FlatMap(_survivors)
             | "CountPassed" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.PASSED)
         )
 

@@ -154,10 +154,14 @@ def _encode(staged: list[Staged]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def decode(data: bytes, file_position: int = 0):
-    """Staged pages from a saved file, in their saved (reading) order."""
+def decode(data: bytes, file_position: int = 0, rows=None):
+    """Staged pages from a saved file, in their saved (reading) order; `rows`: only these ordinals
+    (sorted), as the per-file passes read the pages a step asked for."""
     table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-    for ordinal, row in enumerate(table.to_pylist()):
+    ordinals = range(table.num_rows) if rows is None else rows
+    if rows is not None:
+        table = table.take(pa.array(rows, type=pa.int64()))
+    for ordinal, row in zip(ordinals, table.to_pylist()):
         drop = (row["drop_namespace"], row["drop_reason"]) if row["drop_reason"] else None
         page = Page(
             url=row["url"],
@@ -169,6 +173,21 @@ def decode(data: bytes, file_position: int = 0):
             language=row["language"],
         )
         yield Staged(page, drop, json.loads(row["counts"]), (file_position, ordinal))
+
+
+class UrlEntry(NamedTuple):
+    """What URL dedup needs of a staged page: its timestamp and `Staged.order`."""
+
+    timestamp: str
+    order: tuple
+
+
+def url_entries(data: bytes, file_position: int) -> list[tuple[str, UrlEntry]]:
+    """(normalized url, UrlEntry) of every staged page of a saved file, without reading its text."""
+    table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    urls = table.column("normalized_url").to_pylist()
+    timestamps = table.column("timestamp").to_pylist()
+    return [(u, UrlEntry(ts, (file_position, i))) for i, (u, ts) in enumerate(zip(urls, timestamps))]
 
 
 class PageRules:
@@ -311,14 +330,17 @@ def record_failure(input_id: str, settings: PerFileSettings, code: str, detail: 
     return arrow_path
 
 
-def load(arrow_path: str, positions: dict[str, int]):
-    """(summary, staged pages) of a finished file; `positions`: input id -> its sorted position."""
+def read_bytes(arrow_path: str) -> bytes:
     from apache_beam.io.filesystems import FileSystems
 
+    with FileSystems.open(arrow_path) as f:
+        return f.read()
+
+
+def load_summary(arrow_path: str) -> FileSummary:
+    """The summary of a finished file (the JSON beside its staged pages)."""
     json_path = arrow_path[: -len(".arrow")] + ".json"
     summary = read_summary(json_path)
     if summary is None:
         raise FileNotFoundError(f"{json_path}: the per-file result is missing or unreadable")
-    with FileSystems.open(arrow_path) as f:
-        data = f.read()
-    return summary, decode(data, positions.get(summary.input, 0))
+    return summary

@@ -11,6 +11,7 @@ saved in `<output>/.work/files/` (see `perfile`): their verdicts are applied at 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -91,9 +92,11 @@ def per_file_settings(options: RunOptions) -> perfile.PerFileSettings:
 def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[str] = None):
     """The Beam pipeline of `options` (over `planned` inputs, by default `plan_inputs(options)`);
     shards and the run's counts land in `options.layout.staging_dir`, and `manifest.commit` moves
-    the shards into place."""
+    the shards into place. The pages stay in their staged files until their last pass (`passes`)."""
     import apache_beam as beam
 
+    from c4clean.cleaning import minhash
+    from c4clean.pipelines import near_dedup, passes
     from c4clean.pipelines import transforms as t
     from c4clean.pipelines.counting import Counted, WriteCounts
 
@@ -104,36 +107,62 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         runner=runner.make_runner(options.runner, options.workers),
         options=runner.pipeline_options(options.runner, options.workers, options.beam_args),
     )
-    staged = pipeline | "PerFileStage" >> t.StageInputFiles(
+    files = pipeline | "PerFileStage" >> t.StageInputFiles(
         planned, per_file_settings(options), download_cache
     )
-    staged |= "UrlDedup" >> t.SelectNewestPerUrl()
+    newest = t.url_entries(files) | "UrlDedup" >> t.SelectNewestPerUrl()
     if recipe.webtextlike:
-        staged |= "WebtextUrls" >> t.KeepListedUrls(options.webtext_urls)
+        newest |= "WebtextUrls" >> t.KeepListedUrls(options.webtext_urls)
+    decisions = {"path": files, "winner": newest | "WinnerRefs" >> beam.MapTuple(lambda _, e: e.order)}
+
+    # The passes: each applies the decisions so far and emits what the next global step needs.
+    after = [passes.BANDS] if options.near_dedup else []
+    after += [passes.LINES] if recipe.dedupe_lines else []
+    after += [passes.FINAL]
     rule_namespace = (
         reasons.NS_CLEAN if recipe.clean else reasons.NS_PARAGRAPH if recipe.paragraph_filter else None
     )
-    pages = t.apply_staged_verdicts(staged, rule_namespace)
-    if options.near_dedup:
-        pages |= "NearDedup" >> t.NearDedup(
-            options.near_dedup_threshold,
+    bands, rows = minhash.recall_bands(options.near_dedup_threshold, options.num_perm)
+    plan = passes.PassPlan(
+        emit=after[0],
+        rules_namespace=rule_namespace,
+        min_num_sentences=recipe.min_num_sentences,
+        minhash=(
             options.num_perm,
+            minhash.DEFAULT_SEED,
             options.ngram,
-            normalization=options.near_dedup_normalize,
-            audit_path=audit_staging_path(options),
+            options.near_dedup_normalize,
+            bands,
+            rows,
+        ),
+        recipe=recipe,
+        language_id=options.language_id,
+    )
+    for i, emit in enumerate(after):
+        plan = dataclasses.replace(plan, emit=emit)
+        outputs = (
+            dict(decisions)
+            | f"JoinDecisions{i}" >> beam.CoGroupByKey()
+            | f"Pass{i}"
+            >> Counted(passes.FilePass(plan), tags=(passes.BANDS, passes.LINES), main=passes.FINAL)
         )
-    if recipe.dedupe_lines:
-        pages |= "DedupLines" >> t.DedupLines(recipe.min_num_sentences)
-    if recipe.english_only:
-        pages |= "DetectEnglish" >> t.DetectEnglish()
-    else:
-        pages |= "DetectLanguage" >> Counted(t.DetectLanguage(options.language_id))
-    if recipe.badwords_fraction > 0.0:
-        pages |= "Badwords" >> Counted(t.FilterBadwords(recipe.badwords_fraction))
-    _ = (
-        pages
-        | "Split" >> Counted(t.AssignSplit(recipe.english_only))
-        | "Shards" >> t.WriteShards(options.layout.staging_dir, options.shards_for, options.format)
+        # Each step's outcome is counted by the first pass after it only.
+        plan = dataclasses.replace(plan, rules_namespace=None, count_near_dedup=False)
+        if emit == passes.BANDS:
+            removed = outputs[passes.BANDS] | "NearDedup" >> near_dedup.NearDuplicates(
+                passes.TextsOfPages(files),
+                options.near_dedup_threshold,
+                options.ngram,
+                options.near_dedup_normalize,
+                audit_path=audit_staging_path(options),
+            )
+            decisions["removed"] = removed | "RemovedRefs" >> beam.Map(passes.page_ref)
+            plan = dataclasses.replace(plan, after_near_dedup=True, count_near_dedup=True)
+        elif emit == passes.LINES:
+            decisions["lost"] = outputs[passes.LINES] | "LineDedup" >> passes.LostLines()
+            plan = dataclasses.replace(plan, after_line_dedup=True)
+    _ = outputs[passes.FINAL] | "Shards" >> t.WriteShards(
+        options.layout.staging_dir, options.shards_for, options.format
     )
     # Last: every step that counts is built by now.
     _ = pipeline | "Counts" >> WriteCounts(options.layout.counts)

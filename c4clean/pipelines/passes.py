@@ -1,0 +1,198 @@
+"""Per-file passes: the pages stay in their staged file; only decisions travel.
+
+The global steps of C4 (newest page per URL, near-dedup, line dedup) need only small facts of each
+page: a URL and timestamp, MinHash band keys, line keys. So after the per-file stage the pipeline
+moves those facts, keyed by where the page lives (`Staged.order`: file position, ordinal), and each
+decision (URL winners, near-duplicates removed, lines lost) is sent back to the page's file. A pass
+joins a file with the decisions about its pages, reads the staged file again and carries its pages
+one step further, page by page inside one DoFn:
+
+    pass 1: winners of URL dedup -> per-page rule verdict -> band keys | line keys | final steps
+    pass 2: minus near-duplicates -> line keys | final steps
+    pass 3: minus the lines each page lost -> final steps (language id, bad words, split)
+
+Whole pages cross a shuffle once, to their shard. Beam still sees every decision as data (so
+retries, runners and worker counts do not change the result), but a page is encoded, shuffled and
+decoded once instead of at every step, and the work of a step is one Python loop per file.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+from typing import Optional
+
+import apache_beam as beam
+
+from c4clean.cleaning import reasons
+from c4clean.pipelines import perfile, steps
+from c4clean.pipelines.counting import CountingDoFn
+
+log = logging.getLogger(__name__)
+
+BANDS = "bands"  # (band key, page id) of each page, for near-dedup
+LINES = "lines"  # (line key, (url rank, file position, ordinal)) of each distinct line, for line dedup
+FINAL = "final"  # (split, page)
+
+
+@dataclasses.dataclass(frozen=True)
+class PassPlan:
+    """What one pass does. Before it: which decisions it applies; after: what it emits."""
+
+    emit: str  # BANDS, LINES or FINAL
+    rules_namespace: Optional[str] = None  # count the staged verdicts here (first pass only)
+    after_near_dedup: bool = False  # drop the near-duplicates
+    count_near_dedup: bool = False  # and count near-dedup's output (the first pass after it)
+    after_line_dedup: bool = False  # remove the lines each page lost
+    min_num_sentences: int = 0
+    minhash: tuple = ()  # (num_perm, seed, ngram, normalization, bands, rows) when emit == BANDS
+    recipe: object = None  # options.Recipe, for the final steps
+    language_id: str = "cld3"
+
+
+def page_ref(page_id) -> tuple[int, int]:
+    """(file position, ordinal) of a near-dedup page id `(page_id, file position, ordinal)`."""
+    return page_id[1], page_id[2]
+
+
+class FilePass(CountingDoFn):
+    """(file position, {"path": [staged file], "winner": [ordinal], "removed": [ordinal],
+    "lost": [(ordinal, line key)]}) -> the pass's outputs (`PassPlan.emit`; BANDS and LINES as tagged
+    outputs, FINAL as the main output)."""
+
+    def __init__(self, plan: PassPlan):
+        self._plan = plan
+        self._hasher = None
+        self._final: list[steps.Step] = []
+
+    def setup(self):
+        plan = self._plan
+        if plan.emit == BANDS:
+            from c4clean.cleaning.minhash import MinHasher
+
+            self._hasher = MinHasher(*plan.minhash[:4])
+        elif plan.emit == FINAL:
+            self._final = steps.final_steps(plan.recipe, plan.language_id)
+
+    def process(self, element):
+        file_position, groups = element
+        paths = list(groups["path"])
+        winners = set(groups["winner"])
+        if not paths or not winners:
+            return
+        pages = self._current_pages(paths[0], file_position, winners, groups)
+        emit = self._plan.emit
+        if emit == BANDS:
+            yield from self._band_entries(file_position, pages)
+        elif emit == LINES:
+            yield from self._line_entries(file_position, pages)
+        else:
+            yield from steps.run_steps(self._final, [page for _, page in pages], self.count)
+
+    def _current_pages(self, path: str, file_position: int, winners: set, groups) -> list:
+        """(ordinal, page) of the file's pages still in, with the decisions of this pass applied."""
+        plan = self._plan
+        removed = set(groups["removed"]) if plan.after_near_dedup else set()
+        verdict = steps.ApplyStagedVerdict(plan.rules_namespace) if plan.rules_namespace else None
+        pages = []
+        for staged in perfile.decode(perfile.read_bytes(path), file_position):
+            ordinal = staged.order[1]
+            if ordinal not in winners:
+                continue
+            if verdict is not None:
+                kept = steps.run_step(verdict, staged, self.count)
+                if not kept:
+                    continue
+            elif staged.drop is not None:
+                continue
+            if ordinal not in removed:
+                pages.append((ordinal, staged.page))
+        if plan.count_near_dedup:
+            for _, page in pages:
+                steps.count_stage(self.count, steps.NEAR_DEDUP, 0, 1, steps.text_bytes(page))
+            self.count(reasons.NS_NEAR_DEDUP, reasons.PASSED, len(pages))
+        if plan.after_line_dedup:
+            lost = collections.defaultdict(set)
+            for ordinal, key in groups["lost"]:
+                lost[ordinal].add(key)
+            remove = steps.RemoveLines(plan.min_num_sentences)
+            pages = [
+                (ordinal, kept)
+                for ordinal, page in pages
+                for kept in steps.run_step(remove, (page, lost.get(ordinal, ())), self.count)
+            ]
+        return pages
+
+    def _band_entries(self, file_position: int, pages: list):
+        import time
+
+        from c4clean.cleaning.minhash import band_keys, page_id
+
+        bands, rows = self._plan.minhash[4:]
+        for ordinal, page in pages:
+            start = time.thread_time()
+            signature = self._hasher.signature(page.text)
+            keys = band_keys(signature, bands, rows) if signature is not None else ()
+            us = int((time.thread_time() - start) * 1e6)
+            steps.count_stage(self.count, steps.NEAR_DEDUP, 1, 0, us=us)
+            pid = (page_id(page.url, page.text), file_position, ordinal)
+            for key in keys:
+                yield beam.pvalue.TaggedOutput(BANDS, (key, pid))
+
+    def _line_entries(self, file_position: int, pages: list):
+        from c4clean.cleaning.dedup_lines import emit_line_keys
+        from c4clean.cleaning.url import url_rank
+
+        for ordinal, page in pages:
+            member = (url_rank(page.url), file_position, ordinal)
+            for key, _ in emit_line_keys(page):
+                yield beam.pvalue.TaggedOutput(LINES, (key, member))
+
+
+def _lost_lines(group):
+    """(line key, pages that have the line) -> (file position, (ordinal, key)) for all but its owner."""
+    from c4clean.cleaning.dedup_lines import line_losers
+
+    key, members = group
+    for _, file_position, ordinal in line_losers(members):
+        yield file_position, (ordinal, key)
+
+
+class LostLines(beam.PTransform):
+    """PCollection[(line key, member)] -> (file position, (ordinal, line key)) for each page that
+    has a line some other page owns (TFDS `remove_duplicate_text`'s owner: smallest md5(url)). Only
+    the lines a page loses travel back to it; most lines are in one page only."""
+
+    def expand(self, line_entries):
+        return line_entries | "GroupLines" >> beam.GroupByKey() | "LostLines" >> beam.FlatMap(_lost_lines)
+
+
+class _TextsOfFile(beam.DoFn):
+    """(file position, {"path", "want": [(ordinal, page id)]}) -> (page id, staged page)."""
+
+    def process(self, element):
+        file_position, groups = element
+        paths = list(groups["path"])
+        wanted = dict(groups["want"])
+        if not paths or not wanted:
+            return
+        ordinals = sorted(wanted)
+        for staged in perfile.decode(perfile.read_bytes(paths[0]), file_position, rows=ordinals):
+            yield wanted[staged.order[1]], staged.page
+
+
+class TextsOfPages(beam.PTransform):
+    """PCollection[page id] -> (page id, page): near-dedup's candidates, read from their files."""
+
+    def __init__(self, files):
+        super().__init__()
+        self._files = files
+
+    def expand(self, page_ids):
+        wanted = page_ids | "ByFile" >> beam.Map(lambda pid: (pid[1], (pid[2], pid)))
+        return (
+            {"path": self._files, "want": wanted}
+            | "JoinFiles" >> beam.CoGroupByKey()
+            | "ReadTexts" >> beam.ParDo(_TextsOfFile())
+        )
