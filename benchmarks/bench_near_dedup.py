@@ -11,9 +11,11 @@ The pages are those the pipeline hands to near-dedup: the WET pages of `--data` 
    |x| - ceil(t|x|) + 1 shingles of each page; candidates are then verified exactly), on the
    shingling of `--truth-shingles` (default: none, the raw lower-cased words of the issue's figures).
 2. The pure functions per page (normalisation + shingles + signature + band keys), CPU seconds.
-3. `RemoveNearDuplicates` on the Python FnApiRunner: CPU seconds of this process (1 worker, the
-   runner runs here) minus a baseline pipeline without it (Create -> Write); wall time for more
-   workers. Its audit rows give the clusters: a kept page and the pages it removed.
+3. Near-dedup as `c4clean run` does it, on the Python FnApiRunner: the pages staged in 10 work
+   files, signed in the per-file pass, `NearDuplicates` on their band keys with the candidates'
+   texts read back from the files. CPU seconds of this process (1 worker, the runner runs here)
+   minus a baseline that reads the same files in the same pass without near-dedup; wall time for
+   more workers. Its audit rows give the clusters: a kept page and the pages it removed.
 4. Quality: recall = share of true pairs whose two pages end in one cluster (and share with at most
    one page kept); precision = share of removed pages that truly have a partner at >= 0.8 (and
    whose kept page is one); the largest cluster and the lowest Jaccard removed-to-kept.
@@ -97,25 +99,63 @@ def pure_cost(texts: list[str], normalization: str) -> float:
     return time.process_time() - start
 
 
-def run_transform(pages: list[Page], workers: int, normalization: str, baseline: bool = False):
-    """(CPU seconds of this process, wall seconds, audit rows)."""
+def _stage_pages(pages: list[Page], directory: Path, files: int) -> list[tuple[int, str, int]]:
+    """The pages as per-file results (`perfile` work files): (file position, path, pages)."""
+    from c4clean import atomic
+    from c4clean.pipelines import perfile
+
+    staged = []
+    for i in range(files):
+        path = str(directory / f"{i}.arrow")
+        part = pages[i::files]
+        atomic.write_bytes_fs(path, perfile.encode([perfile.Staged(p, None, {}) for p in part]))
+        staged.append((i, path, len(part)))
+    return staged
+
+
+def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: bool = False):
+    """(CPU seconds of this process, wall seconds, audit rows) of near-dedup as `c4clean run` does
+    it: each file's pages read and signed in a per-file pass, then `NearDuplicates` on the band
+    keys, with the candidates' texts read back from their files. The baseline reads the same
+    files in the same pass and emits nothing."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from c4clean.pipelines.near_dedup import RemoveNearDuplicates
+    from c4clean.pipelines import passes
+    from c4clean.pipelines.near_dedup import NearDuplicates
 
+    class ReadOnly(passes.FilePass):
+        def _band_entries(self, file_position, pages):
+            return iter(())
+
+    b, r = minhash.recall_bands()
+    plan = passes.PassPlan(
+        emit=passes.BANDS,
+        minhash=(minhash.DEFAULT_NUM_PERM, minhash.DEFAULT_SEED, minhash.DEFAULT_NGRAM, normalization, b, r),
+    )
     mode = "multi_processing" if workers > 1 else "in_memory"
     options = PipelineOptions(
         ["--runner=FnApiRunner", f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
     )
     with tempfile.TemporaryDirectory() as tmp:
+        staged = _stage_pages(pages, Path(tmp), files=10)
         audit = Path(tmp) / "near_duplicates.jsonl"
         start, cpu = time.perf_counter(), time.process_time()
         with beam.Pipeline(options=options) as p:
-            pcoll = p | beam.Create(pages, reshuffle=False)
+            files = p | "Files" >> beam.Create([(i, path) for i, path, _ in staged])
+            winners = p | "Winners" >> beam.Create([(i, o) for i, _, n in staged for o in range(n)])
+            bands = (
+                {"path": files, "winner": winners}
+                | beam.CoGroupByKey()
+                | beam.ParDo((ReadOnly if baseline else passes.FilePass)(plan)).with_outputs(
+                    passes.BANDS, main="none"
+                )
+            )[passes.BANDS]
             if not baseline:
-                pcoll |= RemoveNearDuplicates(normalization=normalization, audit_path=str(audit))
-            _ = pcoll | beam.Map(lambda page: page.url) | beam.io.WriteToText(f"{tmp}/kept")
+                removed = bands | NearDuplicates(
+                    passes.TextsOfPages(files), normalization=normalization, audit_path=str(audit)
+                )
+                _ = removed | beam.Map(passes.page_ref) | beam.io.WriteToText(f"{tmp}/removed")
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = [] if baseline else read_rows(audit.read_bytes())
     return cpu, wall, rows
@@ -170,17 +210,18 @@ def main() -> None:
 
     pure = pure_cost(texts, args.normalize)
     print(f"== pure functions ({args.normalize}): {pure:.2f} CPU s, {len(texts) / pure:.0f} pages per CPU-s")
-    base_cpu, base_wall, _ = run_transform(pages, 1, args.normalize, baseline=True)
-    cpu, wall, rows = run_transform(pages, 1, args.normalize)
+    base_cpu, base_wall, _ = run_pipeline(pages, 1, args.normalize, baseline=True)
+    cpu, wall, rows = run_pipeline(pages, 1, args.normalize)
     beam_cpu = cpu - base_cpu
     print(
-        f"== in Beam, 1 worker: {cpu:.1f} CPU s, baseline (Create -> Write) {base_cpu:.1f}: near-dedup "
+        f"== in Beam, 1 worker: {cpu:.1f} CPU s, baseline (the same per-file pass, no near-dedup) "
+        f"{base_cpu:.1f}: near-dedup "
         f"{beam_cpu:.1f} CPU s, {len(texts) / beam_cpu:.0f} pages per CPU-s, "
         f"{beam_cpu / pure:.2f}x the pure functions; {wall:.1f} s wall"
     )
     for workers in args.workers:
         if workers > 1:
-            _, wall_n, rows_n = run_transform(pages, workers, args.normalize)
+            _, wall_n, rows_n = run_pipeline(pages, workers, args.normalize)
             print(f"   {workers} workers: {wall_n:.1f} s wall, audit identical to 1 worker: {rows_n == rows}")
 
     q = quality(pages, truth, rows)

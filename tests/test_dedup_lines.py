@@ -19,7 +19,7 @@ from c4clean.cleaning.url import select_newest_page
 
 
 def md5(s):
-    return hashlib.md5(s.encode("utf-8")).hexdigest()
+    return hashlib.md5(s.encode("utf-8")).digest()
 
 
 def test_line_key_is_md5_of_stripped_lowercased_line():
@@ -29,7 +29,7 @@ def test_line_key_is_md5_of_stripped_lowercased_line():
 
 
 def test_url_rank_uses_the_original_url_not_the_normalized_one():
-    assert url_rank("https://www.a.com/x/") == md5("https://www.a.com/x/")
+    assert url_rank("https://www.a.com/x/") == md5("https://www.a.com/x/").hex()
     assert url_rank("https://www.a.com/x/") != url_rank("a.com/x")
 
 

@@ -75,7 +75,7 @@ def test_staged_pages_round_trip_through_the_work_file():
         perfile.Staged(Page(url="u1", text="t1", timestamp="1", normalized_url="n1"), None, {"a": 1}),
         perfile.Staged(Page(url="u2", text="", language="de"), ("ns", "filtered:x"), {}),
     ]
-    back = list(perfile.decode(perfile._encode(staged), file_position=3))
+    back = list(perfile.decode(perfile.encode(staged), file_position=3))
     assert [(s.page, s.drop, s.counts) for s in back] == [(s.page, s.drop, s.counts) for s in staged]
     assert [s.order for s in back] == [(3, 0), (3, 1)]  # reading order, for URL dedup's ties
 
@@ -131,6 +131,6 @@ def test_missing_or_foreign_summaries_are_not_results(tmp_path):
     assert perfile.read_summary(str(tmp_path / "absent.json")) is None
     (tmp_path / "other.json").write_text('{"something": "else"}')
     assert perfile.read_summary(str(tmp_path / "other.json")) is None
-    (tmp_path / "k.arrow").write_bytes(perfile._encode([]))
+    (tmp_path / "k.arrow").write_bytes(perfile.encode([]))
     with pytest.raises(FileNotFoundError, match="k.json"):
         perfile.load_summary(str(tmp_path / "k.arrow"))

@@ -108,11 +108,8 @@ def test_assign_split_by_url_hash_and_language():
 
 def test_only_the_pages_that_lose_a_line_hear_of_it(tmp_path):
     shared, only_a = line_key("shared line"), line_key("only in a")
-    entries = [
-        (shared, ("ffff", 0, 1)),  # the larger md5(url): loses the line
-        (shared, ("0000", 1, 7)),  # the owner
-        (only_a, ("ffff", 0, 1)),
-    ]
+    a, owner = passes.with_ref(b"\xff" * 16, 0, 1), passes.with_ref(b"\x00" * 16, 1, 7)
+    entries = [(shared, a), (shared, owner), (only_a, a)]  # a has the larger md5(url): it loses
     found, _ = _run(lambda pc: pc | passes.LostLines(), tmp_path, entries)
     assert found == [(0, (1, shared))]
 
@@ -162,4 +159,4 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
     assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:in")] == 1
     assert {o.tag for o in outputs} == {passes.LINES}
     assert sorted(o.value[0] for o in outputs) == sorted(line_key(line) for line in other.split("\n"))
-    assert {o.value[1][1:] for o in outputs} == {(4, 1)}  # (file position, ordinal) of the page
+    assert {passes.page_ref(o.value[1]) for o in outputs} == {(4, 1)}  # where the page is

@@ -1,6 +1,6 @@
 """Exact line dedup across the corpus: the pure logic of TFDS c4 v3.1.0 `remove_duplicate_text`.
 
-Every distinct line (key: md5 of the stripped, lower-cased line) is kept in exactly one page: the
+Every distinct line (key: md5 of the stripped, lower-cased line, as 16 bytes) is kept in exactly one page: the
 page whose ORIGINAL url has the smallest md5 hexdigest (hashing first avoids favouring a domain).
 The pipeline does the grouping: `emit_line_keys` per page, all pages of a line key meet, the owner
 is picked (`pick_line_owner`'s rule) and every other page learns the key it lost; then
@@ -21,11 +21,12 @@ from c4clean.cleaning.sentences import count_sentences
 from c4clean.cleaning.url import url_rank
 
 
-def line_key(line: str) -> str:
-    return hashlib.md5(line.strip().lower().encode("utf-8")).hexdigest()
+def line_key(line: str) -> bytes:
+    # The raw digest, not TFDS's hex text: the same identity, half the bytes in a shuffle.
+    return hashlib.md5(line.strip().lower().encode("utf-8")).digest()
 
 
-def emit_line_keys(page: Page) -> Iterator[tuple[str, str]]:
+def emit_line_keys(page: Page) -> Iterator[tuple[bytes, str]]:
     """`(line_key, page.url)` for each distinct line of the page.
 
     TFDS emits repeats of a line within a page too; one pair per key picks the same owner and
@@ -35,7 +36,7 @@ def emit_line_keys(page: Page) -> Iterator[tuple[str, str]]:
     md5 = hashlib.md5
     seen = set()
     for line in page.text.split(LINE_DELIMITER):
-        key = md5(line.strip().lower().encode("utf-8")).hexdigest()  # line_key, inlined: hot loop
+        key = md5(line.strip().lower().encode("utf-8")).digest()  # line_key, inlined: hot loop
         if key not in seen:
             seen.add(key)
             yield key, url
@@ -50,29 +51,30 @@ def pick_line_owner(urls: Iterable[Optional[str]]) -> Optional[str]:
     return min((u for u in urls if u is not None), key=url_rank, default=None)
 
 
-def line_losers(members: Iterable[tuple]) -> list[tuple]:
-    """All pages of one line key but its owner: members are `(url_rank(url), ...)` tuples, one
-    per page; the owner has the smallest rank (`pick_line_owner`'s rule; the rest of a tuple only
-    breaks ties between copies of one URL)."""
+def line_losers(members: Iterable) -> list:
+    """All pages of one line key but its owner: one member per page, each starting with its url's
+    rank (`url_rank`, or `url_digest` + anything as bytes: the same order); the owner is the
+    smallest (`pick_line_owner`'s rule; the rest of a member only breaks ties between copies of a
+    URL)."""
     members = list(members)
     owner = min(members, default=None)
     return [m for m in members if m != owner]
 
 
-def keep_keys_by_url(pages: Iterable[Page]) -> dict[str, set[str]]:
+def keep_keys_by_url(pages: Iterable[Page]) -> dict[str, set[bytes]]:
     """url -> the line keys its page keeps, for pages held in memory (benchmarks, tests, small
     corpora). The Beam pipeline computes the same with `pick_line_owner` as a per-key combine."""
-    owners: dict[str, str] = {}
+    owners: dict[bytes, str] = {}
     for page in pages:
         for key, url in emit_line_keys(page):
             owners[key] = pick_line_owner((owners.get(key), url))
-    keep: dict[str, set[str]] = {}
+    keep: dict[str, set[bytes]] = {}
     for key, url in owners.items():
         keep.setdefault(url, set()).add(key)
     return keep
 
 
-def remove_lines(page: Page, keep_keys: Iterable[str], min_num_sentences: int) -> CleanResult:
+def remove_lines(page: Page, keep_keys: Iterable[bytes], min_num_sentences: int) -> CleanResult:
     """TFDS `_remove_lines_from_text`: drop lines owned by other pages and repeats within the page.
 
     `keep_keys`: the line keys this page owns. `min_num_sentences` is 3 for cleaned configs and 0
@@ -82,7 +84,7 @@ def remove_lines(page: Page, keep_keys: Iterable[str], min_num_sentences: int) -
     return _remove_lines(page, keep_keys.__contains__, min_num_sentences)
 
 
-def remove_lost_lines(page: Page, lost_keys: Iterable[str], min_num_sentences: int) -> CleanResult:
+def remove_lost_lines(page: Page, lost_keys: Iterable[bytes], min_num_sentences: int) -> CleanResult:
     """`remove_lines` given the line keys this page does NOT own (every other line is its own).
     Most lines of a corpus are in one page only, so the pipeline sends pages what they lost."""
     lost_keys = lost_keys if isinstance(lost_keys, (set, frozenset)) else set(lost_keys)
@@ -96,7 +98,7 @@ def _remove_lines(page: Page, owns, min_num_sentences: int) -> CleanResult:
     n_global = n_local = 0
     md5 = hashlib.md5
     for line in page.text.split(LINE_DELIMITER):
-        key = md5(line.strip().lower().encode("utf-8")).hexdigest()  # line_key, inlined: hot loop
+        key = md5(line.strip().lower().encode("utf-8")).digest()  # line_key, inlined: hot loop
         if not owns(key):
             n_global += 1
             dropped.append((line, reasons.LINE_GLOBAL_DUPLICATE))

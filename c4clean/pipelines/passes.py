@@ -31,8 +31,8 @@ from c4clean.pipelines.counting import CountingDoFn
 
 log = logging.getLogger(__name__)
 
-BANDS = "bands"  # (band key, page id) of each page, for near-dedup
-LINES = "lines"  # (line key, (url rank, file position, ordinal)) of each distinct line, for line dedup
+BANDS = "bands"  # (band key, page id + ref) of each page, for near-dedup
+LINES = "lines"  # (line key, url digest + ref) of each distinct line of each page, for line dedup
 FINAL = "final"  # (split, page)
 
 
@@ -51,9 +51,15 @@ class PassPlan:
     language_id: str = "cld3"
 
 
-def page_ref(page_id) -> tuple[int, int]:
-    """(file position, ordinal) of a near-dedup page id `(page_id, file position, ordinal)`."""
-    return page_id[1], page_id[2]
+def with_ref(prefix: bytes, file_position: int, ordinal: int) -> bytes:
+    """`prefix` (which decides the order) + where the page is: one small bytes value per page in
+    the shuffles, instead of a tuple of three objects."""
+    return prefix + file_position.to_bytes(4, "big") + ordinal.to_bytes(4, "big")
+
+
+def page_ref(packed: bytes) -> tuple[int, int]:
+    """(file position, ordinal) of a `with_ref` value."""
+    return int.from_bytes(packed[-8:-4], "big"), int.from_bytes(packed[-4:], "big")
 
 
 class FilePass(CountingDoFn):
@@ -83,6 +89,7 @@ class FilePass(CountingDoFn):
             return
         pages = self._current_pages(paths[0], file_position, winners, groups)
         emit = self._plan.emit
+        log.info("file %d: %d pages on to %s", file_position, len(pages), emit)
         if emit == BANDS:
             yield from self._band_entries(file_position, pages)
         elif emit == LINES:
@@ -96,10 +103,8 @@ class FilePass(CountingDoFn):
         removed = set(groups["removed"]) if plan.after_near_dedup else set()
         verdict = steps.ApplyStagedVerdict(plan.rules_namespace) if plan.rules_namespace else None
         pages = []
-        for staged in perfile.decode(perfile.read_bytes(path), file_position):
+        for staged in perfile.decode(perfile.read_bytes(path), file_position, rows=sorted(winners)):
             ordinal = staged.order[1]
-            if ordinal not in winners:
-                continue
             if verdict is not None:
                 kept = steps.run_step(verdict, staged, self.count)
                 if not kept:
@@ -136,16 +141,16 @@ class FilePass(CountingDoFn):
             keys = band_keys(signature, bands, rows) if signature is not None else ()
             us = int((time.thread_time() - start) * 1e6)
             steps.count_stage(self.count, steps.NEAR_DEDUP, 1, 0, us=us)
-            pid = (page_id(page.url, page.text), file_position, ordinal)
+            pid = with_ref(page_id(page.url, page.text), file_position, ordinal)
             for key in keys:
                 yield beam.pvalue.TaggedOutput(BANDS, (key, pid))
 
     def _line_entries(self, file_position: int, pages: list):
         from c4clean.cleaning.dedup_lines import emit_line_keys
-        from c4clean.cleaning.url import url_rank
+        from c4clean.cleaning.url import url_digest
 
         for ordinal, page in pages:
-            member = (url_rank(page.url), file_position, ordinal)
+            member = with_ref(url_digest(page.url), file_position, ordinal)
             for key, _ in emit_line_keys(page):
                 yield beam.pvalue.TaggedOutput(LINES, (key, member))
 
@@ -155,7 +160,8 @@ def _lost_lines(group):
     from c4clean.cleaning.dedup_lines import line_losers
 
     key, members = group
-    for _, file_position, ordinal in line_losers(members):
+    for member in line_losers(members):
+        file_position, ordinal = page_ref(member)
         yield file_position, (ordinal, key)
 
 
@@ -182,6 +188,11 @@ class _TextsOfFile(beam.DoFn):
             yield wanted[staged.order[1]], staged.page
 
 
+def _by_file(pid: bytes):
+    file_position, ordinal = page_ref(pid)
+    return file_position, (ordinal, pid)
+
+
 class TextsOfPages(beam.PTransform):
     """PCollection[page id] -> (page id, page): near-dedup's candidates, read from their files."""
 
@@ -190,7 +201,7 @@ class TextsOfPages(beam.PTransform):
         self._files = files
 
     def expand(self, page_ids):
-        wanted = page_ids | "ByFile" >> beam.Map(lambda pid: (pid[1], (pid[2], pid)))
+        wanted = page_ids | "ByFile" >> beam.Map(_by_file)
         return (
             {"path": self._files, "want": wanted}
             | "JoinFiles" >> beam.CoGroupByKey()

@@ -131,7 +131,7 @@ def read_json(path: str) -> Optional[dict]:
 _STAGED_SCHEMA = formats.work_schema()
 
 
-def _encode(staged: list[Staged]) -> bytes:
+def encode(staged: list[Staged]) -> bytes:
     rows = collections.defaultdict(list)
     for s in staged:
         for field in (
@@ -308,7 +308,7 @@ def run_file(input_id: str, local_path: str, rules: PageRules) -> str:
             return arrow_path
     staged, summary = process_file(input_id, local_path, rules)
     summary.identity = identity
-    atomic.write_bytes_fs(arrow_path, _encode(staged))
+    atomic.write_bytes_fs(arrow_path, encode(staged))
     atomic.write_bytes_fs(json_path, summary.to_json())
     log.info("staged %s: %d pages, %d read issues", input_id, len(staged), len(summary.issues))
     return arrow_path
@@ -325,7 +325,7 @@ def record_failure(input_id: str, settings: PerFileSettings, code: str, detail: 
     summary = FileSummary(
         input=input_id, local_path=None, pages=0, counters={reasons.NS_READ: {code: 1}}, issues=[issue]
     )
-    atomic.write_bytes_fs(arrow_path, _encode([]))
+    atomic.write_bytes_fs(arrow_path, encode([]))
     atomic.write_bytes_fs(json_path, summary.to_json())
     return arrow_path
 
