@@ -225,10 +225,10 @@ def _command(pid: int) -> str:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_workers_run_c4cleans_entry_and_are_gone_when_the_run_returns(tmp_path):
-    """The workers run `local_workers` (Beam's harness, then an immediate exit); a finished run has
-    waited for every one of them, and its output is complete."""
+    """The workers run `worker_process` (started warm, then Beam's harness, then an immediate exit);
+    a finished run has waited for every one of them, and its output is complete."""
     run, children = _start_two_worker_run(tmp_path)
-    workers = [pid for pid in children if "-m c4clean.pipelines.local_workers" in _command(pid)]
+    workers = [pid for pid in children if "-m c4clean.pipelines.worker_process" in _command(pid)]
     assert len(workers) >= 2, [_command(pid) for pid in children]
     _, err = run.communicate(timeout=300)
     assert run.returncode == 0, err

@@ -171,7 +171,7 @@ def run(
     from c4clean.pipelines.runner import RunFailed, RunnerUnavailable
 
     try:
-        with output_folder.lock(output), _local_workers_end_with_run(local_workers):
+        with output_folder.lock(output), _local_workers_end_with_run(workers if local_workers else 0):
             outcome = pipeline.run(options, echo=click.echo, progress=verbosity() >= 0)
     except (FileNotFoundError, RunnerUnavailable, RunFailed) as error:
         raise click.ClickException(str(error))
@@ -185,10 +185,12 @@ def run(
 
 
 def _check_runner(runner: str) -> None:
+    if runner.lower() in RUNNER_NAMES or "." in runner:
+        return
     from apache_beam.runners.runner import _RUNNER_MAP
 
     name = runner_name(runner).lower()
-    if runner.lower() in RUNNER_NAMES or "." in runner or {name, name + "runner"} & set(_RUNNER_MAP):
+    if {name, name + "runner"} & set(_RUNNER_MAP):
         return
     raise click.BadParameter(
         f"unknown runner {runner!r}: one of {', '.join(RUNNER_NAMES)}, a Beam runner name "
@@ -197,10 +199,18 @@ def _check_runner(runner: str) -> None:
     )
 
 
-def _local_workers_end_with_run(local_workers: bool):
+@contextlib.contextmanager
+def _local_workers_end_with_run(workers: int):
+    """For `workers` > 0 local worker processes: they end with the run, and they start now, warming
+    up (importing Beam) while this process imports it and builds the pipeline."""
+    if not workers:
+        yield
+        return
+    from c4clean.pipelines.worker_process import warm_workers
     from c4clean.process_group import children_end_with_this_process
 
-    return children_end_with_this_process() if local_workers else contextlib.nullcontext()
+    with children_end_with_this_process(), warm_workers(workers):
+        yield
 
 
 def _input_bytes(inputs) -> int:

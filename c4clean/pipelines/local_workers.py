@@ -1,36 +1,31 @@
 """Local worker processes (`--workers N` > 1): Beam's FnApiRunner in multi-processing mode, with
-workers that exit as soon as their work is done.
-
-Beam starts each worker as `python -m apache_beam.runners.worker.sdk_worker_main`. At the end of a
-run the runner closes one worker's control stream, waits for that process to exit, then moves on to
-the next. A worker's SDK harness returns promptly, but the interpreter's own teardown after it
-(Beam's and gRPC's threads, thousands of modules) takes ~1 s per worker, paid one worker after the
-other. `LocalRunner` starts this module instead, which runs the same harness and then ends the
-process at once. Nothing is lost by that: when the harness returns it has answered every request,
-torn down the DoFns and flushed its log stream to the runner, and every output a worker writes is
-closed within its bundle. A harness that fails raises as before (traceback, exit status 1).
+workers that start while the driver builds the pipeline and exit as soon as their work is done
+(`worker_process` says how).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import shlex
-import sys
-
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.transforms import environments
 
-WORKER_COMMAND = f"{shlex.quote(sys.executable)} -m c4clean.pipelines.local_workers"
+from c4clean.pipelines import worker_process
 
 
 class LocalRunner(FnApiRunner):
-    """The FnApiRunner whose worker processes run this module's `main`.
+    """The FnApiRunner whose worker processes are c4clean's (`worker_process`), started warm.
 
     In multi-processing mode the FnApiRunner sets its `_default_environment` to a subprocess
     environment running Beam's own worker command just before it translates the pipeline; this
-    property swaps in `WORKER_COMMAND`. Other environments (in-process, one worker) pass unchanged.
+    property swaps in c4clean's. Other environments (in-process, one worker) pass unchanged.
     """
+
+    def __init__(self, workers: int = 1):
+        super().__init__()
+        # The ones `c4clean run` started before importing Beam, or started now, as the driver begins to
+        # build the pipeline: either way their start-up overlaps the driver's.
+        self._warm = worker_process.take_warm_workers(workers)
+        if self._warm is None and workers > 1:
+            self._warm = worker_process.WarmWorkers(workers)
 
     @property
     def _default_environment(self):
@@ -39,19 +34,13 @@ class LocalRunner(FnApiRunner):
     @_default_environment.setter
     def _default_environment(self, environment):
         if isinstance(environment, environments.SubprocessSDKEnvironment):
-            environment = environments.SubprocessSDKEnvironment.from_command_string(WORKER_COMMAND)
+            command = self._warm.command if self._warm is not None else worker_process.COMMAND
+            environment = environments.SubprocessSDKEnvironment.from_command_string(command)
         self._environment = environment
 
-
-def main() -> None:
-    from apache_beam.runners.worker import sdk_worker_main
-
-    sdk_worker_main.main(sys.argv)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    main()
+    def run_pipeline(self, pipeline, options):
+        try:
+            return super().run_pipeline(pipeline, options)
+        finally:
+            if self._warm is not None:
+                self._warm.close()

@@ -142,7 +142,7 @@ def make_runner(runner: str, workers: int = 1):
     if name == "FnApiRunner":
         from c4clean.pipelines.local_workers import LocalRunner
 
-        return LocalRunner()
+        return LocalRunner(workers)
     if name == "DaskRunner":
         from c4clean.pipelines.dask_runner import C4DaskRunner
 
