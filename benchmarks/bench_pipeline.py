@@ -92,8 +92,8 @@ def _role(pid: int, root: int) -> str:
         return "?"
     if os.path.basename(argv[0]) in ("sh", "bash", "dash"):
         return "shell"  # Beam starts each SDK worker through `sh -c`
-    if any("sdk_worker_main" in a for a in argv):
-        return "worker"  # FnApiRunner's multi-processing SDK worker
+    if any("sdk_worker_main" in a or "local_workers" in a for a in argv):
+        return "worker"  # a multi-processing SDK worker (Beam's, or c4clean's `local_workers`)
     return "other: " + " ".join(argv[1:]).strip()[:60]
 
 
