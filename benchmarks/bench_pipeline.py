@@ -41,6 +41,7 @@ CONFIGS = [
 ]
 MEMORY_FLAGS: list[str] = []  # en + near-dedup, as the second and third rows above
 POLL_S = 0.25
+ATTACH_ONLY_MIB = 64  # an attach process that only relays stays near 15 MiB; a worker holds Beam (300+)
 _MIB = 1024  # /proc and ru_maxrss give KiB
 
 
@@ -92,8 +93,10 @@ def _role(pid: int, root: int) -> str:
         return "?"
     if os.path.basename(argv[0]) in ("sh", "bash", "dash"):
         return "shell"  # Beam starts each SDK worker through `sh -c`
-    if any("sdk_worker_main" in a or "local_workers" in a for a in argv):
-        return "worker"  # a multi-processing SDK worker (Beam's, or c4clean's `local_workers`)
+    if "--attach" in argv:
+        return "attach"  # Beam's worker command handing its work to a warm worker (`worker_process`)
+    if any(name in a for a in argv for name in ("sdk_worker_main", "local_workers", "worker_process")):
+        return "worker"  # a multi-processing SDK worker (Beam's, or c4clean's)
     return "other: " + " ".join(argv[1:]).strip()[:60]
 
 
@@ -250,8 +253,11 @@ def _peaks(result: dict) -> tuple[float, list[float], float]:
 
     driver = max(peaks(lambda role: role == "driver"), default=0.0)
     workers = peaks(lambda role: role == "worker")
-    others = peaks(lambda role: role not in ("driver", "worker"))
-    return driver, workers, max(others, default=0.0)
+    others = peaks(lambda role: role not in ("driver", "worker", "attach"))
+    # An attach process that found no warm worker ran the harness itself: then it is the worker.
+    for peak in peaks(lambda role: role == "attach"):
+        (workers if peak > ATTACH_ONLY_MIB else others).append(peak)
+    return driver, sorted(workers, reverse=True), max(others, default=0.0)
 
 
 def memory_markdown(results: dict, scale: int) -> str:
