@@ -28,6 +28,7 @@ from apache_beam.runners.portability.fn_api_runner import execution
 SAMPLE_S = 0.5
 _buffers: weakref.WeakSet = weakref.WeakSet()
 _peak = {"total": 0, "at_s": 0.0, "by_name": {}}
+_timeline: list = []  # (seconds, driver RSS MiB, buffers MiB, largest buffer) when either moved
 _start = time.perf_counter()
 
 
@@ -92,8 +93,18 @@ def _sample() -> None:
         if size:
             by_name[buffer._bench_name] = by_name.get(buffer._bench_name, 0) + size
     total = sum(by_name.values())
+    now = time.perf_counter() - _start
     if total > _peak["total"]:
-        _peak.update(total=total, at_s=time.perf_counter() - _start, by_name=by_name)
+        _peak.update(total=total, at_s=now, by_name=by_name)
+    rss, held = _rss_mib(), total / 2**20
+    if not _timeline or abs(rss - _timeline[-1][1]) >= 10 or abs(held - _timeline[-1][2]) >= 5:
+        largest = max(by_name, key=by_name.get) if by_name else ""
+        _timeline.append((now, rss, held, largest))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
 def _sampler() -> None:
@@ -114,6 +125,9 @@ def _report() -> None:
     )
     for name, size in sorted(_peak["by_name"].items(), key=lambda kv: -kv[1]):
         print(f"  {size / mib:8.1f} MiB  {name}", file=sys.stderr)
+    print("\ndriver RSS against buffers over the run (s, RSS MiB, buffers MiB, largest):", file=sys.stderr)
+    for at, rss, held, largest in _timeline:
+        print(f"  {at:6.1f} {rss:7.0f} {held:7.1f}  {largest}", file=sys.stderr)
 
 
 def main() -> None:
