@@ -249,7 +249,8 @@ class NearDuplicates(beam.PTransform):
             | "DistinctCandidates" >> beam.Distinct()
             | "CountCandidates" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS)
         )
-        candidate_ids = pairs | "CandidateIds" >> beam.FlatMap(_both_ends) | "DistinctIds" >> beam.Distinct()
+        # An id once per pair it is in: `texts` reads each page once (its join dedups).
+        candidate_ids = pairs | "CandidateIds" >> beam.FlatMap(_both_ends)
         texts = candidate_ids | "CandidateTexts" >> self._texts
         half = (
             {"page": texts, "larger": pairs}
@@ -309,7 +310,7 @@ class _TextsFrom(beam.PTransform):
 
 def _wanted_pages(joined):
     pid, groups = joined
-    if list(groups["want"]):
+    if any(True for _ in groups["want"]):
         for page in groups["page"]:
             yield pid, page
 
