@@ -4,6 +4,7 @@
 <output>/manifest.json, stats.json, report.md, histograms.png, README.md (the dataset card)
 <output>/.work/files/<key>.arrow|.json   per-input-file results (`perfile`, kept for --resume)
 <output>/.work/shards/                   shards staged by the workers, and counts.json
+<output>/.work/shards/passes/<i>-<file>.done   per-file pass i done (`passes`; the progress display)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RunLayout:
     files_dir: str
     staging_dir: str
     counts: str
+    passes_dir: str
     manifest: str
     stats: str
     report: str
@@ -46,6 +48,7 @@ class RunLayout:
             files_dir=_join(work, "files"),
             staging_dir=staging,
             counts=_join(staging, COUNTS),
+            passes_dir=_join(staging, "passes"),
             manifest=_join(output, MANIFEST),
             stats=_join(output, STATS),
             report=_join(output, REPORT),

@@ -49,6 +49,23 @@ class PassPlan:
     minhash: tuple = ()  # (num_perm, seed, ngram, normalization, bands, rows) when emit == BANDS
     recipe: object = None  # options.Recipe, for the final steps
     language_id: str = "cld3"
+    index: int = 0  # the pass's place in the run
+    progress_dir: Optional[str] = None  # where a file's pass leaves `done_marker` (progress display)
+
+
+def pass_plan(options) -> list[str]:
+    """What each pass of a run emits, in order (`RunOptions`)."""
+    return [BANDS] * options.near_dedup + [LINES] * options.recipe.dedupe_lines + [FINAL]
+
+
+def done_marker(progress_dir: str, index: int, file_position: int) -> str:
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.join(progress_dir, f"{index}-{file_position}.done")
+
+
+# What each pass emits, as the progress display names the pass.
+PASS_NAMES = {BANDS: "signatures", LINES: "line keys", FINAL: "language id and shards"}
 
 
 def with_ref(prefix: bytes, file_position: int, ordinal: int) -> bytes:
@@ -88,14 +105,18 @@ class FilePass(CountingDoFn):
         if not paths or not winners:
             return
         pages = self._current_pages(paths[0], file_position, winners, groups)
-        emit = self._plan.emit
-        log.info("file %d: %d pages on to %s", file_position, len(pages), emit)
-        if emit == BANDS:
+        plan = self._plan
+        log.info("file %d: %d pages on to %s", file_position, len(pages), PASS_NAMES[plan.emit])
+        if plan.emit == BANDS:
             yield from self._band_entries(file_position, pages)
-        elif emit == LINES:
+        elif plan.emit == LINES:
             yield from self._line_entries(file_position, pages)
         else:
             yield from steps.run_steps(self._final, [page for _, page in pages], self.count)
+        if plan.progress_dir is not None:
+            from c4clean import atomic
+
+            atomic.write_bytes_fs(done_marker(plan.progress_dir, plan.index, file_position), b"")
 
     def _current_pages(self, path: str, file_position: int, winners: set, groups) -> list:
         """(ordinal, page) of the file's pages still in, with the decisions of this pass applied."""

@@ -116,9 +116,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
     decisions = {"path": files, "winner": newest | "WinnerRefs" >> beam.MapTuple(lambda _, e: e.order)}
 
     # The passes: each applies the decisions so far and emits what the next global step needs.
-    after = [passes.BANDS] if options.near_dedup else []
-    after += [passes.LINES] if recipe.dedupe_lines else []
-    after += [passes.FINAL]
+    after = passes.pass_plan(options)
     rule_namespace = (
         reasons.NS_CLEAN if recipe.clean else reasons.NS_PARAGRAPH if recipe.paragraph_filter else None
     )
@@ -139,7 +137,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         language_id=options.language_id,
     )
     for i, emit in enumerate(after):
-        plan = dataclasses.replace(plan, emit=emit)
+        plan = dataclasses.replace(plan, emit=emit, index=i, progress_dir=options.layout.passes_dir)
         outputs = (
             dict(decisions)
             | f"JoinDecisions{i}" >> beam.CoGroupByKey()

@@ -1,8 +1,10 @@
 """The progress display of `c4clean run`: files done of total, pages read, pages/s, elapsed, ETA.
 
-It follows the per-file results (`<work>/files/<key>.json`, written when an input file is done) and
-then the staged shards, polled from the driver: that works on every runner whose workers share the
-output filesystem with the driver (local, a dask cluster, gs:// on Dataflow), with no runner API.
+It counts file steps: each input file is staged once (`<work>/files/<key>.json`, written when the
+file is read) and then goes through the per-file passes (`passes`: a marker per file and pass), so
+the bar moves through the whole run, and its label names the pass under way. It polls these files
+and the staged shards from the driver: that works on every runner whose workers share the output
+filesystem with the driver (local, a dask cluster, gs:// on Dataflow), with no runner API.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 
 from c4clean.cleaning import reasons
 from c4clean.formats import parse_shard_name
-from c4clean.pipelines import perfile
+from c4clean.pipelines import passes, perfile
 
 POLL_SECONDS = 1.0
 
@@ -36,6 +38,8 @@ class RunProgress:
         self._expected = {perfile.work_paths(layout.files_dir, i, signature)[1] for i, _ in planned}
         self._files_pattern = layout.files_dir.rstrip("/") + "/*.json"
         self._shards_pattern = layout.staging_dir.rstrip("/") + "/*.json"
+        self._passes_pattern = layout.passes_dir.rstrip("/") + "/*.done"
+        self._pass_names = [passes.PASS_NAMES[emit] for emit in passes.pass_plan(options)]
         self._stream = stream or sys.stderr
         self._done: dict[str, int] = {}  # per-file JSON -> pages read
         self._stop = threading.Event()
@@ -46,9 +50,8 @@ class RunProgress:
         from tqdm import tqdm
 
         self._started = self._last_file = time.monotonic()
-        self._bar = tqdm(
-            total=len(self._expected), desc="files", unit="file", file=self._stream, dynamic_ncols=True
-        )
+        steps = len(self._expected) * (1 + len(self._pass_names))
+        self._bar = tqdm(total=steps, desc="reading", unit="file step", file=self._stream, dynamic_ncols=True)
         self._thread.start()
         return self
 
@@ -57,6 +60,11 @@ class RunProgress:
         self._thread.join()
         self._poll()
         self._bar.close()
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        """(file steps done, file steps in all): staging and each pass, per input file."""
+        return self._bar.n, self._bar.total
 
     def _loop(self):
         while not self._stop.wait(POLL_SECONDS):
@@ -73,7 +81,16 @@ class RunProgress:
         reading = self._last_file if len(self._done) == len(self._expected) else time.monotonic()
         rate = pages / max(reading - self._started, 1e-9)
         shards = len([p for p in _paths(self._shards_pattern) if parse_shard_name(p[: -len(".json")])])
-        self._bar.n = len(self._done)
+        passed = [0] * len(self._pass_names)
+        for path in _paths(self._passes_pattern):
+            index = int(path.rsplit("/", 1)[-1].split("-", 1)[0])
+            passed[index] += 1
+        self._bar.n = len(self._done) + sum(passed)
+        under_way = next((i for i, n in enumerate(passed) if n < len(self._expected)), None)
+        if len(self._done) == len(self._expected) and under_way is not None:
+            self._bar.set_description_str(
+                f"pass {under_way + 1}/{len(passed)}: {self._pass_names[under_way]}"
+            )
         after = f", {shards} shards written" if shards else ""
         self._bar.set_postfix_str(f"{pages:,} pages read, {rate:,.0f} pages/s{after}", refresh=False)
         self._bar.refresh()
