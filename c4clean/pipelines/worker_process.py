@@ -163,6 +163,8 @@ def warm(socket_path: str) -> None:
 def attach(folder: str) -> None:
     """Claims a warm worker in `folder` (the first whose claim file this process creates), gives it
     this process's environment and exits with its status; runs the harness here if none is left."""
+    # A relay: Ctrl-C is for the worker it attaches to (and the run), not for it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     names = (
         sorted(n for n in os.listdir(folder) if n.endswith(SOCKET_SUFFIX)) if os.path.isdir(folder) else []
     )
@@ -181,6 +183,7 @@ def attach(folder: str) -> None:
         connection.sendall(json.dumps(dict(os.environ)).encode() + b"\n")
         reply = _receive_line(connection).strip()
         sys.exit(int(reply) if reply.isdigit() else _FAILED)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run_harness()
 
 
