@@ -41,6 +41,7 @@ CONFIGS = [
 ]
 MEMORY_FLAGS: list[str] = []  # en + near-dedup, as the second and third rows above
 POLL_S = 0.25
+_STATUS_KEYS = ("VmHWM", "VmRSS", "RssAnon", "RssFile")
 ATTACH_ONLY_MIB = 64  # an attach process that only relays stays near 15 MiB; a worker holds Beam (300+)
 _MIB = 1024  # /proc and ru_maxrss give KiB
 
@@ -72,15 +73,13 @@ def _tree(root: int) -> list[int]:
 
 
 def _status_kib(pid: int) -> dict[str, int]:
-    """VmHWM and VmRSS of a process in KiB ({} if it is gone)."""
+    """VmHWM, VmRSS, RssAnon and RssFile of a process in KiB ({} if it is gone)."""
     try:
         with open(f"/proc/{pid}/status") as f:
             lines = f.read().splitlines()
     except OSError:
         return {}
-    return {
-        k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in ("VmHWM", "VmRSS")
-    }
+    return {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in _STATUS_KEYS}
 
 
 def _role(pid: int, root: int) -> str:
@@ -118,8 +117,9 @@ def measure(command: list[str]) -> dict:
                 continue
             entry = seen.get(pid)
             if entry is None:
-                entry = seen[pid] = {"pid": pid, "role": _role(pid, proc.pid), "peak_kib": 0}
+                entry = seen[pid] = {"pid": pid, "role": _role(pid, proc.pid), "peak_kib": 0, "anon_kib": 0}
             entry["peak_kib"] = max(entry["peak_kib"], status.get("VmHWM", 0))
+            entry["anon_kib"] = max(entry["anon_kib"], status.get("RssAnon", 0))
             total += status.get("VmRSS", 0)
             if sample is not None:
                 sample.append((pid, round(status.get("VmRSS", 0) / _MIB)))
@@ -130,7 +130,15 @@ def measure(command: list[str]) -> dict:
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     processes = [
-        {"pid": e["pid"], "role": e["role"], "peak_rss_mib": e["peak_kib"] / _MIB} for e in seen.values()
+        # anon: the largest RssAnon seen (sampled): the process's own memory, without the pages of
+        # files it maps (shared libraries, memory-mapped Arrow files), which the kernel can drop.
+        {
+            "pid": e["pid"],
+            "role": e["role"],
+            "peak_rss_mib": e["peak_kib"] / _MIB,
+            "anon_mib": e["anon_kib"] / _MIB,
+        }
+        for e in seen.values()
     ]
     return {
         "exit": proc.returncode,
@@ -245,19 +253,23 @@ def scaled_corpus(input_dir: Path, target: Path, copies: int) -> Path:
     return target
 
 
-def _peaks(result: dict) -> tuple[float, list[float], float]:
-    """(driver peak MiB, worker peaks MiB largest first, largest peak of any other process)."""
-
-    def peaks(keep) -> list[float]:
-        return sorted((p["peak_rss_mib"] for p in result["processes"] if keep(p["role"])), reverse=True)
-
-    driver = max(peaks(lambda role: role == "driver"), default=0.0)
-    workers = peaks(lambda role: role == "worker")
-    others = peaks(lambda role: role not in ("driver", "worker", "attach"))
+def _peaks(result: dict) -> tuple[dict, list[dict], float]:
+    """(the driver, the workers largest first, largest peak MiB of any other process); a process is
+    {"peak_rss_mib", "anon_mib", ...} as `measure` gives it."""
+    by_peak = sorted(result["processes"], key=lambda p: -p["peak_rss_mib"])
+    driver = next((p for p in by_peak if p["role"] == "driver"), {"peak_rss_mib": 0.0})
+    workers = [p for p in by_peak if p["role"] == "worker"]
+    others = [p for p in by_peak if p["role"] not in ("driver", "worker", "attach")]
     # An attach process that found no warm worker ran the harness itself: then it is the worker.
-    for peak in peaks(lambda role: role == "attach"):
-        (workers if peak > ATTACH_ONLY_MIB else others).append(peak)
-    return driver, sorted(workers, reverse=True), max(others, default=0.0)
+    for p in by_peak:
+        if p["role"] == "attach":
+            (workers if p["peak_rss_mib"] > ATTACH_ONLY_MIB else others).append(p)
+    workers.sort(key=lambda p: -p["peak_rss_mib"])
+    return driver, workers, max((p["peak_rss_mib"] for p in others), default=0.0)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{b / a:.2f}" if a else ""
 
 
 def memory_markdown(results: dict, scale: int) -> str:
@@ -268,15 +280,17 @@ def memory_markdown(results: dict, scale: int) -> str:
     ]
     for r in results.values():
         driver, workers, other = _peaks(r)
+        per_worker = " / ".join(f"{w['peak_rss_mib']:.0f}" for w in workers) or "(in driver)"
         lines.append(
             f"| {r['scale']}x | {r['workers']} | {r['pages_in']} | {r['pages_out']} | {r['wall_s']:.0f} | "
-            f"{r['cpu_s']:.0f} | {driver:.0f} | {' / '.join(f'{w:.0f}' for w in workers) or '(in driver)'} | "
+            f"{r['cpu_s']:.0f} | {driver['peak_rss_mib']:.0f} | {per_worker} | "
             f"{other:.0f} | {r['tree_peak_rss_mib']:.0f} |"
         )
     lines += [
         "",
-        f"| workers | process | 1x peak RSS MiB | {scale}x peak RSS MiB | {scale}x / 1x |",
-        "|---|---|---|---|---|",
+        f"| workers | process | 1x peak RSS MiB | {scale}x peak RSS MiB | {scale}x / 1x "
+        f"| 1x anon MiB | {scale}x anon MiB | {scale}x / 1x anon |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     by_workers: dict[int, dict[int, dict]] = {}
     for r in results.values():
@@ -285,14 +299,19 @@ def memory_markdown(results: dict, scale: int) -> str:
         if 1 not in pair or scale not in pair:
             continue
         (d1, w1, _), (dk, wk, _) = _peaks(pair[1]), _peaks(pair[scale])
-        rows = [("driver (the runner; in-process work with 1 worker)", d1, dk)]
+        rows = [("driver (the runner; all the work with 1 worker)", d1, dk)]
         # Workers are alike: the i-th largest at 1x against the i-th largest at Kx.
         rows += [(f"worker {i + 1} (by size)", a, b) for i, (a, b) in enumerate(zip(w1, wk))]
-        rows.append(
-            ("whole tree (sampled sum)", pair[1]["tree_peak_rss_mib"], pair[scale]["tree_peak_rss_mib"])
-        )
         for name, a, b in rows:
-            lines.append(f"| {workers} | {name} | {a:.0f} | {b:.0f} | {b / a:.2f} |")
+            pa, pb, aa, ab = a["peak_rss_mib"], b["peak_rss_mib"], a.get("anon_mib", 0), b.get("anon_mib", 0)
+            lines.append(
+                f"| {workers} | {name} | {pa:.0f} | {pb:.0f} | {_ratio(pa, pb)} "
+                f"| {aa:.0f} | {ab:.0f} | {_ratio(aa, ab)} |"
+            )
+        t1, tk = pair[1]["tree_peak_rss_mib"], pair[scale]["tree_peak_rss_mib"]
+        lines.append(
+            f"| {workers} | whole tree (sampled sum) | {t1:.0f} | {tk:.0f} | {_ratio(t1, tk)} | | | |"
+        )
     return "\n".join(lines)
 
 
@@ -306,10 +325,11 @@ def run_memory(args, base: Path) -> None:
             out = base / f"mem-{scale}x-w{workers}"
             r = results[name] = run_config(corpus, out, MEMORY_FLAGS, workers)
             r["scale"] = scale
-            driver, peaks, _ = _peaks(r)
+            driver, processes, _ = _peaks(r)
+            peaks = [round(w["peak_rss_mib"]) for w in processes]
             print(
-                f"  {r['wall_s']:.0f} s, {r['pages_out']} pages out, driver {driver:.0f} MiB, "
-                f"workers {[round(p) for p in peaks]} MiB",
+                f"  {r['wall_s']:.0f} s, {r['pages_out']} pages out, "
+                f"driver {driver['peak_rss_mib']:.0f} MiB, workers {peaks} MiB",
                 flush=True,
             )
             (base / "memory.json").write_text(json.dumps(results, indent=1))
