@@ -133,11 +133,28 @@ def _receive_line(connection: socket.socket) -> bytes:
     return data
 
 
+def _remove_traces(socket_path: str) -> None:
+    """Removes a warm worker's socket and claim files, and the folder once it is empty: the driver
+    does that too, but a driver killed outright cannot."""
+    for path in (socket_path, socket_path + CLAIM_SUFFIX):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.dirname(socket_path))
+
+
 def warm(socket_path: str) -> None:
     """Imports Beam, then runs the harness for the first `attach` that connects to `socket_path`
     and reports its exit status there; exits quietly when standard input closes first."""
-    # Until claimed, Ctrl-C is the run's to handle (it ends, and so does this process's stdin).
+
+    def end_unclaimed(*_) -> None:
+        _remove_traces(socket_path)
+        os._exit(0)
+
+    # Until claimed, Ctrl-C is the run's to handle (it ends, and so does this process's stdin), and
+    # the end of the run (stdin closed, or SIGTERM from the run's watchdog) ends this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, end_unclaimed)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)  # before the slow import, so an early `attach` waits rather than fails
     listener.listen(1)
@@ -145,10 +162,12 @@ def warm(socket_path: str) -> None:
 
     ready, _, _ = select.select([listener, sys.stdin], [], [])
     if listener not in ready:
-        os._exit(0)  # the run has ended without needing this worker
+        end_unclaimed()  # the run has ended without needing this worker
     connection, _ = listener.accept()
     listener.close()
+    _remove_traces(socket_path)  # claimed: nothing else may connect
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a worker Beam starts itself
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.update(json.loads(_receive_line(connection)))
     status = _FAILED
     try:
@@ -177,9 +196,11 @@ def attach(folder: str) -> None:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             connection.connect(path)
-        except OSError:
+        except OSError:  # that warm worker is gone (claimed just now, or its run is ending)
             connection.close()
-            continue  # that warm worker is gone (its run is ending)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path + CLAIM_SUFFIX)
+            continue
         connection.sendall(json.dumps(dict(os.environ)).encode() + b"\n")
         reply = _receive_line(connection).strip()
         sys.exit(int(reply) if reply.isdigit() else _FAILED)
