@@ -109,7 +109,8 @@ def test_assign_split_by_url_hash_and_language():
 def test_only_the_pages_that_lose_a_line_hear_of_it(tmp_path):
     shared, only_a = line_key("shared line"), line_key("only in a")
     a, owner = passes.with_ref(b"\xff" * 16, 0, 1), passes.with_ref(b"\x00" * 16, 1, 7)
-    entries = [(shared, a), (shared, owner), (only_a, a)]  # a has the larger md5(url): it loses
+    # a has the larger md5(url): it loses the line it shares; packed as the passes send them
+    entries = passes.pack_by_key_shard([(shared, a), (shared, owner), (only_a, a)], shards=3)
     found, _ = _run(lambda pc: pc | passes.LostLines(), tmp_path, entries)
     assert found == [(0, (1, shared))]
 
@@ -158,5 +159,6 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
     outputs, count = _pass(first, (4, {"path": [path], "winner": [1]}))
     assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:in")] == 1
     assert {o.tag for o in outputs} == {passes.LINES}
-    assert sorted(o.value[0] for o in outputs) == sorted(line_key(line) for line in other.split("\n"))
-    assert {passes.page_ref(o.value[1]) for o in outputs} == {(4, 1)}  # where the page is
+    entries = [entry for o in outputs for entry in o.value[1]]  # packed per key shard
+    assert sorted(key for key, _ in entries) == sorted(line_key(line) for line in other.split("\n"))
+    assert {passes.page_ref(member) for _, member in entries} == {(4, 1)}  # where the page is

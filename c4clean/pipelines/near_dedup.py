@@ -28,6 +28,7 @@ from c4clean.cleaning import minhash, reasons
 from c4clean.cleaning.page import Page
 from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
+from c4clean.pipelines.passes import pack_by_key_shard, unpack_groups
 
 DEFAULT_MAX_ROUNDS = 8
 # Buckets up to this size give all their pairs as candidates; larger ones a star from their
@@ -35,17 +36,25 @@ DEFAULT_MAX_ROUNDS = 8
 MAX_ALL_PAIRS_BUCKET = 32
 # Components up to this size are clustered around their best-connected pages (all pairs compared).
 MAX_STAR_COMPONENT = 1000
+# Bucket-key shards of `RemoveNearDuplicates` (the pipeline scales them with its input files).
+STANDALONE_SHARDS = 64
 
 
-def _candidate_pairs(bucket) -> Iterator[tuple[bytes, bytes]]:
+def _bucket_pairs(members) -> Iterator[tuple[bytes, bytes]]:
     """(smaller id, larger id) pairs of one bucket: all of them, or a star for a large bucket."""
-    _, ids = bucket
-    members = sorted(set(ids))
+    members = sorted(set(members))
     if len(members) <= MAX_ALL_PAIRS_BUCKET:
         yield from itertools.combinations(members, 2)
     else:
         for other in members[1:]:
             yield members[0], other
+
+
+def _candidate_pairs(shard) -> Iterator[tuple[bytes, bytes]]:
+    """The candidate pairs of the buckets of one key shard (`passes.pack_by_key_shard`)."""
+    for members in unpack_groups(shard).values():
+        if len(members) > 1:
+            yield from _bucket_pairs(members)
 
 
 def _both_ends(pair) -> Iterator[bytes]:
@@ -208,7 +217,8 @@ def _write_audit(rows: list[dict], path: str) -> None:
 
 
 class NearDuplicates(beam.PTransform):
-    """PCollection[(band key, page id)] -> PCollection[page id] of the pages to remove.
+    """PCollection[(key shard, [(band key, page id), ...])] (`passes.pack_by_key_shard`) ->
+    PCollection[page id] of the pages to remove.
 
     `texts`: a PTransform from a PCollection of page ids (the candidates) to (page id, page) for
     those ids (anything with `.url` and `.text`). Two pages are candidates when they share a band
@@ -244,7 +254,7 @@ class NearDuplicates(beam.PTransform):
     def expand(self, band_entries):
         pairs = (
             band_entries
-            | "GroupBuckets" >> beam.GroupByKey()
+            | "GroupBucketShards" >> beam.GroupByKey()
             | "CandidatePairs" >> beam.FlatMap(_candidate_pairs)
             | "DistinctCandidates" >> beam.Distinct()
             | "CountCandidates" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS)
@@ -322,7 +332,7 @@ def _survivors(joined):
 
 
 class _BandEntries(beam.DoFn):
-    """(id, page) -> (band key, id) for each band; pages without any shingle give none."""
+    """(id, page) -> its band entries, packed by key shard; pages without any shingle give none."""
 
     def __init__(self, num_perm: int, seed: int, ngram: int, normalization: str, bands: int, rows: int):
         self._args = (num_perm, seed, ngram, normalization)
@@ -337,8 +347,8 @@ class _BandEntries(beam.DoFn):
         pid, page = element
         sig = self._hasher.signature(page.text)
         if sig is not None:
-            for key in minhash.band_keys(sig, *self._bands):
-                yield key, pid
+            entries = ((key, pid) for key in minhash.band_keys(sig, *self._bands))
+            yield from pack_by_key_shard(entries, STANDALONE_SHARDS)
 
 
 class RemoveNearDuplicates(beam.PTransform):

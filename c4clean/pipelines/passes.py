@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import time
 from typing import Optional
 
 import apache_beam as beam
@@ -31,9 +32,13 @@ from c4clean.pipelines.counting import CountingDoFn
 
 log = logging.getLogger(__name__)
 
-BANDS = "bands"  # (band key, page id + ref) of each page, for near-dedup
-LINES = "lines"  # (line key, url digest + ref) of each distinct line of each page, for line dedup
+BANDS = "bands"  # (key shard, [(band key, page id + ref)]) of a file's pages, for near-dedup
+LINES = "lines"  # (key shard, [(line key, url digest + ref)]) of a file's pages' lines, for line dedup
 FINAL = "final"  # (split, page)
+# Keys of a shuffle are packed per file and shard (`pack_by_key_shard`): with this many
+# shards per input file, each file sends at most one element per shard, and a shard's group holds
+# about as many entries as one file has pages, whatever the corpus size.
+KEY_SHARDS_PER_FILE = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +52,7 @@ class PassPlan:
     after_line_dedup: bool = False  # remove the lines each page lost
     min_num_sentences: int = 0
     minhash: tuple = ()  # (num_perm, seed, ngram, normalization, bands, rows) when emit == BANDS
+    key_shards: int = 1  # shards of the keys BANDS and LINES send (`pack_by_key_shard`)
     recipe: object = None  # options.Recipe, for the final steps
     language_id: str = "cld3"
     index: int = 0  # the pass's place in the run
@@ -66,6 +72,26 @@ def done_marker(progress_dir: str, index: int, file_position: int) -> str:
 
 # What each pass emits, as the progress display names the pass.
 PASS_NAMES = {BANDS: "signatures", LINES: "line keys", FINAL: "language id and shards"}
+
+
+def pack_by_key_shard(entries, shards: int):
+    """(key, value) entries, keys being hashes -> (key shard, [(key, value), ...]), one element per
+    shard. All entries of a key fall in one shard, so grouping the packs by shard groups the keys,
+    with far fewer elements through a shuffle than one per entry (for near-dedup, 16 per page)."""
+    packs: dict[int, list] = {}
+    for key, value in entries:
+        packs.setdefault(int.from_bytes(key[-4:], "big") % shards, []).append((key, value))
+    return sorted(packs.items())
+
+
+def unpack_groups(shard) -> dict:
+    """key -> [values] of a key shard's packs (a GroupByKey's output)."""
+    _, packs = shard
+    groups: dict = {}
+    for pack in packs:
+        for key, value in pack:
+            groups.setdefault(key, []).append(value)
+    return groups
 
 
 def with_ref(prefix: bytes, file_position: int, ordinal: int) -> bytes:
@@ -104,15 +130,19 @@ class FilePass(CountingDoFn):
         winners = set(groups["winner"])
         if not paths or not winners:
             return
+        started = time.perf_counter()
         pages = self._current_pages(paths[0], file_position, winners, groups)
         plan = self._plan
-        log.info("file %d: %d pages on to %s", file_position, len(pages), PASS_NAMES[plan.emit])
         if plan.emit == BANDS:
             yield from self._band_entries(file_position, pages)
         elif plan.emit == LINES:
             yield from self._line_entries(file_position, pages)
         else:
             yield from steps.run_steps(self._final, [page for _, page in pages], self.count)
+        seconds = time.perf_counter() - started
+        log.info(
+            "file %d: %s of %d pages in %.1f s", file_position, PASS_NAMES[plan.emit], len(pages), seconds
+        )
         if plan.progress_dir is not None:
             from c4clean import atomic
 
@@ -151,11 +181,10 @@ class FilePass(CountingDoFn):
         return pages
 
     def _band_entries(self, file_position: int, pages: list):
-        import time
-
         from c4clean.cleaning.minhash import band_keys, page_id
 
         bands, rows = self._plan.minhash[4:]
+        entries = []
         for ordinal, page in pages:
             start = time.thread_time()
             signature = self._hasher.signature(page.text)
@@ -163,36 +192,42 @@ class FilePass(CountingDoFn):
             us = int((time.thread_time() - start) * 1e6)
             steps.count_stage(self.count, steps.NEAR_DEDUP, 1, 0, us=us)
             pid = with_ref(page_id(page.url, page.text), file_position, ordinal)
-            for key in keys:
-                yield beam.pvalue.TaggedOutput(BANDS, (key, pid))
+            entries += [(key, pid) for key in keys]
+        for pack in pack_by_key_shard(entries, self._plan.key_shards):
+            yield beam.pvalue.TaggedOutput(BANDS, pack)
 
     def _line_entries(self, file_position: int, pages: list):
         from c4clean.cleaning.dedup_lines import emit_line_keys
         from c4clean.cleaning.url import url_digest
 
+        entries = []
         for ordinal, page in pages:
             member = with_ref(url_digest(page.url), file_position, ordinal)
-            for key, _ in emit_line_keys(page):
-                yield beam.pvalue.TaggedOutput(LINES, (key, member))
+            entries += [(key, member) for key, _ in emit_line_keys(page)]
+        for pack in pack_by_key_shard(entries, self._plan.key_shards):
+            yield beam.pvalue.TaggedOutput(LINES, pack)
 
 
-def _lost_lines(group):
-    """(line key, pages that have the line) -> (file position, (ordinal, key)) for all but its owner."""
+def _lost_lines(shard):
+    """A key shard of line entries -> (file position, (ordinal, key)) for each page that has a line
+    it does not own."""
     from c4clean.cleaning.dedup_lines import line_losers
 
-    key, members = group
-    for member in line_losers(members):
-        file_position, ordinal = page_ref(member)
-        yield file_position, (ordinal, key)
+    for key, members in unpack_groups(shard).items():
+        for member in line_losers(members):
+            file_position, ordinal = page_ref(member)
+            yield file_position, (ordinal, key)
 
 
 class LostLines(beam.PTransform):
-    """PCollection[(line key, member)] -> (file position, (ordinal, line key)) for each page that
-    has a line some other page owns (TFDS `remove_duplicate_text`'s owner: smallest md5(url)). Only
-    the lines a page loses travel back to it; most lines are in one page only."""
+    """PCollection[(key shard, [(line key, member)])] -> (file position, (ordinal, line key)) for
+    each page that has a line some other page owns (TFDS `remove_duplicate_text`'s owner: smallest
+    md5(url)). Only the lines a page loses travel back to it; most lines are in one page only."""
 
     def expand(self, line_entries):
-        return line_entries | "GroupLines" >> beam.GroupByKey() | "LostLines" >> beam.FlatMap(_lost_lines)
+        return (
+            line_entries | "GroupLineShards" >> beam.GroupByKey() | "LostLines" >> beam.FlatMap(_lost_lines)
+        )
 
 
 class _TextsOfFile(beam.DoFn):

@@ -133,6 +133,8 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
             bands,
             rows,
         ),
+        # A key shard then holds about as many band entries as one file has pages.
+        key_shards=passes.KEY_SHARDS_PER_FILE * len(planned),
         recipe=recipe,
         language_id=options.language_id,
     )
