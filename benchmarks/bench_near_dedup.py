@@ -129,16 +129,18 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
             return iter(())
 
     b, r = minhash.recall_bands()
+    files = 10
     plan = passes.PassPlan(
         emit=passes.BANDS,
         minhash=(minhash.DEFAULT_NUM_PERM, minhash.DEFAULT_SEED, minhash.DEFAULT_NGRAM, normalization, b, r),
+        key_shards=passes.KEY_SHARDS_PER_FILE * files,  # as `c4clean run` shards the band keys
     )
     mode = "multi_processing" if workers > 1 else "in_memory"
     options = PipelineOptions(
         ["--runner=FnApiRunner", f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
     )
     with tempfile.TemporaryDirectory() as tmp:
-        staged = _stage_pages(pages, Path(tmp), files=10)
+        staged = _stage_pages(pages, Path(tmp), files)
         audit = Path(tmp) / "near_duplicates.jsonl"
         start, cpu = time.perf_counter(), time.process_time()
         with beam.Pipeline(options=options) as p:

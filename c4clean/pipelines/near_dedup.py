@@ -25,7 +25,6 @@ from typing import Iterator, Optional
 import apache_beam as beam
 
 from c4clean.cleaning import minhash, reasons
-from c4clean.cleaning.page import Page
 from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
 from c4clean.pipelines.passes import pack_by_key_shard, unpack_groups
@@ -63,33 +62,35 @@ def _both_ends(pair) -> Iterator[bytes]:
 
 
 class _Shingler:
-    """Shingle sets with the transform's settings."""
+    """A page's shingles with the transform's settings, computed once per candidate page and sent
+    along as (url, shingles): verification and clustering compare sets, never re-shingle."""
 
     def __init__(self, ngram: int, normalization: str):
         self._args = (ngram, normalization)
 
-    def __call__(self, text: str) -> set:
-        return set(minhash.shingles(text, *self._args))
+    def __call__(self, keyed_page) -> tuple[bytes, tuple[str, tuple[bytes, ...]]]:
+        pid, page = keyed_page
+        return pid, (page.url, tuple(minhash.shingles(page.text, *self._args)))
 
 
-def _send_text_to_larger(joined) -> Iterator[tuple[bytes, tuple[bytes, str]]]:
-    """Joined by the smaller id of each pair: its text travels to the larger id."""
+def _send_shingles_to_larger(joined) -> Iterator[tuple[bytes, tuple[bytes, tuple]]]:
+    """Joined by the smaller id of each pair: its shingles travel to the larger id."""
     pid, groups = joined
     pages = list(groups["page"])
     if pages:
         for other in groups["larger"]:
-            yield other, (pid, pages[0].text)
+            yield other, (pid, pages[0][1])
 
 
-def _verified_edges(joined, shingler: _Shingler, threshold: float) -> Iterator[tuple[bytes, bytes]]:
+def _verified_edges(joined, threshold: float) -> Iterator[tuple[bytes, bytes]]:
     """Joined by the larger id of each pair: the pairs whose exact Jaccard reaches the threshold."""
     pid, groups = joined
     pages = list(groups["page"])
     if not pages:
         return
-    mine = shingler(pages[0].text)
-    for other, text in groups["smaller"]:
-        if minhash.exact_jaccard(mine, shingler(text)) >= threshold:
+    mine = set(pages[0][1])
+    for other, shingles in groups["smaller"]:
+        if minhash.exact_jaccard(mine, set(shingles)) >= threshold:
             yield other, pid
 
 
@@ -148,19 +149,19 @@ def _route_to_root(joined) -> Iterator:
             yield roots[0], (pid, page)
 
 
-def keep_or_remove(members: list[tuple], shingler, threshold: float) -> tuple[list, list[tuple]]:
-    """One component of (id, page) members: (ids kept, (id, audit row) of each page removed), by
-    greedy star clustering:
+def keep_or_remove(members: list[tuple], threshold: float) -> tuple[list, list[tuple]]:
+    """One component of (id, (url, shingles)) members: (ids kept, (id, audit row) of each page
+    removed), by greedy star clustering:
     the page with the most near-duplicates (exact Jaccard >= threshold) among the pages left is
     kept (ties: the smallest id, i.e. md5(url)) and removes those near-duplicates; the rest repeat.
     Every removed page is compared with the page kept in its place, directly. A component larger
     than MAX_STAR_COMPONENT keeps its smallest id first instead (linear, not quadratic, per kept
     page). Pages with one id (same url and text) share their fate."""
-    by_id: dict[bytes, list[Page]] = {}
+    by_id: dict[bytes, list[tuple]] = {}
     for pid, page in members:
         by_id.setdefault(pid, []).append(page)
     ids = sorted(by_id)
-    sets = {pid: shingler(by_id[pid][0].text) for pid in ids}
+    sets = {pid: set(by_id[pid][0][1]) for pid in ids}
     near: dict[bytes, dict[bytes, float]] = {pid: {} for pid in ids}
     star = len(ids) <= MAX_STAR_COMPONENT
     if star:
@@ -185,22 +186,21 @@ def keep_or_remove(members: list[tuple], shingler, threshold: float) -> tuple[li
                     if jaccard >= threshold:
                         removed[pid] = jaccard
         kept.append(keeper)
-        kept_url = by_id[keeper][0].url
+        kept_url = by_id[keeper][0][0]
         for pid in sorted(removed):
-            rows += [(pid, audit_row(page.url, kept_url, removed[pid])) for page in by_id[pid]]
+            rows += [(pid, audit_row(url, kept_url, removed[pid])) for url, _ in by_id[pid]]
         for pid in [keeper, *removed]:
             del left[pid]
     return kept, rows
 
 
 class _KeepOrRemove(CountingDoFn):
-    def __init__(self, shingler: _Shingler, threshold: float):
-        self._shingler = shingler
+    def __init__(self, threshold: float):
         self._threshold = threshold
 
     def process(self, element):
         _, members = element
-        _, removed = keep_or_remove(list(members), self._shingler, self._threshold)
+        _, removed = keep_or_remove(list(members), self._threshold)
         self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DUPLICATE, len(removed))
         self.count(
             reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CLUSTERS, len({row["kept_url"] for _, row in removed})
@@ -246,7 +246,8 @@ class NearDuplicates(beam.PTransform):
         if max_rounds < 1:
             raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
         self._texts = texts
-        self._shingler = _Shingler(ngram, normalization)
+        self._ngram = ngram
+        self._normalization = normalization
         self._threshold = threshold
         self._max_rounds = max_rounds
         self._audit_path = audit_path
@@ -261,16 +262,20 @@ class NearDuplicates(beam.PTransform):
         )
         # An id once per pair it is in: `texts` reads each page once (its join dedups).
         candidate_ids = pairs | "CandidateIds" >> beam.FlatMap(_both_ends)
-        texts = candidate_ids | "CandidateTexts" >> self._texts
+        texts = (
+            candidate_ids
+            | "CandidateTexts" >> self._texts
+            | "Shingle" >> beam.Map(_Shingler(self._ngram, self._normalization))
+        )
         half = (
             {"page": texts, "larger": pairs}
             | "JoinSmaller" >> beam.CoGroupByKey()
-            | "SendText" >> beam.FlatMap(_send_text_to_larger)
+            | "SendShingles" >> beam.FlatMap(_send_shingles_to_larger)
         )
         edges = (
             {"page": texts, "smaller": half}
             | "JoinLarger" >> beam.CoGroupByKey()
-            | "ExactJaccard" >> beam.FlatMap(_verified_edges, self._shingler, self._threshold)
+            | "ExactJaccard" >> beam.FlatMap(_verified_edges, self._threshold)
             | "CountVerified" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_VERIFIED_PAIRS)
         )
         clusters = (
@@ -291,8 +296,7 @@ class NearDuplicates(beam.PTransform):
             | "JoinRoots" >> beam.CoGroupByKey()
             | "RouteToRoot" >> beam.FlatMap(_route_to_root)
             | "GroupComponents" >> beam.GroupByKey()
-            | "KeepOrRemove"
-            >> Counted(_KeepOrRemove(self._shingler, self._threshold), tags=("audit",), main="removed")
+            | "KeepOrRemove" >> Counted(_KeepOrRemove(self._threshold), tags=("audit",), main="removed")
         )
         if self._audit_path is not None:
             _ = (
