@@ -129,38 +129,69 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
             return iter(())
 
     b, r = minhash.recall_bands()
-    files = 10
+    work_files = 10
     plan = passes.PassPlan(
         emit=passes.BANDS,
         minhash=(minhash.DEFAULT_NUM_PERM, minhash.DEFAULT_SEED, minhash.DEFAULT_NGRAM, normalization, b, r),
-        key_shards=passes.KEY_SHARDS_PER_FILE * files,  # as `c4clean run` shards the band keys
+        key_shards=passes.KEY_SHARDS_PER_FILE * work_files,  # as `c4clean run` shards the band keys
     )
     mode = "multi_processing" if workers > 1 else "in_memory"
     options = PipelineOptions(
         ["--runner=FnApiRunner", f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
     )
     with tempfile.TemporaryDirectory() as tmp:
-        staged = _stage_pages(pages, Path(tmp), files)
+        staged = _stage_pages(pages, Path(tmp), work_files)
         audit = Path(tmp) / "near_duplicates.jsonl"
         start, cpu = time.perf_counter(), time.process_time()
-        with beam.Pipeline(options=options) as p:
-            files = p | "Files" >> beam.Create([(i, path) for i, path, _ in staged])
-            winners = p | "Winners" >> beam.Create([(i, o) for i, _, n in staged for o in range(n)])
-            bands = (
-                {"path": files, "winner": winners}
-                | beam.CoGroupByKey()
-                | beam.ParDo((ReadOnly if baseline else passes.FilePass)(plan)).with_outputs(
-                    passes.BANDS, main="none"
-                )
-            )[passes.BANDS]
-            if not baseline:
-                removed = bands | NearDuplicates(
-                    passes.TextsOfPages(files), normalization=normalization, audit_path=str(audit)
-                )
-                _ = removed | beam.Map(passes.page_ref) | beam.io.WriteToText(f"{tmp}/removed")
+        p = beam.Pipeline(options=options)
+        files = p | "Files" >> beam.Create([(i, path) for i, path, _ in staged])
+        winners = p | "Winners" >> beam.Create([(i, o) for i, _, n in staged for o in range(n)])
+        bands = (
+            {"path": files, "winner": winners}
+            | beam.CoGroupByKey()
+            | beam.ParDo((ReadOnly if baseline else passes.FilePass)(plan)).with_outputs(
+                passes.BANDS, main="none"
+            )
+        )[passes.BANDS]
+        if not baseline:
+            removed = bands | NearDuplicates(
+                passes.TextsOfPages(files), normalization=normalization, audit_path=str(audit)
+            )
+            _ = removed | beam.Map(passes.page_ref) | beam.io.WriteToText(f"{tmp}/removed")
+        result = p.run()
+        result.wait_until_finish()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = [] if baseline else read_rows(audit.read_bytes())
-    return cpu, wall, rows
+    return cpu, wall, rows, _verification_share(result)
+
+
+# The steps that exist only for exact verification: reading the candidates' texts back, shingling them,
+# and the two joins that bring both shingle sets of a pair together.
+VERIFICATION_STEPS = (
+    "CandidateTexts",
+    "Shingle",
+    "JoinSmaller",
+    "SendShingles",
+    "JoinLarger",
+    "ExactJaccard",
+)
+
+
+def _verification_share(result) -> tuple[float, float]:
+    """(seconds in the verification steps, seconds in all of near-dedup's steps), from Beam's
+    per-transform execution times (what its state sampler attributes to each step)."""
+    from apache_beam.metrics import monitoring_infos
+
+    verification = total = 0.0
+    for info in result.monitoring_infos():
+        name = info.labels.get("PTRANSFORM", "")
+        if info.urn != monitoring_infos.TOTAL_MSECS_URN or "NearDuplicates" not in name:
+            continue
+        seconds = monitoring_infos.extract_counter_value(info) / 1000
+        total += seconds
+        if any(f"/{step}" in name for step in VERIFICATION_STEPS):
+            verification += seconds
+    return verification, total
 
 
 def quality(pages: list[Page], truth: dict, rows: list[dict]) -> dict:
@@ -212,8 +243,8 @@ def main() -> None:
 
     pure = pure_cost(texts, args.normalize)
     print(f"== pure functions ({args.normalize}): {pure:.2f} CPU s, {len(texts) / pure:.0f} pages per CPU-s")
-    base_cpu, base_wall, _ = run_pipeline(pages, 1, args.normalize, baseline=True)
-    cpu, wall, rows = run_pipeline(pages, 1, args.normalize)
+    base_cpu, base_wall, _, _ = run_pipeline(pages, 1, args.normalize, baseline=True)
+    cpu, wall, rows, (verification, steps) = run_pipeline(pages, 1, args.normalize)
     beam_cpu = cpu - base_cpu
     print(
         f"== in Beam, 1 worker: {cpu:.1f} CPU s, baseline (the same per-file pass, no near-dedup) "
@@ -221,9 +252,14 @@ def main() -> None:
         f"{beam_cpu:.1f} CPU s, {len(texts) / beam_cpu:.0f} pages per CPU-s, "
         f"{beam_cpu / pure:.2f}x the pure functions; {wall:.1f} s wall"
     )
+    print(
+        f"   exact verification (steps {', '.join(VERIFICATION_STEPS)}): {verification:.1f} s of the "
+        f"{steps:.1f} s Beam times in near-dedup's graph; it adds "
+        f"{verification / (beam_cpu - verification):.0%} to near-dedup without it"
+    )
     for workers in args.workers:
         if workers > 1:
-            _, wall_n, rows_n = run_pipeline(pages, workers, args.normalize)
+            _, wall_n, rows_n, _ = run_pipeline(pages, workers, args.normalize)
             print(f"   {workers} workers: {wall_n:.1f} s wall, audit identical to 1 worker: {rows_n == rows}")
 
     q = quality(pages, truth, rows)

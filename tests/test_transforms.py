@@ -106,6 +106,14 @@ def test_assign_split_by_url_hash_and_language():
     assert sorted((s, p.url) for s, p in found) == [("de", train), ("de-validation", validation)]
 
 
+def test_packs_by_key_shard_give_back_every_entry_grouped_by_key():
+    entries = [(bytes([i % 7]) * 16, passes.with_ref(bytes([i]) * 16, i, i + 1)) for i in range(50)]
+    packs = passes.pack_by_key_shard(entries, shards=4)
+    assert len(packs) <= 4 and all(isinstance(pack, bytes) for _, pack in packs)
+    groups = passes.unpack_groups((None, [pack for _, pack in packs]))
+    assert groups == {key: [v for k, v in entries if k == key] for key, _ in entries}
+
+
 def test_only_the_pages_that_lose_a_line_hear_of_it(tmp_path):
     shared, only_a = line_key("shared line"), line_key("only in a")
     a, owner = passes.with_ref(b"\xff" * 16, 0, 1), passes.with_ref(b"\x00" * 16, 1, 7)
@@ -159,6 +167,6 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
     outputs, count = _pass(first, (4, {"path": [path], "winner": [1]}))
     assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:in")] == 1
     assert {o.tag for o in outputs} == {passes.LINES}
-    entries = [entry for o in outputs for entry in o.value[1]]  # packed per key shard
-    assert sorted(key for key, _ in entries) == sorted(line_key(line) for line in other.split("\n"))
-    assert {passes.page_ref(member) for _, member in entries} == {(4, 1)}  # where the page is
+    groups = passes.unpack_groups((None, [o.value[1] for o in outputs]))  # packed per key shard
+    assert sorted(groups) == sorted(line_key(line) for line in other.split("\n"))
+    assert {passes.page_ref(m) for members in groups.values() for m in members} == {(4, 1)}

@@ -217,8 +217,8 @@ def _write_audit(rows: list[dict], path: str) -> None:
 
 
 class NearDuplicates(beam.PTransform):
-    """PCollection[(key shard, [(band key, page id), ...])] (`passes.pack_by_key_shard`) ->
-    PCollection[page id] of the pages to remove.
+    """PCollection[(key shard, pack of (band key, page id))] (`passes.pack_by_key_shard`; ids of
+    one width) -> PCollection[page id] of the pages to remove.
 
     `texts`: a PTransform from a PCollection of page ids (the candidates) to (page id, page) for
     those ids (anything with `.url` and `.text`). Two pages are candidates when they share a band

@@ -32,8 +32,8 @@ from c4clean.pipelines.counting import CountingDoFn
 
 log = logging.getLogger(__name__)
 
-BANDS = "bands"  # (key shard, [(band key, page id + ref)]) of a file's pages, for near-dedup
-LINES = "lines"  # (key shard, [(line key, url digest + ref)]) of a file's pages' lines, for line dedup
+BANDS = "bands"  # (key shard, pack of (band key, page id + ref)) of a file's pages, for near-dedup
+LINES = "lines"  # (key shard, pack of (line key, url digest + ref)) of a file's lines, for line dedup
 FINAL = "final"  # (split, page)
 # Keys of a shuffle are packed per file and shard (`pack_by_key_shard`): with this many
 # shards per input file, each file sends at most one element per shard, and a shard's group holds
@@ -74,14 +74,18 @@ def done_marker(progress_dir: str, index: int, file_position: int) -> str:
 PASS_NAMES = {BANDS: "signatures", LINES: "line keys", FINAL: "language id and shards"}
 
 
-def pack_by_key_shard(entries, shards: int):
-    """(key, value) entries, keys being hashes -> (key shard, [(key, value), ...]), one element per
-    shard. All entries of a key fall in one shard, so grouping the packs by shard groups the keys,
-    with far fewer elements through a shuffle than one per entry (for near-dedup, 16 per page)."""
+def pack_by_key_shard(entries, shards: int) -> list[tuple[int, bytes]]:
+    """(key, value) entries, both bytes of fixed widths and keys being hashes -> (key shard, pack)
+    with one pack per shard: the entries concatenated after a 4-byte header of the two widths. All
+    entries of a key fall in one shard, so grouping the packs by shard groups the keys, with far
+    fewer elements through a shuffle than one per entry (for near-dedup, 16 per page), and one
+    bytes value per pack where a runner holds what it groups (Beam's local runner, in the driver)."""
     packs: dict[int, list] = {}
+    widths = None
     for key, value in entries:
-        packs.setdefault(int.from_bytes(key[-4:], "big") % shards, []).append((key, value))
-    return sorted(packs.items())
+        widths = widths or len(key).to_bytes(2, "big") + len(value).to_bytes(2, "big")
+        packs.setdefault(int.from_bytes(key[-4:], "big") % shards, [widths]).append(key + value)
+    return [(shard, b"".join(parts)) for shard, parts in sorted(packs.items())]
 
 
 def unpack_groups(shard) -> dict:
@@ -89,8 +93,10 @@ def unpack_groups(shard) -> dict:
     _, packs = shard
     groups: dict = {}
     for pack in packs:
-        for key, value in pack:
-            groups.setdefault(key, []).append(value)
+        key_width, value_width = int.from_bytes(pack[:2], "big"), int.from_bytes(pack[2:4], "big")
+        for start in range(4, len(pack), key_width + value_width):
+            middle = start + key_width
+            groups.setdefault(pack[start:middle], []).append(pack[middle : middle + value_width])
     return groups
 
 
