@@ -171,6 +171,16 @@ def _guard(fn):
     return wrapper
 
 
+# The token directory every plan trains on (`c4clean tokenize encode`'s output).
+_token_data = input_option(
+    "data",
+    old=("--data",),
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Token directory.",
+)
+
+
 @click.group()
 def ablate() -> None:
     """Ablations: many `c4clean train` runs that differ in one thing, resumable, one report.
@@ -180,13 +190,7 @@ def ablate() -> None:
 
 
 @ablate.command()
-@input_option(
-    "data",
-    old=("--data",),
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Token directory.",
-)
+@_token_data
 @click.option("--tokens", "tokens", default="", help="Subset sizes: 2^23,2^25,2^27,2^29 (first N tokens).")
 @click.option("--full/--no-full", default=True, show_default=True, help="Also train on the full corpus.")
 @_common
@@ -237,13 +241,7 @@ def domain(data, more, **kw):
 
 
 @ablate.command()
-@input_option(
-    "data",
-    old=("--data",),
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Token directory.",
-)
+@_token_data
 @click.option(
     "--axis",
     "axes",
@@ -279,13 +277,7 @@ def sweep(data, axes, zipped, **kw):
 
 
 @ablate.command()
-@input_option(
-    "data",
-    old=("--data",),
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Token directory.",
-)
+@_token_data
 @click.option(
     "--study",
     "studies",
@@ -315,13 +307,7 @@ def objectives(data, studies, **kw):
 
 
 @ablate.command()
-@input_option(
-    "data",
-    old=("--data",),
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Token directory.",
-)
+@_token_data
 @click.option("--layers", default="2,4,6,8,10,12", show_default=True, help="Encoder (= decoder) layers.")
 @click.option("--widths", default="128,256,512,768", show_default=True, help="d_model values (heads of 64).")
 @click.option(

@@ -64,10 +64,19 @@ def pass_plan(options) -> list[str]:
     return [BANDS] * options.near_dedup + [LINES] * options.recipe.dedupe_lines + [FINAL]
 
 
+DONE_SUFFIX = ".done"
+
+
 def done_marker(progress_dir: str, index: int, file_position: int) -> str:
+    """Where pass `index` marks a file done: `<index>-<file position>.done`."""
     from apache_beam.io.filesystems import FileSystems
 
-    return FileSystems.join(progress_dir, f"{index}-{file_position}.done")
+    return FileSystems.join(progress_dir, f"{index}-{file_position}{DONE_SUFFIX}")
+
+
+def marker_pass(path: str) -> int:
+    """The pass index of a `done_marker` path."""
+    return int(path.rsplit("/", 1)[-1].split("-", 1)[0])
 
 
 # What each pass emits, as the progress display names the pass.
@@ -226,7 +235,7 @@ def _lost_lines(shard):
 
 
 class LostLines(beam.PTransform):
-    """PCollection[(key shard, [(line key, member)])] -> (file position, (ordinal, line key)) for
+    """PCollection[(key shard, pack of (line key, member))] -> (file position, (ordinal, line key)) for
     each page that has a line some other page owns (TFDS `remove_duplicate_text`'s owner: smallest
     md5(url)). Only the lines a page loses travel back to it; most lines are in one page only."""
 

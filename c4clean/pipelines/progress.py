@@ -38,7 +38,7 @@ class RunProgress:
         self._expected = {perfile.work_paths(layout.files_dir, i, signature)[1] for i, _ in planned}
         self._files_pattern = layout.files_dir.rstrip("/") + "/*.json"
         self._shards_pattern = layout.staging_dir.rstrip("/") + "/*.json"
-        self._passes_pattern = layout.passes_dir.rstrip("/") + "/*.done"
+        self._passes_pattern = layout.passes_dir.rstrip("/") + "/*" + passes.DONE_SUFFIX
         self._pass_names = [passes.PASS_NAMES[emit] for emit in passes.pass_plan(options)]
         self._stream = stream or sys.stderr
         self._done: dict[str, int] = {}  # per-file JSON -> pages read
@@ -83,8 +83,7 @@ class RunProgress:
         shards = len([p for p in _paths(self._shards_pattern) if parse_shard_name(p[: -len(".json")])])
         passed = [0] * len(self._pass_names)
         for path in _paths(self._passes_pattern):
-            index = int(path.rsplit("/", 1)[-1].split("-", 1)[0])
-            passed[index] += 1
+            passed[passes.marker_pass(path)] += 1
         self._bar.n = len(self._done) + sum(passed)
         under_way = next((i for i, n in enumerate(passed) if n < len(self._expected)), None)
         if len(self._done) == len(self._expected) and under_way is not None:

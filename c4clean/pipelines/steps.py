@@ -9,6 +9,7 @@ out, text bytes out and CPU microseconds under `reasons.NS_STAGES` (`<stage>:in`
 
 from __future__ import annotations
 
+import abc
 import time
 from typing import Callable, Iterable
 
@@ -58,7 +59,7 @@ def count_stage(count: Count, stage: str, pages_in: int, pages_out: int, bytes_o
     count(reasons.NS_STAGES, f"{stage}:us", us)  # CPU microseconds (ms would round to 0)
 
 
-class Step:
+class Step(abc.ABC):
     """A page step: `apply(element, count)` yields its outputs and counts its reasons. An element is
     one page, or a batch of pages where `pages_in` says so."""
 
@@ -71,8 +72,9 @@ class Step:
     def page_of(self, output) -> Page:
         return output
 
+    @abc.abstractmethod
     def apply(self, element, count: Count) -> Iterable:
-        raise NotImplementedError
+        """The outputs for `element`; reasons go to `count(namespace, name, amount=1)`."""
 
 
 def run_step(step: Step, element, count: Count) -> list:
