@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -99,6 +100,8 @@ def test_commit_completes_moves_and_describes_the_staged_shards(tmp_path):
     layout = options.layout
     page = Page(url="http://a.com/", text="Hello there.", timestamp="t", normalized_url="a.com")
     arrow_sink.write_shard(layout.staging_dir, "train", 1, 2, [page])  # train 0 and validation: empty
+    piece = arrow_sink.piece_name("train", 1, 2, 0)  # what the shard was merged from: temporary
+    arrow_sink.write_piece(f"{layout.pieces_dir}/{piece}", [page])
     atomic.write_bytes_fs(layout.counts, json.dumps({"ns": {"x": 2}}).encode())
     _, json_path = perfile.work_paths(layout.files_dir, "a.wet.gz", options.per_file_signature())
     atomic.write_bytes_fs(json_path, _summary("a.wet.gz", pages=1).to_json())
@@ -111,6 +114,7 @@ def test_commit_completes_moves_and_describes_the_staged_shards(tmp_path):
     names = sorted(p.name for p in out.iterdir())
     expected = [".work", "README.md", "data", "histograms.png", "manifest.json", "report.md", "stats.json"]
     assert names == expected
+    assert not Path(layout.pieces_dir).exists() and Path(layout.files_dir).parent.is_dir()
     assert sorted(p.name for p in (out / "data").iterdir()) == [
         "train-00000-of-00002.arrow",
         "train-00001-of-00002.arrow",

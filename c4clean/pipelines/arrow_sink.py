@@ -16,9 +16,14 @@ file is ever visible under a final shard name.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
+import heapq
+import itertools
 import json
-from typing import Iterable
+import uuid
+from typing import Iterable, Iterator
 
 import pyarrow as pa
 
@@ -40,52 +45,214 @@ def shard_of(url: str, num_shards: int) -> int:
     return int.from_bytes(hashlib.sha256(url.encode("utf-8")).digest()[:8], "big") % num_shards
 
 
-def _table(pages: list[Page]) -> pa.Table:
+def _rows(pages: Iterable[Page]) -> list[tuple]:
+    """Pages as rows: tuples of the text schema's columns."""
+    names = text_schema().names
+    return [tuple(getattr(p, name) for name in names) for p in pages]
+
+
+def _table(rows: list[tuple]) -> pa.Table:
     schema = text_schema()
-    columns = {field.name: [getattr(p, field.name) for p in pages] for field in schema}
-    return pa.Table.from_pydict(columns, schema=schema)
+    columns = list(zip(*rows)) if rows else [()] * len(schema)
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema)
 
 
-def _serialize(table: pa.Table, fmt: str) -> bytes:
-    sink = pa.BufferOutputStream()
+def _sort_key(row: tuple):
+    """A shard's row order: (url, text)."""
+    return row[0], row[1]
+
+
+# Arrow's IPC writer writes a sliced string column's values up to 64 bytes past the slice, and its
+# validity bitmap up to 64 bytes (512 rows) past it. A batch cut from a window that holds that much
+# of what follows it is written with the bytes of the same batch cut from the whole shard. The window
+# stops _AHEAD_MAX_ROWS rows past the batch, so memory stays bounded even where a column is empty
+# for that long (the bytes then are those of the window: the same on every run).
+_AHEAD_BYTES = 64
+_AHEAD_ROWS = 512
+_AHEAD_MAX_ROWS = 4096
+
+
+def _ipc_batches(rows: Iterable[tuple]) -> Iterator[pa.RecordBatch]:
+    """Record batches of BATCH_ROWS rows, byte for byte those of `write_table(max_chunksize=BATCH_ROWS)`
+    of the whole table, holding a few batches of rows at a time. Each batch is cut from a table of
+    the rows before it (as many as keep its offset modulo 8, for the validity bitmaps), its rows and
+    those after it, enough for the writer's padding (`_AHEAD_BYTES`, `_AHEAD_ROWS`)."""
+    rows = iter(rows)
+    strings = [i for i, field in enumerate(text_schema()) if pa.types.is_string(field.type)]
+    behind: collections.deque = collections.deque(maxlen=16)
+    ahead: collections.deque = collections.deque()
+    written = 0
+    while True:
+        # characters (a lower bound of UTF-8 bytes) per string column in the rows after the batch
+        chars = [sum(len(r[c] or "") for r in itertools.islice(ahead, BATCH_ROWS, None)) for c in strings]
+
+        def enough() -> bool:
+            after = len(ahead) - BATCH_ROWS
+            if after >= _AHEAD_MAX_ROWS:
+                return True
+            return after >= _AHEAD_ROWS and min(chars) >= _AHEAD_BYTES
+
+        while not enough():
+            row = next(rows, None)
+            if row is None:
+                break
+            ahead.append(row)
+            if len(ahead) > BATCH_ROWS:
+                for k, c in enumerate(strings):
+                    chars[k] += len(row[c] or "")
+        if not ahead:
+            return
+        n = min(BATCH_ROWS, len(ahead))
+        offset = written if written < 16 else 8 + written % 8
+        window = list(behind)[len(behind) - offset :] + list(ahead)
+        (batch,) = _table(window).slice(offset, n).to_batches()
+        yield batch
+        for _ in range(n):
+            behind.append(ahead.popleft())
+        written += n
+
+
+def _parquet_batches(rows: Iterator[tuple]) -> Iterator[pa.RecordBatch]:
+    """Row groups of BATCH_ROWS rows (Parquet writes each group's pages anew: no window needed)."""
+    while chunk := list(itertools.islice(rows, BATCH_ROWS)):
+        (batch,) = _table(chunk).to_batches()
+        yield batch
+
+
+class _HashingSink:
+    """A file object that writes through to `out`, counting and hashing what passes."""
+
+    def __init__(self, out):
+        self._out = out
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.closed = False
+
+    def write(self, data) -> int:
+        data = memoryview(data)
+        self._out.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _write_rows(sink: _HashingSink, rows: Iterator[tuple], fmt: str) -> None:
+    """Writes sorted rows to `sink` in `fmt`, one batch at a time: the bytes `pq.write_table` /
+    `RecordBatchFileWriter.write_table` give for the whole table (an empty Parquet shard is
+    one empty row group, as `pq.write_table` writes it)."""
+    schema = text_schema()
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pq.write_table(table, sink, compression=PARQUET_COMPRESSION, row_group_size=BATCH_ROWS)
+        with pq.ParquetWriter(sink, schema, compression=PARQUET_COMPRESSION) as writer:
+            empty = True
+            for batch in _parquet_batches(rows):
+                writer.write_batch(batch, row_group_size=BATCH_ROWS)
+                empty = False
+            if empty:
+                writer.write_table(_table([]), row_group_size=BATCH_ROWS)
     else:
-        with pa.ipc.new_file(sink, text_schema()) as writer:
-            writer.write_table(table, max_chunksize=BATCH_ROWS)
-    return sink.getvalue().to_pybytes()
+        with pa.ipc.new_file(sink, schema) as writer:
+            for batch in _ipc_batches(rows):
+                writer.write_batch(batch)
 
 
-def write_shard(
-    directory: str, split: str, index: int, count: int, pages: Iterable[Page], fmt: str = DEFAULT_SHARD_FORMAT
+def write_rows(
+    directory: str, split: str, index: int, count: int, rows: Iterable[tuple], fmt: str = DEFAULT_SHARD_FORMAT
 ) -> dict:
-    """Writes one shard (rows sorted by URL) atomically; returns its record for the manifest.
+    """Writes one shard of `rows` (tuples of the text schema's columns, already in the shard's order)
+    streaming, one batch at a time, under a temporary name renamed into place; returns its record
+    for the manifest. A sidecar `<name>.json` with rows, bytes and sha256 is written beside it
+    (after it), so the driver can build the manifest without reading the shards again."""
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-    A sidecar `<name>.json` with rows, bytes and sha256 is written beside it (after it), so the
-    driver can build the manifest without reading the shards again.
-    """
-    from apache_beam.io.filesystems import FileSystems
-
-    rows = sorted(pages, key=lambda p: (p.url, p.text))
     name = shard_name(split, index, count, fmt)
     final = FileSystems.join(directory, name)
-    data = _serialize(_table(rows), fmt)
+    totals = {"rows": 0, "text_bytes": 0, "words": 0}
+    text = text_schema().names.index("text")
+
+    def counted():
+        for row in rows:
+            totals["rows"] += 1
+            totals["text_bytes"] += len(row[text].encode("utf-8"))
+            totals["words"] += len(row[text].split())  # whitespace tokens
+            yield row
+
+    tmp = f"{final}.tmp-{uuid.uuid4().hex}"
+    try:
+        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+            sink = _HashingSink(out)
+            _write_rows(sink, counted(), fmt)
+        FileSystems.rename([tmp], [final])
+    except BaseException:
+        with contextlib.suppress(Exception):
+            if FileSystems.exists(tmp):
+                FileSystems.delete([tmp])
+        raise
     record = {
         "split": split,
         "shard": index,
         "num_shards": count,
         "file": name,
-        "rows": len(rows),
-        "bytes": len(data),
-        "text_bytes": sum(len(p.text.encode("utf-8")) for p in rows),
-        "words": sum(len(p.text.split()) for p in rows),  # whitespace tokens
-        "sha256": hashlib.sha256(data).hexdigest(),
+        **totals,
+        "bytes": sink.size,
+        "sha256": sink.sha256.hexdigest(),
     }
-    atomic.write_bytes_fs(final, data)
     atomic.write_bytes_fs(final + SHARD_SIDECAR_SUFFIX, json.dumps(record, sort_keys=True).encode("utf-8"))
     return record
+
+
+def write_shard(
+    directory: str, split: str, index: int, count: int, pages: Iterable[Page], fmt: str = DEFAULT_SHARD_FORMAT
+) -> dict:
+    """Writes one shard of `pages` (any order; rows sorted by (url, text)) atomically; returns its
+    record for the manifest (`write_rows`)."""
+    return write_rows(directory, split, index, count, iter(sorted(_rows(pages), key=_sort_key)), fmt)
+
+
+# --- pieces: one input file's pages of one shard, merged into the shard at the end ---------------
+
+
+def piece_name(split: str, index: int, count: int, file_position: int) -> str:
+    """`<shard name without suffix>.<file position>.arrow`: unique per shard and input file."""
+    return f"{shard_name(split, index, count, 'arrow')[: -len('.arrow')]}.{file_position:06d}.arrow"
+
+
+def write_piece(path: str, pages: Iterable[Page]) -> int:
+    """Writes `pages` sorted in the shard's row order, as an Arrow IPC file of BATCH_ROWS-row batches,
+    atomically; returns the number of rows."""
+    rows = sorted(_rows(pages), key=_sort_key)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, text_schema()) as writer:
+        writer.write_table(_table(rows), max_chunksize=BATCH_ROWS)
+    atomic.write_bytes_fs(path, sink.getvalue().to_pybytes())
+    return len(rows)
+
+
+def piece_rows(path: str) -> Iterator[tuple]:
+    """The rows of a piece, reading one record batch at a time."""
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        reader = pa.ipc.open_file(f)
+        for i in range(reader.num_record_batches):
+            batch = reader.get_batch(i)
+            yield from zip(*(column.to_pylist() for column in batch.columns))
+            del batch
+
+
+def merge_pieces(paths: Iterable[str]) -> Iterator[tuple]:
+    """The rows of sorted pieces in the shard's order (a k-way merge; equal keys in `paths` order)."""
+    return heapq.merge(*(piece_rows(path) for path in paths), key=_sort_key)
 
 
 def read_shard(path: str) -> pa.Table:

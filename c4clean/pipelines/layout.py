@@ -5,6 +5,8 @@
 <output>/.work/files/<key>.arrow|.json   per-input-file results (`perfile`, kept for --resume)
 <output>/.work/shards/                   shards staged by the workers, and counts.json
 <output>/.work/shards/passes/<i>-<file>.done   per-file pass i done (`passes`; the progress display)
+<output>/.work/shards/pieces/   each input file's sorted pages of each shard (the last pass), merged
+                                into the shards, removed once they are committed
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class RunLayout:
     staging_dir: str
     counts: str
     passes_dir: str
+    pieces_dir: str
     manifest: str
     stats: str
     report: str
@@ -49,6 +52,7 @@ class RunLayout:
             staging_dir=staging,
             counts=_join(staging, COUNTS),
             passes_dir=_join(staging, "passes"),
+            pieces_dir=_join(staging, "pieces"),
             manifest=_join(output, MANIFEST),
             stats=_join(output, STATS),
             report=_join(output, REPORT),

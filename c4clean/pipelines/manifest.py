@@ -275,6 +275,8 @@ def commit(options: RunOptions, planned, started: float, echo: Callable[[str], N
     counters = read_counts(layout)
     records = _complete_shards(options, layout)
     _move_shards(layout, records)
+    if FileSystems.exists(layout.pieces_dir):  # merged into the shards just committed
+        FileSystems.delete([layout.pieces_dir])
     from c4clean.pipelines.near_dedup import commit_audit
 
     commit_audit(layout.staging_dir, layout.output)

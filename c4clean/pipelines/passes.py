@@ -9,11 +9,13 @@ one step further, page by page inside one DoFn:
 
     pass 1: winners of URL dedup -> per-page rule verdict -> band keys | line keys | final steps
     pass 2: minus near-duplicates -> line keys | final steps
-    pass 3: minus the lines each page lost -> final steps (language id, bad words, split)
+    pass 3: minus the lines each page lost -> final steps (language id, bad words, split) -> pieces
 
-Whole pages cross a shuffle once, to their shard. Beam still sees every decision as data (so
-retries, runners and worker counts do not change the result), but a page is encoded, shuffled and
-decoded once instead of at every step, and the work of a step is one Python loop per file.
+Whole pages never cross a shuffle: the last pass writes a file's pages of each shard to a sorted
+piece (`arrow_sink.write_piece`) and emits only where it is; `transforms.WriteShards` merges each
+shard's pieces. Beam still sees every decision as data (so retries, runners and worker counts do
+not change the result), but no process holds more than a file's pages, and the work of a step is
+one Python loop per file.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import collections
 import dataclasses
 import logging
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import apache_beam as beam
 
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 BANDS = "bands"  # (key shard, pack of (band key, page id + ref)) of a file's pages, for near-dedup
 LINES = "lines"  # (key shard, pack of (line key, url digest + ref)) of a file's lines, for line dedup
-FINAL = "final"  # (split, page)
+FINAL = "final"  # ((split, shard, num shards), (file position, piece path, rows)): `_write_pieces`
 # Keys of a shuffle are packed per file and shard (`pack_by_key_shard`): with this many
 # shards per input file, each file sends at most one element per shard, and a shard's group holds
 # about as many entries as one file has pages, whatever the corpus size.
@@ -57,6 +59,8 @@ class PassPlan:
     language_id: str = "cld3"
     index: int = 0  # the pass's place in the run
     progress_dir: Optional[str] = None  # where a file's pass leaves `done_marker` (progress display)
+    pieces_dir: Optional[str] = None  # where the FINAL pass writes its pieces of the shards
+    shards_for: Optional[Callable[[str], int]] = None  # split -> its number of shards (FINAL)
 
 
 def pass_plan(options) -> list[str]:
@@ -153,7 +157,8 @@ class FilePass(CountingDoFn):
         elif plan.emit == LINES:
             yield from self._line_entries(file_position, pages)
         else:
-            yield from steps.run_steps(self._final, [page for _, page in pages], self.count)
+            out = steps.run_steps(self._final, [page for _, page in pages], self.count)
+            yield from self._write_pieces(file_position, out)
         seconds = time.perf_counter() - started
         log.info(
             "file %d: %s of %d pages in %.1f s", file_position, PASS_NAMES[plan.emit], len(pages), seconds
@@ -194,6 +199,21 @@ class FilePass(CountingDoFn):
                 for kept in steps.run_step(remove, (page, lost.get(ordinal, ())), self.count)
             ]
         return pages
+
+    def _write_pieces(self, file_position: int, split_pages: list):
+        """The file's output pages, one sorted piece per shard they fall in -> a small record per
+        piece (`FINAL`), so that no page goes through a shuffle."""
+        from apache_beam.io.filesystems import FileSystems
+
+        from c4clean.pipelines.arrow_sink import piece_name, shard_of, write_piece
+
+        by_shard: dict[tuple, list] = {}
+        for split, page in split_pages:
+            n = self._plan.shards_for(split)
+            by_shard.setdefault((split, shard_of(page.url, n), n), []).append(page)
+        for shard, shard_pages in sorted(by_shard.items()):
+            path = FileSystems.join(self._plan.pieces_dir, piece_name(*shard, file_position))
+            yield shard, (file_position, path, write_piece(path, shard_pages))
 
     def _band_entries(self, file_position: int, pages: list):
         from c4clean.cleaning.minhash import band_keys, page_id

@@ -137,6 +137,8 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         key_shards=passes.KEY_SHARDS_PER_FILE * len(planned),
         recipe=recipe,
         language_id=options.language_id,
+        pieces_dir=options.layout.pieces_dir,
+        shards_for=options.shards_for,
     )
     for i, emit in enumerate(after):
         plan = dataclasses.replace(plan, emit=emit, index=i, progress_dir=options.layout.passes_dir)
@@ -161,9 +163,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         elif emit == passes.LINES:
             decisions["lost"] = outputs[passes.LINES] | "LineDedup" >> passes.LostLines()
             plan = dataclasses.replace(plan, after_line_dedup=True)
-    _ = outputs[passes.FINAL] | "Shards" >> t.WriteShards(
-        options.layout.staging_dir, options.shards_for, options.format
-    )
+    _ = outputs[passes.FINAL] | "Shards" >> t.WriteShards(options.layout.staging_dir, options.format)
     # Last: every step that counts is built by now.
     _ = pipeline | "Counts" >> WriteCounts(options.layout.counts)
     return pipeline

@@ -190,37 +190,29 @@ class KeepListedUrls(beam.PTransform):
 
 
 def _write_group(element, directory: str, fmt: str):
-    from c4clean.pipelines.arrow_sink import write_shard
+    from c4clean.pipelines.arrow_sink import merge_pieces, write_rows
 
-    (split, index, total), pages = element
-    record = write_shard(directory, split, index, total, pages, fmt)
-    log.info("wrote %s: %d rows", record["file"], record["rows"])
+    (split, index, total), pieces = element
+    paths = [path for _, path, rows in sorted(pieces) if rows]
+    record = write_rows(directory, split, index, total, merge_pieces(paths), fmt)
+    log.info("wrote %s: %d rows from %d pieces", record["file"], record["rows"], len(paths))
     yield record
 
 
 class WriteShards(beam.PTransform):
-    """PCollection[(split, page)] -> shard records; each shard is written (atomically, sorted by
-    URL) into `staging_dir`, and the driver moves the complete set into the output folder."""
+    """PCollection[((split, shard, num shards), (file position, piece path, rows))] (the last pass's
+    sorted pieces, `passes.FilePass`) -> shard records. Only these small records are grouped; each
+    shard is written by a streaming merge of its pieces (a batch per piece in memory), atomically,
+    into `staging_dir`, and the driver moves the complete set into the output folder."""
 
-    def __init__(self, staging_dir: str, shards_for, fmt: str = "arrow"):
+    def __init__(self, staging_dir: str, fmt: str = "arrow"):
         super().__init__()
         self._staging_dir = staging_dir
-        self._shards_for = shards_for
         self._format = fmt
 
-    def expand(self, split_pages):
-        from c4clean.pipelines.arrow_sink import shard_of
-
-        shards_for = self._shards_for
-
-        def key(element):
-            split, page = element
-            n = shards_for(split)
-            return (split, shard_of(page.url, n), n), page
-
+    def expand(self, pieces):
         return (
-            split_pages
-            | "KeyByShard" >> beam.Map(key)
-            | "GroupShard" >> beam.GroupByKey()
+            pieces
+            | "GroupPieces" >> beam.GroupByKey()
             | "WriteShard" >> beam.FlatMap(_write_group, directory=self._staging_dir, fmt=self._format)
         )
