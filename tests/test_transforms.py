@@ -15,7 +15,7 @@ from c4clean.cleaning import reasons
 from c4clean.cleaning.dedup_lines import line_key
 from c4clean.cleaning.page import Page
 from c4clean.cleaning.url import split_for_url
-from c4clean.pipelines import counting, passes, perfile, steps, transforms
+from c4clean.pipelines import arrow_sink, counting, passes, perfile, steps, transforms
 from c4clean.pipelines.options import VARIANTS
 from c4clean.pipelines.perfile import Staged, UrlEntry
 
@@ -154,9 +154,18 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
         min_num_sentences=3,
         recipe=recipe,
         language_id="langdetect",
+        pieces_dir=str(tmp_path / "pieces"),
+        shards_for=lambda split: 2,
     )
     outputs, count = _pass(plan, (4, groups))
-    texts = sorted(page.text for _, page in outputs)
+    # the pages go to pieces (one per shard, named for the file), and only where they are is emitted
+    rows = []
+    for (split, index, n), (position, piece, written) in outputs:
+        assert position == 4 and piece.endswith(arrow_sink.piece_name(split, index, n, 4))
+        mine = list(arrow_sink.piece_rows(piece))
+        assert written == len(mine) and all(arrow_sink.shard_of(row[0], 2) == index for row in mine)
+        rows += mine
+    texts = sorted(row[1] for row in rows)
     assert texts == sorted([GOOD, "\n".join(other.split("\n")[1:])])  # page 3 removed, a line lost
     assert count[(reasons.NS_STAGES, f"{steps.NEAR_DEDUP}:out")] == 2
     assert count[(reasons.NS_DEDUP_LINES, reasons.LINE_GLOBAL_DUPLICATE)] == 1
