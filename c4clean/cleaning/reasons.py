@@ -110,8 +110,8 @@ def badwords_namespace(lang: str) -> str:
 
 # --- near-duplicate removal (NS_NEAR_DEDUP) ----------------------------------------------------------
 NEAR_DUPLICATE = "filtered:near_duplicate"
-# Near-dedup work counters (not reasons): LSH candidate pairs, pairs that pass the signature
-# check, clusters found, and graph nodes whose cluster label still changed in the last round.
+# Near-dedup work counters (not reasons): LSH candidate pairs, pairs found with exact Jaccard >= the
+# threshold, clusters found, and graph nodes whose component label still changed in the last round.
 NEAR_DEDUP_CANDIDATE_PAIRS = "candidate-pairs"
 NEAR_DEDUP_VERIFIED_PAIRS = "verified-pairs"
 NEAR_DEDUP_CLUSTERS = "clusters"

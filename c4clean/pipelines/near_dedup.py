@@ -1,39 +1,50 @@
-"""MinHash near-duplicate removal as Beam steps, verified by exact Jaccard.
+"""MinHash near-duplicate removal as Beam steps, verified by exact Jaccard inside each component.
 
-    band keys (band key, id) ─► buckets (ids only) ─► candidate pairs ─► candidate ids
-          ─► the texts of the candidates only (`texts`: in the pipeline, read from the staged files)
-          ─► texts ⋈ pairs (twice) ─► exact shingle-set Jaccard >= threshold: edges
-          ─► connected components (hash-to-min rounds) ─► each component's texts, by its root
-          ─► within a component: the page with the most near-duplicates is kept, every page
-             with exact Jaccard >= threshold *to that kept page* is removed, and the rest
-             repeat the rule among themselves (so no page is removed for a chain A~B~C alone)
+    band keys (band key, id) ─► buckets (ids only) ─► candidate pairs, by page ─► connected
+          components of the candidate pairs (hash-to-min rounds on ids) ─► each candidate page's
+          text, read once (`texts`: in the pipeline, from its staged file) and sent to its
+          component's root
+          ─► within a component: the exact shingle-set Jaccard of its pages (all pairs, or the
+             pairs prefix filtering leaves: the same ones at >= threshold); the page with the most
+             near-duplicates is kept, every page with exact Jaccard >= threshold *to that kept
+             page* is removed, and the rest repeat the rule among themselves (so no page is
+             removed for a chain A~B~C alone)
           ─► ids of the removed pages + one audit row each {url, kept_url, jaccard}
 
-Every step groups by a key (a band bucket, a page id, a component root), so no worker ever holds
-the whole corpus; the largest group is one LSH bucket (ids) or one component (its texts). Pages
-outside every candidate pair never leave their files. A page's id sorts by md5(url)
-(`minhash.page_id`), and the rules above only compare ids and Jaccards (ties go to the smallest
-id), so the result depends neither on input order nor on how the runner splits the work.
+Every step groups by a key (a band bucket shard, a page id, a component root), so no worker ever
+holds the whole corpus; the largest group is one key shard of LSH buckets (ids) or one candidate
+component (its texts). Pages outside every candidate pair never leave their files, and a candidate
+page's text travels once, to its component. A page's id sorts by md5(url) (`minhash.page_id`), and
+the rules above only compare ids and Jaccards (ties go to the smallest id), so the result depends
+neither on input order nor on how the runner splits the work. Elements through the groupings are
+packed: a node's neighbours or component is one bytes value of fixed-width ids.
 `NearDuplicates` is the core on ids; `RemoveNearDuplicates` applies it to a PCollection of pages.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
+import math
 from typing import Iterator, Optional
 
 import apache_beam as beam
+import numpy as np
 
 from c4clean.cleaning import minhash, reasons
 from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
-from c4clean.pipelines.passes import pack_by_key_shard, unpack_groups
+from c4clean.pipelines.passes import pack_by_key_shard
 
 DEFAULT_MAX_ROUNDS = 8
 # Buckets up to this size give all their pairs as candidates; larger ones a star from their
 # smallest id (enough to connect them, and what keeps a bucket of thousands of copies linear).
 MAX_ALL_PAIRS_BUCKET = 32
-# Components up to this size are clustered around their best-connected pages (all pairs compared).
+# Components up to this size compare all their pairs; larger ones only the pairs prefix filtering
+# leaves (`_near_pairs`: the same pairs at >= threshold, found without the quadratic work).
+MAX_ALL_PAIRS_COMPONENT = 32
+# Components up to this size are clustered around their best-connected pages (every pair at >=
+# threshold known); larger ones keep their smallest id first (`keep_or_remove`).
 MAX_STAR_COMPONENT = 1000
 # Bucket-key shards of `RemoveNearDuplicates` (the pipeline scales them with its input files).
 STANDALONE_SHARDS = 64
@@ -49,130 +60,178 @@ def _bucket_pairs(members) -> Iterator[tuple[bytes, bytes]]:
             yield members[0], other
 
 
-def _candidate_pairs(shard) -> Iterator[tuple[bytes, bytes]]:
-    """The candidate pairs of the buckets of one key shard (`passes.pack_by_key_shard`)."""
-    for members in unpack_groups(shard).values():
-        if len(members) > 1:
-            yield from _bucket_pairs(members)
+def _ids(packed: bytes, width: int) -> list[bytes]:
+    return [packed[i : i + width] for i in range(0, len(packed), width)]
 
 
-def _both_ends(pair) -> Iterator[bytes]:
-    yield pair[0]
-    yield pair[1]
+def _shared_buckets(shard) -> Iterator[list[bytes]]:
+    """The ids of each band key of a key shard (`passes.pack_by_key_shard`) that more than one
+    entry has. Most keys have one page: numpy sorts the entries by key and only the keys that
+    repeat reach Python."""
+    _, packs = shard
+    bodies: dict[bytes, list[bytes]] = collections.defaultdict(list)
+    for pack in packs:
+        bodies[pack[:4]].append(pack[4:])
+    for header, parts in sorted(bodies.items()):
+        key_width, id_width = int.from_bytes(header[:2], "big"), int.from_bytes(header[2:], "big")
+        rows = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(-1, key_width + id_width)
+        keys = np.ascontiguousarray(rows[:, :key_width]).view(f"S{key_width}").ravel()
+        order = np.argsort(keys, kind="stable")
+        repeats = np.flatnonzero(keys[order[1:]] == keys[order[:-1]])  # i: sorted i and i + 1 share
+        run: list[int] = []
+        for i in repeats.tolist():
+            if run and run[-1] != i:
+                yield [rows[order[j], key_width:].tobytes() for j in run]
+                run = []
+            run += [i, i + 1] if not run else [i + 1]
+        if run:
+            yield [rows[order[j], key_width:].tobytes() for j in run]
 
 
-class _Shingler:
-    """A page's shingles with the transform's settings, computed once per candidate page and sent
-    along as (url, shingles): verification and clustering compare sets, never re-shingle."""
-
-    def __init__(self, ngram: int, normalization: str):
-        self._args = (ngram, normalization)
-
-    def __call__(self, keyed_page) -> tuple[bytes, tuple[str, tuple[bytes, ...]]]:
-        pid, page = keyed_page
-        return pid, (page.url, tuple(minhash.shingles(page.text, *self._args)))
-
-
-def _send_shingles_to_larger(joined) -> Iterator[tuple[bytes, tuple[bytes, tuple]]]:
-    """Joined by the smaller id of each pair: its shingles travel to the larger id."""
-    pid, groups = joined
-    pages = list(groups["page"])
-    if pages:
-        for other in groups["larger"]:
-            yield other, (pid, pages[0][1])
+def _neighbours(shard) -> Iterator[tuple[bytes, bytes]]:
+    """A key shard of band entries -> (id, its candidate partners in the shard's buckets, packed)."""
+    partners: dict[bytes, set] = collections.defaultdict(set)
+    for members in _shared_buckets(shard):
+        for a, b in _bucket_pairs(members):
+            partners[a].add(b)
+            partners[b].add(a)
+    for node, others in sorted(partners.items()):
+        yield node, b"".join(sorted(others))
 
 
-def _verified_edges(joined, threshold: float) -> Iterator[tuple[bytes, bytes]]:
-    """Joined by the larger id of each pair: the pairs whose exact Jaccard reaches the threshold."""
-    pid, groups = joined
-    pages = list(groups["page"])
-    if not pages:
-        return
-    mine = set(pages[0][1])
-    for other, shingles in groups["smaller"]:
-        if minhash.exact_jaccard(mine, set(shingles)) >= threshold:
-            yield other, pid
-
-
-def _initial_neighbourhood(edge) -> Iterator[tuple[bytes, bytes]]:
-    a, b = edge
-    yield a, a
-    yield a, b
-    yield b, b
-    yield b, a
-
-
-def _hash_to_min_messages(element) -> Iterator[tuple[bytes, tuple[str, tuple[bytes, ...]]]]:
-    """One hash-to-min round (Rastogi et al. 2013): send the whole set C(v) to its minimum m and
-    m to every member of C(v). At the fixed point the cluster's minimum holds the cluster and every
-    other member holds just that minimum. 'old' carries C(v) over, to detect the fixed point."""
-    node, members = element
+def _hash_to_min_messages(node: bytes, members: list[bytes], carry: bool):
+    """One hash-to-min round (Rastogi et al. 2013) from node v with its sorted set C(v): send C(v)
+    to its minimum m and m to every other member of C(v). At the fixed point the component's
+    minimum holds the component and every other member holds just that minimum. With `carry`
+    (for the last round), (True, C(v)) goes to v itself, to detect the fixed point."""
     root = members[0]
-    yield root, ("set", members)
-    for m in members:
-        yield m, ("set", (root,))
-    yield node, ("old", members)
+    yield root, (False, b"".join(members))
+    for m in members[1:]:
+        yield m, (False, root)
+    if carry:
+        yield node, (True, b"".join(members))
+
+
+class _Neighbourhoods(CountingDoFn):
+    """(id, [packed partners]) -> the first round's messages, from C(v) = v and its partners;
+    counts each distinct candidate pair once (at its smaller id). `carry`: the first round is the
+    last."""
+
+    def __init__(self, carry: bool):
+        self._carry = carry
+
+    def process(self, element):
+        node, packs = element
+        others = {other for pack in packs for other in _ids(pack, len(node))}
+        self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS, sum(o > node for o in others))
+        yield from _hash_to_min_messages(node, sorted(others | {node}), self._carry)
 
 
 class _MergeRound(CountingDoFn):
-    def __init__(self, count_changes: bool):
-        self._count_changes = count_changes
+    """(id, [messages]) -> C(v) merged: the next round's messages, or after the last round the
+    request for the page's text, `root + id`, and a count of the nodes whose C(v) still changed
+    (the rounds had not converged)."""
+
+    def __init__(self, rounds_left: int):
+        self._last = rounds_left == 0
+        self._carry = rounds_left == 1
 
     def process(self, element):
         node, messages = element
+        width = len(node)
         merged: set[bytes] = set()
-        old: tuple[bytes, ...] = ()
-        for kind, members in messages:
-            if kind == "old":
-                old = members
+        old = b""
+        for is_old, packed in messages:
+            if is_old:
+                old = packed
             else:
-                merged.update(members)
-        new = tuple(sorted(merged))
-        if self._count_changes and new != old:
+                merged.update(_ids(packed, width))
+        members = sorted(merged) or [node]
+        if not self._last:
+            yield from _hash_to_min_messages(node, members, self._carry)
+            return
+        if b"".join(members) != old:
             self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_UNCONVERGED)
-        yield node, new
+        # The smallest id it knows in its component: its root once the rounds converged; before, a
+        # component may be split among several roots (fewer removals, never wrong ones).
+        yield members[0] + node
 
 
-def _root_of(element) -> tuple[bytes, bytes]:
-    """node -> the smallest id it knows in its component (its root once the rounds converged;
-    before, a component may be split among several roots: fewer removals, never wrong ones)."""
-    node, members = element
-    return node, members[0]
+def _to_root(requested) -> tuple[bytes, tuple[bytes, str, str]]:
+    """(root + id, page) -> (root, (id, url, text)): the page goes to its component."""
+    request, page = requested
+    width = len(request) // 2
+    return request[:width], (request[width:], page.url, page.text)
 
 
-def _route_to_root(joined) -> Iterator:
-    """Candidates of a component go to its root; the others (no verified edge) stay."""
-    pid, groups = joined
-    roots = list(groups["root"])
-    if roots:
-        for page in groups["page"]:
-            yield roots[0], (pid, page)
+def _prefix_length(size: int, threshold: float) -> int:
+    """Shingles of a page's prefix for prefix filtering: two sets with Jaccard >= t share one of the
+    first |x| - ceil(t |x|) + 1 shingles of each (in one global order); one more, so that float
+    rounding of t |x| never drops a pair."""
+    return min(size, size - math.ceil(threshold * size) + 2)
 
 
-def keep_or_remove(members: list[tuple], threshold: float) -> tuple[list, list[tuple]]:
-    """One component of (id, (url, shingles)) members: (ids kept, (id, audit row) of each page
-    removed), by greedy star clustering:
-    the page with the most near-duplicates (exact Jaccard >= threshold) among the pages left is
-    kept (ties: the smallest id, i.e. md5(url)) and removes those near-duplicates; the rest repeat.
-    Every removed page is compared with the page kept in its place, directly. A component larger
-    than MAX_STAR_COMPONENT keeps its smallest id first instead (linear, not quadratic, per kept
-    page). Pages with one id (same url and text) share their fate."""
+def _near_pairs(sets: dict, threshold: float) -> dict[bytes, dict[bytes, float]]:
+    """{id: {id: exact Jaccard}} of every pair of `sets` (id -> shingle set) with exact Jaccard >=
+    threshold. Small components compare all pairs; larger ones the pairs that share a shingle of
+    their prefixes (All-Pairs prefix filtering, rarest shingles first): the same pairs, since
+    every pair at >= threshold shares one, and the others never reach the threshold."""
+    ids = sorted(sets)
+    near: dict[bytes, dict[bytes, float]] = {pid: {} for pid in ids}
+    if len(ids) <= MAX_ALL_PAIRS_COMPONENT:
+        compared = itertools.combinations(ids, 2)
+    else:
+        compared = _prefix_candidates(sets, threshold)
+    for a, b in compared:
+        jaccard = minhash.exact_jaccard(sets[a], sets[b])
+        if jaccard >= threshold:
+            near[a][b] = near[b][a] = jaccard
+    return near
+
+
+def _prefix_candidates(sets: dict, threshold: float) -> Iterator[tuple[bytes, bytes]]:
+    """Each pair of ids whose prefixes share a shingle, once."""
+    frequency = collections.Counter(s for shingles in sets.values() for s in shingles)
+    index: dict[bytes, list] = collections.defaultdict(list)
+    for pid in sorted(sets):
+        shingles = sets[pid]
+        if not shingles:
+            continue
+        prefix = sorted(shingles, key=lambda s: (frequency[s], s))[: _prefix_length(len(shingles), threshold)]
+        seen: set[bytes] = set()
+        for s in prefix:
+            for other in index[s]:
+                if other not in seen:
+                    seen.add(other)
+                    yield other, pid
+        for s in prefix:
+            index[s].append(pid)
+
+
+def keep_or_remove(members: list[tuple], threshold: float, ngram: int, normalization: str):
+    """One component of (id, (url, text)) members -> (ids kept, [(id, audit row)] of the pages
+    removed, pairs found at >= threshold), by greedy star clustering: the page with the most
+    near-duplicates (exact shingle-set Jaccard >= threshold) among the pages left is kept (ties:
+    the smallest id, i.e. md5(url)) and removes those near-duplicates; the rest repeat. Every
+    removed page is compared with the page kept in its place, directly. A component larger than
+    MAX_STAR_COMPONENT keeps its smallest id first instead (linear, not quadratic, per kept page).
+    Pages with one id (same url and text) share their fate."""
     by_id: dict[bytes, list[tuple]] = {}
     for pid, page in members:
         by_id.setdefault(pid, []).append(page)
     ids = sorted(by_id)
-    sets = {pid: set(by_id[pid][0][1]) for pid in ids}
-    near: dict[bytes, dict[bytes, float]] = {pid: {} for pid in ids}
-    star = len(ids) <= MAX_STAR_COMPONENT
-    if star:
-        for i, a in enumerate(ids):
-            for b in ids[i + 1 :]:
-                jaccard = minhash.exact_jaccard(sets[a], sets[b])
-                if jaccard >= threshold:
-                    near[a][b] = near[b][a] = jaccard
+    sets = {pid: set(minhash.shingles(by_id[pid][0][1], ngram, normalization)) for pid in ids}
     kept: list = []
     rows: list[tuple] = []
-    left = dict.fromkeys(ids)  # insertion-ordered: ids ascending
+    star = len(ids) <= MAX_STAR_COMPONENT
+    if star:
+        near = _near_pairs(sets, threshold)
+        found = sum(len(partners) for partners in near.values()) // 2
+        kept = [pid for pid in ids if not near[pid]]  # they remove nothing and nothing removes them
+        left = dict.fromkeys(pid for pid in ids if near[pid])  # insertion-ordered: ids ascending
+    else:
+        near, found = {}, 0
+        left = dict.fromkeys(ids)
     while left:
         if star:
             keeper = min(left, key=lambda pid: (-sum(other in left for other in near[pid]), pid))
@@ -185,22 +244,25 @@ def keep_or_remove(members: list[tuple], threshold: float) -> tuple[list, list[t
                     jaccard = minhash.exact_jaccard(sets[keeper], sets[pid])
                     if jaccard >= threshold:
                         removed[pid] = jaccard
+            found += len(removed)
         kept.append(keeper)
         kept_url = by_id[keeper][0][0]
         for pid in sorted(removed):
             rows += [(pid, audit_row(url, kept_url, removed[pid])) for url, _ in by_id[pid]]
         for pid in [keeper, *removed]:
             del left[pid]
-    return kept, rows
+    return sorted(kept), rows, found
 
 
 class _KeepOrRemove(CountingDoFn):
-    def __init__(self, threshold: float):
-        self._threshold = threshold
+    def __init__(self, threshold: float, ngram: int, normalization: str):
+        self._args = (threshold, ngram, normalization)
 
     def process(self, element):
         _, members = element
-        _, removed = keep_or_remove(list(members), self._threshold)
+        members = [(pid, (url, text)) for pid, url, text in members]
+        _, removed, found = keep_or_remove(members, *self._args)
+        self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_VERIFIED_PAIRS, found)
         self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DUPLICATE, len(removed))
         self.count(
             reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CLUSTERS, len({row["kept_url"] for _, row in removed})
@@ -220,16 +282,18 @@ class NearDuplicates(beam.PTransform):
     """PCollection[(key shard, pack of (band key, page id))] (`passes.pack_by_key_shard`; ids of
     one width) -> PCollection[page id] of the pages to remove.
 
-    `texts`: a PTransform from a PCollection of page ids (the candidates) to (page id, page) for
-    those ids (anything with `.url` and `.text`). Two pages are candidates when they share a band
-    key; a candidate pair is an edge when the exact Jaccard similarity of the two shingle sets
-    (`minhash.shingles` with `ngram` and `normalization`) is >= `threshold`. Within each connected
-    component of the edges the page with the most near-duplicates (ties: smallest id) is kept and
-    removes the pages whose exact Jaccard *with it* is >= `threshold`; the pages it does not remove
-    repeat the rule among themselves (`keep_or_remove`). `max_rounds` hash-to-min rounds are
-    unrolled; the counter `unconverged-nodes` > 0 says more were needed (the run then keeps some
-    duplicates, never removes a page without a kept near-duplicate). With `audit_path`, one JSON
-    line per removed page {"url", "kept_url", "jaccard"} is written there atomically, sorted (see
+    `texts`: a PTransform from a PCollection of requests, each `root + page id` (two ids; a
+    request ends with the page's id, so `passes.TextsOfPages` finds the page's file in it), to
+    (request, page) for the pages asked for (anything with `.url` and `.text`). Two pages are
+    candidates when they share a band key. Within each connected component of the candidate pairs
+    a pair is a near-duplicate when the exact Jaccard similarity of the two shingle sets
+    (`minhash.shingles` with `ngram` and `normalization`) is >= `threshold`; the page with the
+    most near-duplicates (ties: smallest id) is kept and removes the pages whose exact Jaccard
+    *with it* is >= `threshold`; the pages it does not remove repeat the rule among themselves
+    (`keep_or_remove`). `max_rounds` hash-to-min rounds are unrolled; the counter
+    `unconverged-nodes` > 0 says more were needed (the run then keeps some duplicates, never
+    removes a page without a kept near-duplicate). With `audit_path`, one JSON line per removed
+    page {"url", "kept_url", "jaccard"} is written there atomically, sorted (see
     `near_dedup_audit`).
     """
 
@@ -253,50 +317,27 @@ class NearDuplicates(beam.PTransform):
         self._audit_path = audit_path
 
     def expand(self, band_entries):
-        pairs = (
+        messages = (
             band_entries
             | "GroupBucketShards" >> beam.GroupByKey()
-            | "CandidatePairs" >> beam.FlatMap(_candidate_pairs)
-            | "DistinctCandidates" >> beam.Distinct()
-            | "CountCandidates" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS)
-        )
-        # An id once per pair it is in: `texts` reads each page once (its join dedups).
-        candidate_ids = pairs | "CandidateIds" >> beam.FlatMap(_both_ends)
-        texts = (
-            candidate_ids
-            | "CandidateTexts" >> self._texts
-            | "Shingle" >> beam.Map(_Shingler(self._ngram, self._normalization))
-        )
-        half = (
-            {"page": texts, "larger": pairs}
-            | "JoinSmaller" >> beam.CoGroupByKey()
-            | "SendShingles" >> beam.FlatMap(_send_shingles_to_larger)
-        )
-        edges = (
-            {"page": texts, "smaller": half}
-            | "JoinLarger" >> beam.CoGroupByKey()
-            | "ExactJaccard" >> beam.FlatMap(_verified_edges, self._threshold)
-            | "CountVerified" >> CountElements(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_VERIFIED_PAIRS)
-        )
-        clusters = (
-            edges
-            | "Neighbourhoods" >> beam.FlatMap(_initial_neighbourhood)
+            | "CandidatePairs" >> beam.FlatMap(_neighbours)
             | "GroupNeighbourhoods" >> beam.GroupByKey()
-            | "SortNeighbourhoods" >> beam.MapTuple(lambda node, ms: (node, tuple(sorted(set(ms)))))
+            | "Neighbourhoods" >> Counted(_Neighbourhoods(carry=self._max_rounds == 1))
         )
+        # Each round is one grouping and one step: the merge also sends the next round's messages.
         for i in range(self._max_rounds):
-            clusters = (
-                clusters
-                | f"HashToMin{i}" >> beam.FlatMap(_hash_to_min_messages)
+            messages = (
+                messages
                 | f"GroupRound{i}" >> beam.GroupByKey()
-                | f"MergeRound{i}" >> Counted(_MergeRound(count_changes=i == self._max_rounds - 1))
+                | f"MergeRound{i}" >> Counted(_MergeRound(rounds_left=self._max_rounds - 1 - i))
             )
+        keep = _KeepOrRemove(self._threshold, self._ngram, self._normalization)
         decided = (
-            {"page": texts, "root": clusters | "RootOf" >> beam.Map(_root_of)}
-            | "JoinRoots" >> beam.CoGroupByKey()
-            | "RouteToRoot" >> beam.FlatMap(_route_to_root)
+            messages
+            | "CandidateTexts" >> self._texts
+            | "ToRoot" >> beam.Map(_to_root)
             | "GroupComponents" >> beam.GroupByKey()
-            | "KeepOrRemove" >> Counted(_KeepOrRemove(self._threshold), tags=("audit",), main="removed")
+            | "KeepOrRemove" >> Counted(keep, tags=("audit",), main="removed")
         )
         if self._audit_path is not None:
             _ = (
@@ -314,19 +355,23 @@ class _TextsFrom(beam.PTransform):
         super().__init__()
         self._keyed = keyed_pages
 
-    def expand(self, page_ids):
+    def expand(self, requests):
         return (
-            {"page": self._keyed, "want": page_ids | "Want" >> beam.Map(lambda pid: (pid, None))}
+            {"page": self._keyed, "want": requests | "Want" >> beam.Map(_requested_id)}
             | "JoinWanted" >> beam.CoGroupByKey()
             | "Wanted" >> beam.FlatMap(_wanted_pages)
         )
 
 
+def _requested_id(request: bytes) -> tuple[bytes, bytes]:
+    return request[len(request) // 2 :], request
+
+
 def _wanted_pages(joined):
-    pid, groups = joined
-    if any(True for _ in groups["want"]):
+    _, groups = joined
+    for request in groups["want"]:
         for page in groups["page"]:
-            yield pid, page
+            yield request, page
 
 
 def _survivors(joined):
