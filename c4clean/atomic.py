@@ -109,18 +109,26 @@ def remove_stale_dirs(parent: str | os.PathLike) -> None:
         shutil.rmtree(junk, ignore_errors=True)
 
 
-def write_bytes_fs(path: str, data: bytes) -> None:
-    """Write `data` through Beam's FileSystems under a unique temporary name, then rename it to `path`
-    (local: os.rename, which replaces atomically; object stores: a copy, complete or absent)."""
+@contextlib.contextmanager
+def creating_fs(path: str) -> Iterator:
+    """Yield a file (Beam's FileSystems: gs://, s3:// or local) to write `path` through, under a unique
+    temporary name renamed to `path` when the block ends (local: os.rename, which replaces
+    atomically; object stores: a copy, complete or absent); on error the temporary is removed."""
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     try:
         with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            f.write(data)
+            yield f
         FileSystems.rename([tmp], [path])
     except BaseException:
         with contextlib.suppress(Exception):
             if FileSystems.exists(tmp):
                 FileSystems.delete([tmp])
         raise
+
+
+def write_bytes_fs(path: str, data: bytes) -> None:
+    """Write `data` to `path` atomically through Beam's FileSystems (`creating_fs`)."""
+    with creating_fs(path) as f:
+        f.write(data)

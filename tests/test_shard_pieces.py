@@ -70,9 +70,11 @@ def test_streaming_write_has_the_bytes_of_a_whole_table_write(tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
 
 
-@pytest.mark.parametrize("fmt", ["arrow", "parquet"])
-def test_merged_pieces_have_the_bytes_of_the_whole_shard(tmp_path, monkeypatch, fmt):
+@pytest.mark.parametrize("fmt, fan_in", [("arrow", 64), ("parquet", 64), ("arrow", 2), ("parquet", 3)])
+def test_merged_pieces_have_the_bytes_of_the_whole_shard(tmp_path, monkeypatch, fmt, fan_in):
     monkeypatch.setattr(arrow_sink, "BATCH_ROWS", 16)  # pieces and shard of several batches
+    monkeypatch.setattr(arrow_sink, "PIECE_BATCH_ROWS", 5)
+    monkeypatch.setattr(arrow_sink, "MERGE_FAN_IN", fan_in)  # 2, 3: merged in rounds
     pages = _pages(900, seed=3)
     rng = random.Random(4)
     parts: list[list[Page]] = [[] for _ in range(5)]  # the last one stays empty
@@ -88,13 +90,16 @@ def test_merged_pieces_have_the_bytes_of_the_whole_shard(tmp_path, monkeypatch, 
     assert pa.ipc.open_file(paths[0]).num_record_batches > 1
 
     merged = arrow_sink.write_rows(
-        str(tmp_path / "merged"), "train", 0, 1, arrow_sink.merge_pieces(paths), fmt
+        str(tmp_path / "merged"), "train", 0, 1, arrow_sink.merge_pieces(paths, ("train", 0, 1)), fmt
     )
     whole = arrow_sink.write_shard(str(tmp_path / "whole"), "train", 0, 1, pages, fmt)
     data = (tmp_path / "merged" / merged["file"]).read_bytes()
     assert merged == whole
     assert data == (tmp_path / "whole" / whole["file"]).read_bytes() == _whole_table_bytes(pages, fmt)
     _check_record(merged, data, pages)
+    rounds = sorted(p.name for p in (tmp_path / "pieces").iterdir() if ".m" in p.name)
+    assert bool(rounds) == (fan_in < len(paths))  # intermediate pieces, beside the pieces
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
 
 
 def test_write_shards_groups_piece_records_and_merges_them(tmp_path):

@@ -17,12 +17,10 @@ file is ever visible under a final shard name.
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import heapq
 import itertools
 import json
-import uuid
 from typing import Iterable, Iterator
 
 import pyarrow as pa
@@ -173,7 +171,7 @@ def write_rows(
     streaming, one batch at a time, under a temporary name renamed into place; returns its record
     for the manifest. A sidecar `<name>.json` with rows, bytes and sha256 is written beside it
     (after it), so the driver can build the manifest without reading the shards again."""
-    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+    from apache_beam.io.filesystems import FileSystems
 
     name = shard_name(split, index, count, fmt)
     final = FileSystems.join(directory, name)
@@ -187,17 +185,9 @@ def write_rows(
             totals["words"] += len(row[text].split())  # whitespace tokens
             yield row
 
-    tmp = f"{final}.tmp-{uuid.uuid4().hex}"
-    try:
-        with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-            sink = _HashingSink(out)
-            _write_rows(sink, counted(), fmt)
-        FileSystems.rename([tmp], [final])
-    except BaseException:
-        with contextlib.suppress(Exception):
-            if FileSystems.exists(tmp):
-                FileSystems.delete([tmp])
-        raise
+    with atomic.creating_fs(final) as out:
+        sink = _HashingSink(out)
+        _write_rows(sink, counted(), fmt)
     record = {
         "split": split,
         "shard": index,
@@ -221,21 +211,36 @@ def write_shard(
 
 # --- pieces: one input file's pages of one shard, merged into the shard at the end ---------------
 
+# A merge holds one record batch per piece it reads: pieces are written in small batches (a few
+# hundred KB of C4 text), and at most MERGE_FAN_IN pieces are merged at once (more are merged in
+# rounds through intermediate pieces), so a shard's merge holds about MERGE_FAN_IN * PIECE_BATCH_ROWS
+# rows and has as many files open, whatever the number of input files.
+PIECE_BATCH_ROWS = 64
+MERGE_FAN_IN = 64
 
-def piece_name(split: str, index: int, count: int, file_position: int) -> str:
-    """`<shard name without suffix>.<file position>.arrow`: unique per shard and input file."""
-    return f"{shard_name(split, index, count, 'arrow')[: -len('.arrow')]}.{file_position:06d}.arrow"
+
+def piece_name(split: str, index: int, count: int, file_position: int | str) -> str:
+    """`<shard name without suffix>.<file position>.arrow`: unique per shard and input file (a str
+    position names an intermediate piece of a merge)."""
+    position = f"{file_position:06d}" if isinstance(file_position, int) else file_position
+    return f"{shard_name(split, index, count, 'arrow')[: -len('.arrow')]}.{position}.arrow"
+
+
+def _write_piece_rows(path: str, rows: Iterable[tuple]) -> int:
+    """Writes rows (in the shard's order) as an Arrow IPC file of PIECE_BATCH_ROWS-row batches,
+    streaming and atomically; returns the number of rows."""
+    rows, written = iter(rows), 0
+    with atomic.creating_fs(path) as out, pa.ipc.new_file(out, text_schema()) as writer:
+        while chunk := list(itertools.islice(rows, PIECE_BATCH_ROWS)):
+            writer.write_table(_table(chunk))
+            written += len(chunk)
+    return written
 
 
 def write_piece(path: str, pages: Iterable[Page]) -> int:
-    """Writes `pages` sorted in the shard's row order, as an Arrow IPC file of BATCH_ROWS-row batches,
-    atomically; returns the number of rows."""
-    rows = sorted(_rows(pages), key=_sort_key)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, text_schema()) as writer:
-        writer.write_table(_table(rows), max_chunksize=BATCH_ROWS)
-    atomic.write_bytes_fs(path, sink.getvalue().to_pybytes())
-    return len(rows)
+    """Writes `pages` as a piece: sorted in the shard's row order, atomically; returns the number
+    of rows."""
+    return _write_piece_rows(path, sorted(_rows(pages), key=_sort_key))
 
 
 def piece_rows(path: str) -> Iterator[tuple]:
@@ -245,14 +250,29 @@ def piece_rows(path: str) -> Iterator[tuple]:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         reader = pa.ipc.open_file(f)
         for i in range(reader.num_record_batches):
-            batch = reader.get_batch(i)
-            yield from zip(*(column.to_pylist() for column in batch.columns))
-            del batch
+            yield from zip(*(column.to_pylist() for column in reader.get_batch(i).columns))
 
 
-def merge_pieces(paths: Iterable[str]) -> Iterator[tuple]:
-    """The rows of sorted pieces in the shard's order (a k-way merge; equal keys in `paths` order)."""
+def _merge(paths: list[str]) -> Iterator[tuple]:
     return heapq.merge(*(piece_rows(path) for path in paths), key=_sort_key)
+
+
+def merge_pieces(paths: Iterable[str], shard: tuple[str, int, int]) -> Iterator[tuple]:
+    """The rows of the sorted pieces of `shard` (split, index, count) in the shard's order: a k-way
+    merge (equal keys in `paths` order) of at most MERGE_FAN_IN pieces; more are first merged in
+    rounds into intermediate pieces beside them (`<shard>.m<round>-<group>.arrow`)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    paths, merge_round = list(paths), 0
+    while len(paths) > MERGE_FAN_IN:
+        merged = []
+        for start in range(0, len(paths), MERGE_FAN_IN):
+            name = piece_name(*shard, f"m{merge_round}-{start // MERGE_FAN_IN:06d}")
+            path = FileSystems.join(FileSystems.split(paths[start])[0], name)
+            _write_piece_rows(path, _merge(paths[start : start + MERGE_FAN_IN]))
+            merged.append(path)
+        paths, merge_round = merged, merge_round + 1
+    return _merge(paths)
 
 
 def read_shard(path: str) -> pa.Table:

@@ -194,7 +194,7 @@ def _write_group(element, directory: str, fmt: str):
 
     (split, index, total), pieces = element
     paths = [path for _, path, rows in sorted(pieces) if rows]
-    record = write_rows(directory, split, index, total, merge_pieces(paths), fmt)
+    record = write_rows(directory, split, index, total, merge_pieces(paths, (split, index, total)), fmt)
     log.info("wrote %s: %d rows from %d pieces", record["file"], record["rows"], len(paths))
     yield record
 
