@@ -58,7 +58,7 @@ def test_prefix_filtering_finds_exactly_the_pairs_at_the_threshold(threshold):
         for a, b in itertools.combinations(sorted(sets), 2)
         if minhash.exact_jaccard(sets[a], sets[b]) >= threshold
     }
-    near = near_dedup._near_pairs(sets, threshold)
+    near = near_dedup._near_pairs(sets, threshold, budget=len(sets) ** 2)
     found = {(a, b): j for a in near for b, j in near[a].items() if a < b}
     assert found == expected and expected
 
@@ -75,22 +75,54 @@ def component(rng: random.Random, families: int) -> list[tuple]:
     return members
 
 
-def test_large_component_falls_back_to_smallest_id_first(monkeypatch):
-    members = component(random.Random(4), 10)
+def smallest_first(members, threshold=0.8) -> dict:
+    """Brute force: the smallest id left is kept and removes every page left at >= threshold."""
     sets = {pid: set(minhash.shingles(text)) for pid, (_, text) in members}
+    left, removed = sorted(sets), {}
+    while left:
+        keeper, *rest = left
+        near = [pid for pid in rest if minhash.exact_jaccard(sets[keeper], sets[pid]) >= threshold]
+        removed.update(dict.fromkeys(near, keeper))
+        left = [pid for pid in rest if pid not in near]
+    return removed
+
+
+def removed_by(rows, members) -> dict:
     url_of = {url: pid for pid, (url, _) in members}
-    monkeypatch.setattr(near_dedup, "MAX_STAR_COMPONENT", 8)
+    return {pid: url_of[row["kept_url"]] for pid, row in rows}
+
+
+def test_dense_component_keeps_its_smallest_id_first(monkeypatch):
+    # A component whose pairs would take too many comparisons to find: each kept page is compared
+    # with the pages its prefix index points to, which must be all its near-duplicates.
+    members = component(random.Random(4), 10)
+    monkeypatch.setattr(near_dedup, "COMPARISONS_PER_PAGE", 0)
     kept, rows, found = near_dedup.keep_or_remove(members, 0.8, minhash.DEFAULT_NGRAM, "nfkc")
-    removed = {pid for pid, _ in rows}
-    assert rows and sorted(set(kept) | removed) == sorted(sets) and not set(kept) & removed
-    assert found == len(rows)
+    expected = smallest_first(members)
+    assert expected and removed_by(rows, members) == expected and found == len(expected)
+    assert sorted(kept) == sorted(pid for pid, _ in members if pid not in expected)
+    sets = {pid: set(minhash.shingles(text)) for pid, (_, text) in members}
     for pid, row in rows:
-        keeper = url_of[row["kept_url"]]
-        assert keeper in kept and keeper < pid
-        assert row["jaccard"] == round(minhash.exact_jaccard(sets[pid], sets[keeper]), 4) >= 0.8
-    # Smallest id first: no kept page is a near-duplicate of a kept page before it.
-    for a, b in itertools.combinations(sorted(kept), 2):
-        assert minhash.exact_jaccard(sets[a], sets[b]) < 0.8
+        assert row["jaccard"] == round(minhash.exact_jaccard(sets[pid], sets[expected[pid]]), 4) >= 0.8
+
+
+def test_large_group_of_near_duplicates_keeps_its_smallest_id_first(monkeypatch):
+    # One text and 11 copies with 0 to 10 of 300 words edited: pairs above and below the threshold,
+    # one large group of near-duplicates (over MAX_STAR_COMPONENT here) where the star rule and
+    # smallest-id-first differ.
+    rng = random.Random(7)
+    words = random_words(rng, 300)
+    members = []
+    for copy in range(12):
+        text = " ".join(edit_words(words, rng.sample(range(300), rng.randrange(0, 10)), rng))
+        members.append((minhash.page_id(f"http://c{copy}/", text), (f"http://c{copy}/", text)))
+    _, star_rows, _ = near_dedup.keep_or_remove(members, 0.8, minhash.DEFAULT_NGRAM, "nfkc")
+    expected = smallest_first(members)
+    assert removed_by(star_rows, members) != expected
+    monkeypatch.setattr(near_dedup, "MAX_STAR_COMPONENT", 3)
+    kept, rows, _ = near_dedup.keep_or_remove(members, 0.8, minhash.DEFAULT_NGRAM, "nfkc")
+    assert removed_by(rows, members) == expected
+    assert sorted(kept) == sorted(pid for pid, _ in members if pid not in expected)
 
 
 def test_star_rule_within_a_component_matches_brute_force():

@@ -43,9 +43,12 @@ MAX_ALL_PAIRS_BUCKET = 32
 # Components up to this size compare all their pairs; larger ones only the pairs prefix filtering
 # leaves (`_near_pairs`: the same pairs at >= threshold, found without the quadratic work).
 MAX_ALL_PAIRS_COMPONENT = 32
-# Components up to this size are clustered around their best-connected pages (every pair at >=
-# threshold known); larger ones keep their smallest id first (`keep_or_remove`).
+# Groups of near-duplicates up to this size are clustered around their best-connected pages;
+# larger ones keep their smallest id first (`keep_or_remove`).
 MAX_STAR_COMPONENT = 1000
+# Finding a component's pairs at >= threshold may compare this many pairs per page; beyond that
+# (thousands of near-identical pages) its smallest id is kept first (`keep_or_remove`).
+COMPARISONS_PER_PAGE = 64
 # Bucket-key shards of `RemoveNearDuplicates` (the pipeline scales them with its input files).
 STANDALONE_SHARDS = 64
 
@@ -127,29 +130,31 @@ class _Neighbourhoods(CountingDoFn):
         yield from _hash_to_min_messages(node, sorted(others | {node}), self._carry)
 
 
-class _MergeRound(CountingDoFn):
-    """(id, [messages]) -> C(v) merged: the next round's messages, or after the last round the
-    request for the page's text, `root + id`, and a count of the nodes whose C(v) still changed
-    (the rounds had not converged)."""
+def _merged(element) -> tuple[bytes, list[bytes], bytes]:
+    """(id, [messages]) -> (id, C(v) merged and sorted, the C(v) carried over or b"")."""
+    node, messages = element
+    merged: set[bytes] = set()
+    old = b""
+    for is_old, packed in messages:
+        if is_old:
+            old = packed
+        else:
+            merged.update(_ids(packed, len(node)))
+    return node, sorted(merged) or [node], old
 
-    def __init__(self, rounds_left: int):
-        self._last = rounds_left == 0
-        self._carry = rounds_left == 1
+
+def _merge_round(element, carry: bool):
+    """A round before the last: C(v) merged, and the next round's messages."""
+    node, members, _ = _merged(element)
+    yield from _hash_to_min_messages(node, members, carry)
+
+
+class _LastRound(CountingDoFn):
+    """The last round: C(v) merged -> the request for the page's text, `root + id`, and a count of
+    the nodes whose C(v) still changed (the rounds had not converged)."""
 
     def process(self, element):
-        node, messages = element
-        width = len(node)
-        merged: set[bytes] = set()
-        old = b""
-        for is_old, packed in messages:
-            if is_old:
-                old = packed
-            else:
-                merged.update(_ids(packed, width))
-        members = sorted(merged) or [node]
-        if not self._last:
-            yield from _hash_to_min_messages(node, members, self._carry)
-            return
+        node, members, old = _merged(element)
         if b"".join(members) != old:
             self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_UNCONVERGED)
         # The smallest id it knows in its component: its root once the rounds converged; before, a
@@ -171,33 +176,18 @@ def _prefix_length(size: int, threshold: float) -> int:
     return min(size, size - math.ceil(threshold * size) + 2)
 
 
-def _near_pairs(sets: dict, threshold: float) -> dict[bytes, dict[bytes, float]]:
-    """{id: {id: exact Jaccard}} of every pair of `sets` (id -> shingle set) with exact Jaccard >=
-    threshold. Small components compare all pairs; larger ones the pairs that share a shingle of
-    their prefixes (All-Pairs prefix filtering, rarest shingles first): the same pairs, since
-    every pair at >= threshold shares one, and the others never reach the threshold."""
-    ids = sorted(sets)
-    near: dict[bytes, dict[bytes, float]] = {pid: {} for pid in ids}
-    if len(ids) <= MAX_ALL_PAIRS_COMPONENT:
-        compared = itertools.combinations(ids, 2)
-    else:
-        compared = _prefix_candidates(sets, threshold)
-    for a, b in compared:
-        jaccard = minhash.exact_jaccard(sets[a], sets[b])
-        if jaccard >= threshold:
-            near[a][b] = near[b][a] = jaccard
-    return near
+def _ordered(sets: dict) -> dict[bytes, list[bytes]]:
+    """Each set's shingles, rarest in the component first (ties: by bytes): the one global order
+    prefix filtering needs."""
+    frequency = collections.Counter(s for shingles in sets.values() for s in shingles)
+    return {pid: sorted(shingles, key=lambda s: (frequency[s], s)) for pid, shingles in sets.items()}
 
 
 def _prefix_candidates(sets: dict, threshold: float) -> Iterator[tuple[bytes, bytes]]:
     """Each pair of ids whose prefixes share a shingle, once."""
-    frequency = collections.Counter(s for shingles in sets.values() for s in shingles)
     index: dict[bytes, list] = collections.defaultdict(list)
-    for pid in sorted(sets):
-        shingles = sets[pid]
-        if not shingles:
-            continue
-        prefix = sorted(shingles, key=lambda s: (frequency[s], s))[: _prefix_length(len(shingles), threshold)]
+    for pid, ordered in sorted(_ordered(sets).items()):
+        prefix = ordered[: _prefix_length(len(ordered), threshold)]
         seen: set[bytes] = set()
         for s in prefix:
             for other in index[s]:
@@ -208,50 +198,119 @@ def _prefix_candidates(sets: dict, threshold: float) -> Iterator[tuple[bytes, by
             index[s].append(pid)
 
 
-def keep_or_remove(members: list[tuple], threshold: float, ngram: int, normalization: str):
-    """One component of (id, (url, text)) members -> (ids kept, [(id, audit row)] of the pages
-    removed, pairs found at >= threshold), by greedy star clustering: the page with the most
-    near-duplicates (exact shingle-set Jaccard >= threshold) among the pages left is kept (ties:
-    the smallest id, i.e. md5(url)) and removes those near-duplicates; the rest repeat. Every
-    removed page is compared with the page kept in its place, directly. A component larger than
-    MAX_STAR_COMPONENT keeps its smallest id first instead (linear, not quadratic, per kept page).
-    Pages with one id (same url and text) share their fate."""
-    by_id: dict[bytes, list[tuple]] = {}
-    for pid, page in members:
-        by_id.setdefault(pid, []).append(page)
-    ids = sorted(by_id)
-    sets = {pid: set(minhash.shingles(by_id[pid][0][1], ngram, normalization)) for pid in ids}
+def _near_pairs(sets: dict, threshold: float, budget: int) -> Optional[dict[bytes, dict[bytes, float]]]:
+    """{id: {id: exact Jaccard}} of every pair of `sets` (id -> shingle set) with exact Jaccard >=
+    threshold. Small components compare all pairs; larger ones the pairs that share a shingle of
+    their prefixes (All-Pairs prefix filtering, rarest shingles first): the same pairs, since
+    every pair at >= threshold shares one, and the others never reach the threshold. None when that
+    takes more than `budget` comparisons (a large group of near-identical pages)."""
+    ids = sorted(sets)
+    near: dict[bytes, dict[bytes, float]] = {pid: {} for pid in ids}
+    if len(ids) <= MAX_ALL_PAIRS_COMPONENT:
+        compared = itertools.combinations(ids, 2)
+    else:
+        compared = _prefix_candidates(sets, threshold)
+    for n, (a, b) in enumerate(compared):
+        if n == budget:
+            return None
+        jaccard = minhash.exact_jaccard(sets[a], sets[b])
+        if jaccard >= threshold:
+            near[a][b] = near[b][a] = jaccard
+    return near
+
+
+def _groups(ids: list, near: dict) -> Iterator[list]:
+    """The connected components of the pairs in `near`, each sorted, in order of their smallest id."""
+    done: set = set()
+    for pid in ids:
+        if pid not in done:
+            group, todo = {pid}, [pid]
+            while todo:
+                for other in near[todo.pop()]:
+                    if other not in group:
+                        group.add(other)
+                        todo.append(other)
+            done |= group
+            yield sorted(group)
+
+
+def _greedy(ids: list, pick, near_of, by_id: dict) -> tuple[list, list[tuple]]:
+    """Keeps `pick(left)` and removes `near_of(keeper, left)` (id -> Jaccard), until no page is left."""
     kept: list = []
     rows: list[tuple] = []
-    star = len(ids) <= MAX_STAR_COMPONENT
-    if star:
-        near = _near_pairs(sets, threshold)
-        found = sum(len(partners) for partners in near.values()) // 2
-        kept = [pid for pid in ids if not near[pid]]  # they remove nothing and nothing removes them
-        left = dict.fromkeys(pid for pid in ids if near[pid])  # insertion-ordered: ids ascending
-    else:
-        near, found = {}, 0
-        left = dict.fromkeys(ids)
+    left = dict.fromkeys(ids)  # insertion-ordered: ids ascending
     while left:
-        if star:
-            keeper = min(left, key=lambda pid: (-sum(other in left for other in near[pid]), pid))
-            removed = {pid: j for pid, j in near[keeper].items() if pid in left}
-        else:
-            keeper = next(iter(left))
-            removed = {}
-            for pid in left:
-                if pid != keeper:
-                    jaccard = minhash.exact_jaccard(sets[keeper], sets[pid])
-                    if jaccard >= threshold:
-                        removed[pid] = jaccard
-            found += len(removed)
+        keeper = pick(left)
+        removed = near_of(keeper, left)
         kept.append(keeper)
         kept_url = by_id[keeper][0][0]
         for pid in sorted(removed):
             rows += [(pid, audit_row(url, kept_url, removed[pid])) for url, _ in by_id[pid]]
         for pid in [keeper, *removed]:
             del left[pid]
-    return sorted(kept), rows, found
+    return kept, rows
+
+
+def _smallest(left: dict) -> bytes:
+    return next(iter(left))
+
+
+def keep_or_remove(members: list[tuple], threshold: float, ngram: int, normalization: str):
+    """One component of (id, (url, text)) members -> (ids kept, [(id, audit row)] of the pages
+    removed, pairs found at >= threshold), by greedy star clustering: the page with the most
+    near-duplicates (exact shingle-set Jaccard >= threshold) among the pages left is kept (ties:
+    the smallest id, i.e. md5(url)) and removes those near-duplicates; the rest repeat. Every
+    removed page is compared with the page kept in its place, directly. This runs on each group of
+    pages linked by near-duplicate pairs (the same result as on the whole component: the groups
+    share no pair). A group larger than MAX_STAR_COMPONENT keeps its smallest id first instead, and
+    so does a component whose pairs take more than COMPARISONS_PER_PAGE comparisons per page to
+    find (thousands of near-identical pages): then each kept page is compared with the pages left
+    whose prefix shares a shingle with its own, linear per kept page. Pages with one id (same url
+    and text) share their fate."""
+    by_id: dict[bytes, list[tuple]] = {}
+    for pid, page in members:
+        by_id.setdefault(pid, []).append(page)
+    ids = sorted(by_id)
+    sets = {pid: set(minhash.shingles(by_id[pid][0][1], ngram, normalization)) for pid in ids}
+    near = _near_pairs(sets, threshold, COMPARISONS_PER_PAGE * len(ids))
+    if near is None:
+        return _smallest_first_by_prefix(ids, sets, threshold, by_id)
+
+    def star(left: dict) -> bytes:
+        return min(left, key=lambda pid: (-sum(other in left for other in near[pid]), pid))
+
+    def known(keeper: bytes, left: dict) -> dict:
+        return {pid: j for pid, j in near[keeper].items() if pid in left}
+
+    kept, rows = [], []
+    for group in _groups(ids, near):
+        group_kept, group_rows = _greedy(
+            group, star if len(group) <= MAX_STAR_COMPONENT else _smallest, known, by_id
+        )
+        kept += group_kept
+        rows += group_rows
+    return sorted(kept), rows, sum(len(partners) for partners in near.values()) // 2
+
+
+def _smallest_first_by_prefix(ids: list, sets: dict, threshold: float, by_id: dict):
+    """`keep_or_remove` for a component too dense to find all its pairs: the smallest id left is
+    kept and removes every page left with exact Jaccard >= threshold to it, found among the pages
+    whose prefix shares a shingle with the kept page's (all of them: see `_near_pairs`)."""
+    prefixes = {
+        pid: ordered[: _prefix_length(len(ordered), threshold)] for pid, ordered in _ordered(sets).items()
+    }
+    index: dict[bytes, list] = collections.defaultdict(list)
+    for pid in ids:
+        for s in prefixes[pid]:
+            index[s].append(pid)
+
+    def near_of(keeper: bytes, left: dict) -> dict:
+        candidates = {pid for s in prefixes[keeper] for pid in index[s] if pid in left and pid != keeper}
+        jaccards = {pid: minhash.exact_jaccard(sets[keeper], sets[pid]) for pid in candidates}
+        return {pid: j for pid, j in jaccards.items() if j >= threshold}
+
+    kept, rows = _greedy(ids, _smallest, near_of, by_id)
+    return sorted(kept), rows, len({pid for pid, _ in rows})
 
 
 class _KeepOrRemove(CountingDoFn):
@@ -325,15 +384,20 @@ class NearDuplicates(beam.PTransform):
             | "Neighbourhoods" >> Counted(_Neighbourhoods(carry=self._max_rounds == 1))
         )
         # Each round is one grouping and one step: the merge also sends the next round's messages.
-        for i in range(self._max_rounds):
+        for i in range(self._max_rounds - 1):
             messages = (
                 messages
                 | f"GroupRound{i}" >> beam.GroupByKey()
-                | f"MergeRound{i}" >> Counted(_MergeRound(rounds_left=self._max_rounds - 1 - i))
+                | f"MergeRound{i}" >> beam.FlatMap(_merge_round, carry=i == self._max_rounds - 2)
             )
+        requests = (
+            messages
+            | f"GroupRound{self._max_rounds - 1}" >> beam.GroupByKey()
+            | "LastRound" >> Counted(_LastRound())
+        )
         keep = _KeepOrRemove(self._threshold, self._ngram, self._normalization)
         decided = (
-            messages
+            requests
             | "CandidateTexts" >> self._texts
             | "ToRoot" >> beam.Map(_to_root)
             | "GroupComponents" >> beam.GroupByKey()
