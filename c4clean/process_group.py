@@ -1,13 +1,14 @@
 """A local run's worker processes end with it, however it ends.
 
-Beam's local multi-process runner starts its workers as child processes. When the run ends by an
+A local run's workers are child processes (forks, `pipelines.pool`). When the run ends by an
 exception (Ctrl-C included) the run itself stops its remaining descendants. For a SIGKILL, which
 runs no code, the run leads its own process group and a small watchdog process (in a session of its
 own) waits on a pipe from it: end of file without the word "done" means the run died, and the
 watchdog kills what is left of the run's process group.
 
 In a terminal's foreground job the run keeps the job's group (moving out of it would stop Ctrl-C from
-reaching it): the terminal delivers Ctrl-C and hang-up to the whole job, workers included.
+reaching it): the terminal delivers Ctrl-C and hang-up to the whole job, workers included (they
+ignore Ctrl-C and leave it to the run).
 """
 
 from __future__ import annotations
@@ -36,6 +37,24 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
         break
     time.sleep(1.0)
 """
+
+
+# This process's ends of the pipes that tell its watchdog and interrupt watcher it lives: a forked
+# worker must not hold them (the watchdog would never see the run die), so it closes its copies.
+_RUN_ONLY_FDS: set[int] = set()
+
+
+def _forget_run_fds() -> None:
+    for fd in _RUN_ONLY_FDS:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _RUN_ONLY_FDS.clear()
+    with contextlib.suppress(ValueError):  # forked from another thread than the main one
+        signal.set_wakeup_fd(-1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_run_fds)
 
 
 def _in_terminal_foreground() -> bool:
@@ -99,9 +118,9 @@ def _workers(watchdog) -> list[int]:
 
 
 class _InterruptWatcher:
-    """Ctrl-C reaches Python's handler only when the main thread runs Python code, and Beam's main
-    thread may wait in C for its workers. A thread woken by the signal (`signal.set_wakeup_fd`) stops
-    the workers, so that the wait ends and KeyboardInterrupt is raised."""
+    """Ctrl-C reaches Python's handler only when the main thread runs Python code, and it may wait
+    in C code for a while. A thread woken by the signal (`signal.set_wakeup_fd`) stops the workers at
+    once, so that no work goes on after Ctrl-C and the wait for them ends."""
 
     def __init__(self, read_end: int, write_end: int, previous: int, on_interrupt):
         self.read_end, self.write_end, self.previous = read_end, write_end, previous
@@ -116,6 +135,7 @@ class _InterruptWatcher:
         os.set_blocking(write_end, False)
         previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         watcher = cls(read_end, write_end, previous, on_interrupt)
+        _RUN_ONLY_FDS.update((read_end, write_end))
         watcher.thread.start()
         return watcher
 
@@ -130,19 +150,9 @@ class _InterruptWatcher:
         signal.set_wakeup_fd(self.previous)
         os.write(self.write_end, b"\0")
         self.thread.join()
+        _RUN_ONLY_FDS.difference_update((self.read_end, self.write_end))
         os.close(self.read_end)
         os.close(self.write_end)
-
-
-def _quiet_worker_exit(hook):
-    """Beam's local runner reports a stopped worker process from a thread of its own, as a traceback;
-    the run reports the cause itself, once."""
-
-    def quiet(args):
-        if not str(args.exc_value).startswith("Worker subprocess exited with return code"):
-            hook(args)
-
-    return quiet
 
 
 @contextlib.contextmanager
@@ -165,13 +175,11 @@ def children_end_with_this_process() -> Iterator[None]:
             start_new_session=True,
         )
         os.close(read_end)
-    previous_hook = threading.excepthook
-    threading.excepthook = _quiet_worker_exit(previous_hook)
+        _RUN_ONLY_FDS.add(write_end)
     watcher = _InterruptWatcher.start(lambda: stop(_workers(watchdog)))
     try:
         yield
     finally:
-        threading.excepthook = previous_hook
         if watcher is not None:
             watcher.close()
         left = _workers(watchdog)
@@ -179,5 +187,6 @@ def children_end_with_this_process() -> Iterator[None]:
             stop(left)
         if write_end is not None:
             os.write(write_end, b"done")
+            _RUN_ONLY_FDS.discard(write_end)
             os.close(write_end)
             watchdog.wait()

@@ -28,13 +28,13 @@ DATAFLOW_ARGS = (
 )
 
 
-def test_local_runs_use_the_offline_python_runner_in_multiprocessing_mode():
+def test_local_runs_use_the_offline_python_runner_in_process_with_a_pool_for_more_workers():
     options = runner.pipeline_options("direct", 4)
     direct = options.view_as(DirectOptions)
     assert options.view_as(StandardOptions).runner == "FnApiRunner"
-    assert direct.direct_num_workers == 4 and direct.direct_running_mode == "multi_processing"
-    single = runner.pipeline_options("direct", 1).view_as(DirectOptions)
-    assert single.direct_running_mode == "in_memory"
+    assert direct.direct_num_workers == 1 and direct.direct_running_mode == "in_memory"
+    assert runner.uses_local_pool("direct", 4) and not runner.uses_local_pool("direct", 1)
+    assert not runner.uses_local_pool("dask", 4)
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     assert isinstance(runner.make_runner("direct"), FnApiRunner)
@@ -119,37 +119,6 @@ def test_inputs_directories_globs_and_several_inputs(shared_data):
     assert len(both) == len(from_dir) + 2 and both == sorted(both)  # sorted, duplicates once
     with pytest.raises(FileNotFoundError):
         expand_inputs([str(small / "no-such-file.wet.gz")])
-
-
-def test_worker_progress_lines_are_shown_plain_and_beam_chatter_dropped():
-    import logging
-
-    from c4clean.pipelines.runner import _WorkerProgressFilter
-
-    def record(level, entry):
-        # what Beam's local_job_service logs for a worker's log entry
-        return logging.LogRecord(
-            "apache_beam.runners.portability.local_job_service", level, "x", 1, "Worker: %s", (entry,), None
-        )
-
-    progress = record(
-        logging.INFO,
-        'severity: INFO message: "clean_page: 143 pages in, 127 out (0.0s)" '
-        'log_location: "/site/c4clean/pipelines/transforms.py:77" thread: "1"',
-    )
-    chatter = record(
-        logging.WARNING,
-        'severity: WARN message: "No semi_persistent_directory found" '
-        'log_location: "/site/apache_beam/runners/worker/sdk_worker_main.py:421"',
-    )
-    failure = record(
-        logging.ERROR, 'severity: ERROR message: "Traceback ..." log_location: "/site/apache_beam/x.py:1"'
-    )
-    keep = _WorkerProgressFilter()
-    assert keep.filter(progress) and progress.getMessage() == "clean_page: 143 pages in, 127 out (0.0s)"
-    assert progress.name == "c4clean.worker"
-    assert not keep.filter(chatter)
-    assert keep.filter(failure)
 
 
 @pytest.mark.parametrize(

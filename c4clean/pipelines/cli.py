@@ -126,15 +126,10 @@ def run(
     """
     from c4clean.pipelines import pipeline
 
-    # One progress display by default (-q: none); the engines' own log lines only with -v, where
-    # the workers' c4clean lines (per-stage counts) show as plain lines too.
+    # One progress display by default (-q: none); the engines' own log lines only with -v.
     if verbosity() <= 0:
         for engine in ("apache_beam", "distributed", "dask"):
             logging.getLogger(engine).setLevel(logging.ERROR)
-    else:
-        from c4clean.pipelines.runner import show_worker_progress
-
-        show_worker_progress()
     try:
         options = RunOptions(
             output=output,
@@ -167,11 +162,15 @@ def run(
     _check_runner(runner)
     output_folder.check(output)
     free_at_start = output_folder.free_bytes(output)
-    local_workers = runner_name(runner) == "FnApiRunner" and workers > 1
-    from c4clean.pipelines.runner import RunFailed, RunnerUnavailable
+    from c4clean.pipelines.runner import RunFailed, RunnerUnavailable, uses_local_pool
+    from c4clean.process_group import children_end_with_this_process
 
+    # Local worker processes end with the run, however it ends.
+    local_workers = (
+        children_end_with_this_process() if uses_local_pool(runner, workers) else contextlib.nullcontext()
+    )
     try:
-        with output_folder.lock(output), _local_workers_end_with_run(workers if local_workers else 0):
+        with output_folder.lock(output), local_workers:
             outcome = pipeline.run(options, echo=click.echo, progress=verbosity() >= 0)
     except (FileNotFoundError, RunnerUnavailable, RunFailed) as error:
         raise click.ClickException(str(error))
@@ -197,20 +196,6 @@ def _check_runner(runner: str) -> None:
         "(DataflowRunner, ...) or the full name of a PipelineRunner class",
         param_hint="--runner",
     )
-
-
-@contextlib.contextmanager
-def _local_workers_end_with_run(workers: int):
-    """For `workers` > 0 local worker processes: they end with the run, and they start now, warming
-    up (importing Beam) while this process imports it and builds the pipeline."""
-    if not workers:
-        yield
-        return
-    from c4clean.pipelines.worker_process import warm_workers
-    from c4clean.process_group import children_end_with_this_process
-
-    with children_end_with_this_process(), warm_workers(workers):
-        yield
 
 
 def _input_bytes(inputs) -> int:

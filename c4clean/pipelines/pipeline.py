@@ -11,6 +11,7 @@ saved in `<output>/.work/files/` (see `perfile`): their verdicts are applied at 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -89,6 +90,13 @@ def per_file_settings(options: RunOptions) -> perfile.PerFileSettings:
     )
 
 
+def stage_inputs(options: RunOptions, planned, download_cache: Optional[str]):
+    """The first stage of a run: each input file staged (`perfile`)."""
+    from c4clean.pipelines.transforms import StageInputFiles
+
+    return StageInputFiles(planned, per_file_settings(options), download_cache)
+
+
 def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[str] = None):
     """The Beam pipeline of `options` (over `planned` inputs, by default `plan_inputs(options)`);
     shards and the run's counts land in `options.layout.staging_dir`, and `manifest.commit` moves
@@ -99,6 +107,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
     from c4clean.pipelines import near_dedup, passes
     from c4clean.pipelines import transforms as t
     from c4clean.pipelines.counting import Counted, WriteCounts
+    from c4clean.pipelines.pool import Pooled
 
     if planned is None:
         planned, download_cache = plan_inputs(options)
@@ -107,9 +116,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         runner=runner.make_runner(options.runner, options.workers),
         options=runner.pipeline_options(options.runner, options.workers, options.beam_args),
     )
-    files = pipeline | "PerFileStage" >> t.StageInputFiles(
-        planned, per_file_settings(options), download_cache
-    )
+    files = pipeline | "PerFileStage" >> stage_inputs(options, planned, download_cache)
     newest = t.url_entries(files) | "UrlDedup" >> t.SelectNewestPerUrl()
     if recipe.webtextlike:
         newest |= "WebtextUrls" >> t.KeepListedUrls(options.webtext_urls)
@@ -146,7 +153,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
             dict(decisions)
             | f"JoinDecisions{i}" >> beam.CoGroupByKey()
             | f"Pass{i}"
-            >> Counted(passes.FilePass(plan), tags=(passes.BANDS, passes.LINES), main=passes.FINAL)
+            >> Counted(Pooled(passes.FilePass(plan)), tags=(passes.BANDS, passes.LINES), main=passes.FINAL)
         )
         # Each step's outcome is counted by the first pass after it only.
         plan = dataclasses.replace(plan, rules_namespace=None, count_near_dedup=False)
@@ -180,6 +187,49 @@ def _prepare_output(options: RunOptions) -> None:
         FileSystems.delete([stage])
 
 
+# Sentences enough for every per-page step to load what it loads on first use.
+_WARM_UP_TEXT = "\n".join(f"This is line {n} of a page that warms up the cleaning steps." for n in range(6))
+
+
+def warm_up(options: RunOptions) -> None:
+    """Runs the per-file steps of `options` on one sample page, so that the models and tables they load
+    on first use (Punkt, language id, bad words, URL suffixes) are in this process before it forks
+    its local workers, which then share them instead of each loading its own."""
+    from c4clean.cleaning.page import Page
+    from c4clean.pipelines import steps
+
+    page = Page(url="https://example.com/warm-up", text=_WARM_UP_TEXT, normalized_url="example.com/warm-up")
+    rules = perfile.PageRules(per_file_settings(options))
+    for step in rules.filters:
+        step.apply(page)
+    rules.stage(page)
+    steps.run_steps(steps.final_steps(options.recipe, options.language_id), [page], lambda *_: None)
+
+
+@contextlib.contextmanager
+def _local_workers(options: RunOptions, planned, download_cache: Optional[str]):
+    """The local worker processes of a run (`pool`), if it has any; they start staging the input
+    files at once, while this process builds the pipeline."""
+    if not runner.uses_local_pool(options.runner, options.workers):
+        yield
+        return
+    from c4clean.pipelines import passes, pool, transforms  # noqa: F401 - imported once, before the fork
+
+    warm_up(options)
+    with pool.local_pool(options.workers) as workers:
+        staging = stage_inputs(options, planned, download_cache)
+        workers.prefetch(staging.LABEL, staging.dofn, staging.elements)
+        yield
+
+
+def _progress(options: RunOptions, planned, shown: bool):
+    if not shown:
+        return contextlib.nullcontext()
+    from c4clean.pipelines.progress import RunProgress
+
+    return RunProgress(options, planned)
+
+
 def run(options: RunOptions, echo=print, progress: bool = False) -> manifest.RunOutcome:
     """Runs the pipeline and commits its output; returns what happened (counts, issues, exit code).
     `progress`: show the progress display (`progress.RunProgress`) on stderr while it runs."""
@@ -194,12 +244,8 @@ def run(options: RunOptions, echo=print, progress: bool = False) -> manifest.Run
     )
     echo(message) if progress else log.info(message)
     _prepare_output(options)
-    pipeline = build_pipeline(options, planned, cache)
-    if progress:
-        from c4clean.pipelines.progress import RunProgress
-
-        with RunProgress(options, planned):
+    with _local_workers(options, planned, cache):
+        pipeline = build_pipeline(options, planned, cache)
+        with _progress(options, planned, progress):
             pipeline.run().wait_until_finish()
-    else:
-        pipeline.run().wait_until_finish()
     return manifest.commit(options, planned, started, echo=echo)

@@ -1,9 +1,9 @@
 """Which Beam runner executes the pipeline, and with which pipeline options.
 
-Locally the pipeline runs on Beam's Python FnApiRunner: `DirectRunner` would first try to download
-the Prism binary (no network here, and a start-up delay elsewhere), while the FnApiRunner honours
-`--direct_num_workers` / `--direct_running_mode` and works offline. `--workers N` > 1 selects
-multi-processing mode, since the cleaning work is CPU-bound Python (threads would share one GIL).
+Locally the pipeline runs on Beam's Python FnApiRunner, in this process: `DirectRunner` would first
+try to download the Prism binary (no network here, and a start-up delay elsewhere), while the
+FnApiRunner works offline. `--workers N` > 1 adds N worker processes for the per-file work (`pool`
+says why not the FnApiRunner's own multi-processing mode).
 
 Any other runner name is passed to Beam as is (`dataflow` -> `DataflowRunner`), with the Beam
 options the user gives after `--`. For remote runners the c4clean package itself must reach the
@@ -14,8 +14,6 @@ workers: unless the user stages something already, `--setup_file` points at this
 from __future__ import annotations
 
 import importlib.util
-import logging
-import re
 import shutil
 import socket
 from pathlib import Path
@@ -120,8 +118,8 @@ def beam_flags(runner: str, workers: int, beam_args: Sequence[str] = ()) -> list
     name = runner_name(runner)
     flags = [f"--runner={name}"]
     if name == "FnApiRunner":
-        mode = "multi_processing" if workers > 1 else "in_memory"
-        flags += [f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
+        # N local workers are a process pool under the in-process runner (`pool`).
+        flags += ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
     elif name != "DaskRunner":  # Dask workers import c4clean from their own environment
         staged = any(arg.split("=")[0] in _STAGING_FLAGS for arg in beam_args)
         project_file = source_tree_project_file()
@@ -136,40 +134,20 @@ def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()):
     return PipelineOptions(beam_flags(runner, workers, beam_args))
 
 
+def uses_local_pool(runner: str, workers: int) -> bool:
+    """Whether `workers` local workers are a process pool (`pool`): for the local runner."""
+    return runner_name(runner) == "FnApiRunner" and workers > 1
+
+
 def make_runner(runner: str, workers: int = 1):
     """A runner instance for names c4clean runs itself (the FnApiRunner, Dask), else None."""
     name = runner_name(runner)
     if name == "FnApiRunner":
-        from c4clean.pipelines.local_workers import LocalRunner
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-        return LocalRunner(workers)
+        return FnApiRunner()
     if name == "DaskRunner":
         from c4clean.pipelines.dask_runner import C4DaskRunner
 
         return C4DaskRunner(workers)
     return None
-
-
-class _WorkerProgressFilter(logging.Filter):
-    """In multi-processing mode the workers send their log records to the driver, which logs each as
-    one line of protobuf text under Beam's `local_job_service` logger. This shows c4clean's own
-    per-stage progress lines from the workers as plain messages, Beam's errors as they are, and
-    drops Beam's start-up chatter."""
-
-    _MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        found = self._MESSAGE.search(text)
-        if found is None or "/c4clean/" not in text:
-            return record.levelno >= logging.ERROR
-        record.name = "c4clean.worker"
-        record.msg, record.args = "%s", (found.group(1).replace('\\"', '"'),)
-        return True
-
-
-def show_worker_progress() -> None:
-    """Per-stage progress of local worker processes on the terminal (see `_WorkerProgressFilter`)."""
-    beam_logger = logging.getLogger("apache_beam.runners.portability.local_job_service")
-    beam_logger.setLevel(logging.INFO)
-    beam_logger.addFilter(_WorkerProgressFilter())

@@ -14,6 +14,7 @@ import apache_beam as beam
 from c4clean.cleaning import reasons
 from c4clean.pipelines import perfile
 from c4clean.pipelines.counting import Counted, CountingDoFn
+from c4clean.pipelines.pool import Pooled
 from c4clean.pipelines.steps import DOMAINS, PAGE_RULES, READ, TOO_LONG, URL_DEDUP, WEBTEXT, count_stage
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,19 @@ class StageInputFiles(beam.PTransform):
     """[(input id, location)] -> PCollection[(file position, staged file)], the position being the
     input's place among the sorted inputs (`perfile.Staged.order`)."""
 
+    LABEL = "StageFile"
+
     def __init__(self, planned, settings: perfile.PerFileSettings, download_cache: Optional[str] = None):
         super().__init__()
-        self._planned = [(i, input_id, location) for i, (input_id, location) in enumerate(sorted(planned))]
-        self._settings = settings
-        self._download_cache = download_cache
+        self.elements = [(i, input_id, location) for i, (input_id, location) in enumerate(sorted(planned))]
+        self.dofn = _StageFile(settings, download_cache)
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "Inputs" >> beam.Create(self._planned)
+            | "Inputs" >> beam.Create(self.elements)
             | "SpreadFiles" >> beam.Reshuffle()
-            | "StageFile" >> beam.ParDo(_StageFile(self._settings, self._download_cache))
+            | self.LABEL >> beam.ParDo(Pooled(self.dofn, self.LABEL))
         )
 
 
@@ -90,7 +92,7 @@ class _UrlEntries(CountingDoFn):
 
 
 def url_entries(files):
-    return files | "UrlEntries" >> Counted(_UrlEntries())
+    return files | "UrlEntries" >> Counted(Pooled(_UrlEntries()))
 
 
 # --- URL dedup -----------------------------------------------------------------------------------
