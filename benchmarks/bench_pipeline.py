@@ -17,9 +17,10 @@ the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: wi
     python benchmarks/bench_pipeline.py [--input ../shared/data/wet/bench] [--out bench-out]
     python benchmarks/bench_pipeline.py --memory [--scale 10] [--memory-workers 2 1] --out bench-mem
 
-Measured (main d59255d, 2026-11-26, 2 cores, --workers 2; peak RSS MiB 1x -> 10x, ratio): driver
-518 -> 1456 (2.81), workers 572 -> 1223 (2.14) and 568 -> 1203 (2.12); 10,642 -> 108,745 pages out.
-Not within 1.5x: see the README (near-dedup's band keys and the shard grouping sit in the driver).
+Measured (main 5a13ea0, 2026-11-26, 2 cores shared with two other sessions' work, --workers 2; peak RSS
+MiB 1x -> 10x, ratio): driver 397 -> 1054 (2.65), workers 497 -> 741 (1.49) and 496 -> 708 (1.43);
+10,642 -> 108,745 pages out. The workers are within 1.5x, the driver is not: see the README (the runner
+keeps what crosses a stage, near-dedup's band keys the largest, in the driver; no page crosses a shuffle).
 """
 
 from __future__ import annotations
