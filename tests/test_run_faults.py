@@ -181,7 +181,7 @@ def test_disk_full_on_a_real_small_disk(small_disk):
 
 def _start_two_worker_run(tmp_path, **popen):
     run = subprocess.Popen(
-        [sys.executable, "-m", "c4clean.cli", "run", "--input", str(ONE_WET), "--workers", "2"]
+        [sys.executable, "-m", "c4clean.cli", "run", "--input", str(ONE_WET.parent), "--workers", "2"]
         + ["--output", str(tmp_path / "o"), "--no-near-dedup"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

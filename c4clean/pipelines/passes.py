@@ -31,6 +31,7 @@ import apache_beam as beam
 from c4clean.cleaning import reasons
 from c4clean.pipelines import perfile, steps
 from c4clean.pipelines.counting import CountingDoFn
+from c4clean.pipelines.pool import Pooled
 
 log = logging.getLogger(__name__)
 
@@ -296,5 +297,5 @@ class TextsOfPages(beam.PTransform):
         return (
             {"path": self._files, "want": wanted}
             | "JoinFiles" >> beam.CoGroupByKey()
-            | "ReadTexts" >> beam.ParDo(_TextsOfFile())
+            | "ReadTexts" >> beam.ParDo(Pooled(_TextsOfFile()))
         )

@@ -210,15 +210,16 @@ def warm_up(options: RunOptions) -> None:
 def _local_workers(options: RunOptions, planned, download_cache: Optional[str]):
     """The local worker processes of a run (`pool`), if it has any; they start staging the input
     files at once, while this process builds the pipeline."""
-    if not runner.uses_local_pool(options.runner, options.workers):
+    workers = min(options.workers, len(planned))  # the work is per file: more workers would idle
+    if not runner.uses_local_pool(options.runner, workers):
         yield
         return
     from c4clean.pipelines import passes, pool, transforms  # noqa: F401 - imported once, before the fork
 
     warm_up(options)
-    with pool.local_pool(options.workers) as workers:
+    with pool.local_pool(workers) as started:
         staging = stage_inputs(options, planned, download_cache)
-        workers.prefetch(staging.LABEL, staging.dofn, staging.elements)
+        started.prefetch(staging.LABEL, staging.dofn, staging.elements)
         yield
 
 

@@ -191,14 +191,19 @@ class KeepListedUrls(beam.PTransform):
 # --- shards --------------------------------------------------------------------------------------
 
 
-def _write_group(element, directory: str, fmt: str):
-    from c4clean.pipelines.arrow_sink import merge_pieces, write_rows
+class _WriteShard(beam.DoFn):
+    def __init__(self, directory: str, fmt: str):
+        self._directory, self._format = directory, fmt
 
-    (split, index, total), pieces = element
-    paths = [path for _, path, rows in sorted(pieces) if rows]
-    record = write_rows(directory, split, index, total, merge_pieces(paths, (split, index, total)), fmt)
-    log.info("wrote %s: %d rows from %d pieces", record["file"], record["rows"], len(paths))
-    yield record
+    def process(self, element):
+        from c4clean.pipelines.arrow_sink import merge_pieces, write_rows
+
+        (split, index, total), pieces = element
+        paths = [path for _, path, rows in sorted(pieces) if rows]
+        merged = merge_pieces(paths, (split, index, total))
+        record = write_rows(self._directory, split, index, total, merged, self._format)
+        log.info("wrote %s: %d rows from %d pieces", record["file"], record["rows"], len(paths))
+        yield record
 
 
 class WriteShards(beam.PTransform):
@@ -216,5 +221,5 @@ class WriteShards(beam.PTransform):
         return (
             pieces
             | "GroupPieces" >> beam.GroupByKey()
-            | "WriteShard" >> beam.FlatMap(_write_group, directory=self._staging_dir, fmt=self._format)
+            | "WriteShard" >> beam.ParDo(Pooled(_WriteShard(self._staging_dir, self._format)))
         )
