@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import multiprocessing
 import pickle
 import signal
@@ -36,6 +37,9 @@ class LocalPool:
 
     def __init__(self, workers: int):
         before = set(multiprocessing.active_children())
+        # What exists now lives as long as the run: out of the collector's sight, so that collections in
+        # the workers do not walk (and copy, page by page) the memory they share with this process.
+        gc.freeze()
         self.executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_ctrl_c
         )
@@ -70,6 +74,7 @@ class LocalPool:
                 process.terminate()
             for process in self.processes:
                 process.join()
+        gc.unfreeze()
 
 
 def _ignore_ctrl_c() -> None:
