@@ -17,10 +17,11 @@ the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: wi
     python benchmarks/bench_pipeline.py [--input ../shared/data/wet/bench] [--out bench-out]
     python benchmarks/bench_pipeline.py --memory [--scale 10] [--memory-workers 2 1] --out bench-mem
 
-Measured (main 5a13ea0, 2026-11-26, 2 cores shared with two other sessions' work, --workers 2; peak RSS
-MiB 1x -> 10x, ratio): driver 397 -> 1054 (2.65), workers 497 -> 741 (1.49) and 496 -> 708 (1.43);
-10,642 -> 108,745 pages out. The workers are within 1.5x, the driver is not: see the README (the runner
-keeps what crosses a stage, near-dedup's band keys the largest, in the driver; no page crosses a shuffle).
+Measured (main f138a61, 2026-11-26, 2 cores shared with two other sessions' work, --workers 2; peak RSS
+MiB 1x -> 10x, ratio): driver 414 -> 936 (2.26), local workers 354 -> 369 (1.04) and 353 -> 368 (1.04);
+10,642 -> 108,745 pages out. The workers are within 1.5x, the driver is not: see the README (the local
+runner keeps what crosses a stage, near-dedup's band keys the largest, in the driver; no page crosses a
+shuffle, and a shard's merge holds a bounded number of rows).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "wet" / "bench"
@@ -87,14 +89,22 @@ def _status_kib(pid: int) -> dict[str, int]:
     return {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines) if k in _STATUS_KEYS}
 
 
+def _argv(pid: int) -> Optional[list[str]]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return None
+
+
 def _role(pid: int, root: int) -> str:
     if pid == root:
         return "driver"
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().decode("utf-8", "replace").split("\0")
-    except OSError:
+    argv = _argv(pid)
+    if argv is None:
         return "?"
+    if argv == _argv(root):
+        return "worker"  # a local worker forked from the run (`pool`): the run's own command line
     if os.path.basename(argv[0]) in ("sh", "bash", "dash"):
         return "shell"  # Beam starts each SDK worker through `sh -c`
     if "--attach" in argv:
