@@ -17,13 +17,6 @@ WHEN = ("before", "after")  # as read from WET / as written to the shards
 PNG = formats.HISTOGRAMS_PNG
 
 
-def preload() -> None:
-    """Imports what `plot` needs (~1 s); a run with local workers does that in a thread of the driver
-    while the workers work, so the end of the run does not wait for it."""
-    import matplotlib.figure  # noqa: F401
-    import matplotlib.ticker  # noqa: F401
-
-
 def bin_of(value: int) -> int:
     return 0 if value <= 0 else 1 << (value.bit_length() - 1)
 

@@ -214,16 +214,12 @@ def _local_workers(options: RunOptions, planned, download_cache: Optional[str]):
     if not runner.uses_local_pool(options.runner, workers):
         yield
         return
-    import threading
-
-    from c4clean.pipelines import histograms, passes, pool, transforms  # noqa: F401 - before the fork
+    from c4clean.pipelines import passes, pool, transforms  # noqa: F401 - imported once, before the fork
 
     warm_up(options)
     with pool.local_pool(workers) as started:
         staging = stage_inputs(options, planned, download_cache)
         started.prefetch(staging.LABEL, staging.dofn, staging.elements)
-        # This process mostly waits for the workers now: it can import the end of the run's needs.
-        threading.Thread(target=histograms.preload, name="c4clean-preload", daemon=True).start()
         yield
 
 
