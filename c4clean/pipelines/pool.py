@@ -68,12 +68,11 @@ class LocalPool:
 
     def close(self, failed: bool) -> None:
         """Waits for the workers to end; after a failure (Ctrl-C included) ends them at once."""
-        self.executor.shutdown(wait=not failed, cancel_futures=True)
         if failed:
             for process in self.processes:
                 process.terminate()
-            for process in self.processes:
-                process.join()
+        # The executor reaps its processes itself (a second join of one would race with it).
+        self.executor.shutdown(wait=True, cancel_futures=True)
         gc.unfreeze()
 
 
