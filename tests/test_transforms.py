@@ -114,6 +114,18 @@ def test_packs_by_key_shard_give_back_every_entry_grouped_by_key():
     assert groups == {key: [v for k, v in entries if k == key] for key, _ in entries}
 
 
+def test_spilled_packs_cross_the_shuffle_as_references_and_read_back_the_same(tmp_path):
+    entries = [(bytes([i % 7]) * 16, passes.with_ref(bytes([i]) * 16, i, i + 1)) for i in range(50)]
+    packs = passes.pack_by_key_shard(entries, shards=4)
+    refs = passes.spill_packs(packs, str(tmp_path / "0-3.keys"))
+    assert [shard for shard, _ in refs] == [shard for shard, _ in packs]
+    assert all(ref[0] == str(tmp_path / "0-3.keys") for _, ref in refs)  # a path, not the keys
+    # read_packs takes both forms (`RemoveNearDuplicates` sends the packs themselves)
+    mixed = [ref for _, ref in refs[1:]] + [packs[0][1]]
+    assert sorted(passes.read_packs(mixed)) == sorted(pack for _, pack in packs)
+    assert passes.unpack_groups((None, mixed)) == passes.unpack_groups((None, [p for _, p in packs]))
+
+
 def test_only_the_pages_that_lose_a_line_hear_of_it(tmp_path):
     shared, only_a = line_key("shared line"), line_key("only in a")
     a, owner = passes.with_ref(b"\xff" * 16, 0, 1), passes.with_ref(b"\x00" * 16, 1, 7)

@@ -33,6 +33,7 @@ class RunLayout:
     counts: str
     passes_dir: str
     pieces_dir: str
+    keys_dir: str
     manifest: str
     stats: str
     report: str
@@ -53,6 +54,7 @@ class RunLayout:
             counts=_join(staging, COUNTS),
             passes_dir=_join(staging, "passes"),
             pieces_dir=_join(staging, "pieces"),
+            keys_dir=_join(staging, "keys"),
             manifest=_join(output, MANIFEST),
             stats=_join(output, STATS),
             report=_join(output, REPORT),

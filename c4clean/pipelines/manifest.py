@@ -275,8 +275,9 @@ def commit(options: RunOptions, planned, started: float, echo: Callable[[str], N
     counters = read_counts(layout)
     records = _complete_shards(options, layout)
     _move_shards(layout, records)
-    if FileSystems.exists(layout.pieces_dir):  # merged into the shards just committed
-        FileSystems.delete([layout.pieces_dir])
+    for folder in (layout.pieces_dir, layout.keys_dir):  # merged into the shards / read by the dedups
+        if FileSystems.exists(folder):
+            FileSystems.delete([folder])
     from c4clean.pipelines.near_dedup import commit_audit
 
     commit_audit(layout.staging_dir, layout.output)

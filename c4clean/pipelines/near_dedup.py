@@ -34,7 +34,7 @@ import numpy as np
 from c4clean.cleaning import minhash, reasons
 from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
-from c4clean.pipelines.passes import pack_by_key_shard
+from c4clean.pipelines.passes import pack_by_key_shard, read_packs
 
 DEFAULT_MAX_ROUNDS = 8
 # Buckets up to this size give all their pairs as candidates; larger ones a star from their
@@ -73,7 +73,7 @@ def _shared_buckets(shard) -> Iterator[list[bytes]]:
     repeat reach Python."""
     _, packs = shard
     bodies: dict[bytes, list[bytes]] = collections.defaultdict(list)
-    for pack in packs:
+    for pack in read_packs(packs):
         bodies[pack[:4]].append(pack[4:])
     for header, parts in sorted(bodies.items()):
         key_width, id_width = int.from_bytes(header[:2], "big"), int.from_bytes(header[2:], "big")

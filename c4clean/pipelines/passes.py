@@ -61,6 +61,7 @@ class PassPlan:
     index: int = 0  # the pass's place in the run
     progress_dir: Optional[str] = None  # where a file's pass leaves `done_marker` (progress display)
     pieces_dir: Optional[str] = None  # where the FINAL pass writes its pieces of the shards
+    keys_dir: Optional[str] = None  # where BANDS and LINES write their packs (`spill_packs`), if set
     shards_for: Optional[Callable[[str], int]] = None  # split -> its number of shards (FINAL)
 
 
@@ -102,11 +103,43 @@ def pack_by_key_shard(entries, shards: int) -> list[tuple[int, bytes]]:
     return [(shard, b"".join(parts)) for shard, parts in sorted(packs.items())]
 
 
+def spill_packs(packs: list[tuple[int, bytes]], path: str) -> list[tuple[int, tuple[str, int, int]]]:
+    """Writes a file's packs (`pack_by_key_shard`) one after the other to `path` -> (key shard,
+    (path, offset, length)) of each: what crosses the shuffle is then a small reference per pack, and
+    a runner that holds what it groups in memory (Beam's local runner) does not hold the keys."""
+    from c4clean import atomic
+
+    refs, offset = [], 0
+    for shard, pack in packs:
+        refs.append((shard, (path, offset, len(pack))))
+        offset += len(pack)
+    atomic.write_bytes_fs(path, b"".join(pack for _, pack in packs))
+    return refs
+
+
+def read_packs(packs) -> list[bytes]:
+    """The packs of a key shard's group: each one itself, or read back where `spill_packs` put it."""
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+    out, by_path = [], {}
+    for pack in packs:
+        if isinstance(pack, bytes):
+            out.append(pack)
+        else:
+            by_path.setdefault(pack[0], []).append(pack[1:])
+    for path, ranges in sorted(by_path.items()):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            for offset, length in sorted(ranges):
+                f.seek(offset)
+                out.append(f.read(length))
+    return out
+
+
 def unpack_groups(shard) -> dict:
     """key -> [values] of a key shard's packs (a GroupByKey's output)."""
     _, packs = shard
     groups: dict = {}
-    for pack in packs:
+    for pack in read_packs(packs):
         key_width, value_width = int.from_bytes(pack[:2], "big"), int.from_bytes(pack[2:4], "big")
         for start in range(4, len(pack), key_width + value_width):
             middle = start + key_width
@@ -229,7 +262,7 @@ class FilePass(CountingDoFn):
             steps.count_stage(self.count, steps.NEAR_DEDUP, 1, 0, us=us)
             pid = with_ref(page_id(page.url, page.text), file_position, ordinal)
             entries += [(key, pid) for key in keys]
-        for pack in pack_by_key_shard(entries, self._plan.key_shards):
+        for pack in self._packs(file_position, entries):
             yield beam.pvalue.TaggedOutput(BANDS, pack)
 
     def _line_entries(self, file_position: int, pages: list):
@@ -240,8 +273,17 @@ class FilePass(CountingDoFn):
         for ordinal, page in pages:
             member = with_ref(url_digest(page.url), file_position, ordinal)
             entries += [(key, member) for key, _ in emit_line_keys(page)]
-        for pack in pack_by_key_shard(entries, self._plan.key_shards):
+        for pack in self._packs(file_position, entries):
             yield beam.pvalue.TaggedOutput(LINES, pack)
+
+    def _packs(self, file_position: int, entries: list) -> list:
+        plan = self._plan
+        packs = pack_by_key_shard(entries, plan.key_shards)
+        if plan.keys_dir is None:
+            return packs
+        from apache_beam.io.filesystems import FileSystems
+
+        return spill_packs(packs, FileSystems.join(plan.keys_dir, f"{plan.index}-{file_position}.keys"))
 
 
 def _lost_lines(shard):

@@ -145,6 +145,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         recipe=recipe,
         language_id=options.language_id,
         pieces_dir=options.layout.pieces_dir,
+        keys_dir=options.layout.keys_dir,
         shards_for=options.shards_for,
     )
     for i, emit in enumerate(after):
