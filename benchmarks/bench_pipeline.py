@@ -17,11 +17,11 @@ the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: wi
     python benchmarks/bench_pipeline.py [--input ../shared/data/wet/bench] [--out bench-out]
     python benchmarks/bench_pipeline.py --memory [--scale 10] [--memory-workers 2 1] --out bench-mem
 
-Measured (main f138a61, 2026-11-26, 2 cores shared with two other sessions' work, --workers 2; peak RSS
-MiB 1x -> 10x, ratio): driver 414 -> 936 (2.26), local workers 354 -> 369 (1.04) and 353 -> 368 (1.04);
-10,642 -> 108,745 pages out. The workers are within 1.5x, the driver is not: see the README (the local
-runner keeps what crosses a stage, near-dedup's band keys the largest, in the driver; no page crosses a
-shuffle, and a shard's merge holds a bounded number of rows).
+Measured (main 675da1d, 2026-11-26 05:01 UTC, idle 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
+ratio): driver 362 -> 651 (1.80), local workers 357 -> 399 (1.12) and 352 -> 383 (1.09), whole process
+tree 1,076 -> 1,347 (1.25); 10,642 -> 108,745 pages out. The workers are within 1.5x, the driver is not:
+see the README (the in-process runner keeps what crosses a stage in the driver: URL dedup's entries and
+near-dedup's candidates are the largest left; pages and key packs stay in work files).
 """
 
 from __future__ import annotations
