@@ -194,7 +194,7 @@ _WARM_UP_TEXT = "\n".join(f"This is line {n} of a page that warms up the cleanin
 
 def warm_up(options: RunOptions) -> None:
     """Runs the per-file steps of `options` on one sample page, so that the models and tables they load
-    on first use (Punkt, language id, bad words, URL suffixes) are in this process before it forks
+    on first use (Punkt, language id, bad words) are in this process before it forks
     its local workers, which then share them instead of each loading its own."""
     from c4clean.cleaning.page import Page
     from c4clean.pipelines import steps
