@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -162,15 +161,10 @@ def run(
     _check_runner(runner)
     output_folder.check(output)
     free_at_start = output_folder.free_bytes(output)
-    from c4clean.pipelines.runner import RunFailed, RunnerUnavailable, uses_local_pool
-    from c4clean.process_group import children_end_with_this_process
+    from c4clean.pipelines.runner import RunFailed, RunnerUnavailable
 
-    # Local worker processes end with the run, however it ends.
-    local_workers = (
-        children_end_with_this_process() if uses_local_pool(runner, workers) else contextlib.nullcontext()
-    )
     try:
-        with output_folder.lock(output), local_workers:
+        with output_folder.lock(output):
             outcome = pipeline.run(options, echo=click.echo, progress=verbosity() >= 0)
     except (FileNotFoundError, RunnerUnavailable, RunFailed) as error:
         raise click.ClickException(str(error))

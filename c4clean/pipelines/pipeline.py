@@ -144,12 +144,13 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         key_shards=passes.KEY_SHARDS_PER_FILE * len(planned),
         recipe=recipe,
         language_id=options.language_id,
+        progress_dir=options.layout.passes_dir,
         pieces_dir=options.layout.pieces_dir,
         keys_dir=options.layout.keys_dir,
         shards_for=options.shards_for,
     )
     for i, emit in enumerate(after):
-        plan = dataclasses.replace(plan, emit=emit, index=i, progress_dir=options.layout.passes_dir)
+        plan = dataclasses.replace(plan, emit=emit, index=i)
         outputs = (
             dict(decisions)
             | f"JoinDecisions{i}" >> beam.CoGroupByKey()
@@ -210,15 +211,16 @@ def warm_up(options: RunOptions) -> None:
 @contextlib.contextmanager
 def _local_workers(options: RunOptions, planned, download_cache: Optional[str]):
     """The local worker processes of a run (`pool`), if it has any; they start staging the input
-    files at once, while this process builds the pipeline."""
+    files at once, while this process builds the pipeline, and end with the run."""
     workers = min(options.workers, len(planned))  # the work is per file: more workers would idle
     if not runner.uses_local_pool(options.runner, workers):
         yield
         return
     from c4clean.pipelines import passes, pool, transforms  # noqa: F401 - imported once, before the fork
+    from c4clean.process_group import children_end_with_this_process
 
     warm_up(options)
-    with pool.local_pool(workers) as started:
+    with children_end_with_this_process(), pool.local_pool(workers) as started:
         staging = stage_inputs(options, planned, download_cache)
         started.prefetch(staging.LABEL, staging.dofn, staging.elements)
         yield
