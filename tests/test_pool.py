@@ -37,7 +37,7 @@ class _Work(CountingDoFn):
 
 
 def _run(tmp_path, dofn, elements=range(40)):
-    """(main outputs in order, worker pids, counts) of `Pooled(dofn)` over `elements`."""
+    """(main outputs in order, tagged "pid" outputs, counts) of `Pooled(dofn)` over `elements`."""
     with beam.Pipeline(runner=FnApiRunner()) as p:
         outputs = (
             p
@@ -51,7 +51,7 @@ def _run(tmp_path, dofn, elements=range(40)):
             _ = gathered | f"Save{tag}" >> beam.Map(_save, saved)
         _ = p | "Counts" >> WriteCounts(str(tmp_path / "counts.json"))
     load = lambda name: json.loads((tmp_path / name).read_text())  # noqa: E731
-    return load("main.json"), set(load("pid.json")), load("counts.json")
+    return load("main.json"), load("pid.json"), load("counts.json")
 
 
 def _save(values, path):
@@ -67,19 +67,32 @@ def test_pooled_work_runs_in_the_workers_and_gives_what_it_gives_inline(tmp_path
         worker_pids = {p.pid for p in workers.processes}
     assert inline[0] == pooled[0] == [n * n for n in range(40)]  # same values, same order
     assert inline[2] == pooled[2] == {"parity": {"even": 20, "odd": 20}}
-    assert inline[1] == {os.getpid()}
-    assert pooled[1] and pooled[1] <= worker_pids and os.getpid() not in pooled[1]
+    assert set(inline[1]) == {os.getpid()}
+    assert pooled[1] and set(pooled[1]) <= worker_pids and os.getpid() not in pooled[1]
     assert all(not process.is_alive() for process in workers.processes)  # ended with the block
 
 
-def test_prefetched_tasks_are_taken_by_their_stage(tmp_path):
+class _Named(_Work):
+    """(n, name, name) -> n*n, as `_Work`; and where it ran (tagged): (n, pid)."""
+
+    def process(self, element):
+        n = element[0]
+        yield from (out for out in super().process(n) if not isinstance(out, beam.pvalue.TaggedOutput))
+        yield beam.pvalue.TaggedOutput("pid", (n, os.getpid()))
+
+
+def test_prefetched_tasks_are_taken_by_their_stage_and_not_run_again(tmp_path):
+    # An element like the staging's: the same string twice, which Beam's coder gives back as two.
+    name = "/inputs/a.wet.gz"
+    elements = [(n, name, name) for n in range(12)]
     with pool.local_pool(2) as workers:
-        workers.prefetch("Work", _Work(), range(10))
+        workers.prefetch("Work", _Named(), elements[:10])
         assert len(workers._prefetched) == 10
-        main, _, counts = _run(tmp_path, _Work(), range(12))
+        main, ran, counts = _run(tmp_path, _Named(), elements)
         assert workers._prefetched == {}
     assert main == [n * n for n in range(12)]
     assert counts == {"parity": {"even": 6, "odd": 6}}
+    assert sorted(n for n, _ in ran) == list(range(12))  # each element ran once
 
 
 def test_a_worker_that_dies_fails_the_run_naming_it(tmp_path):

@@ -45,17 +45,17 @@ class LocalPool:
         )
         self.executor.submit(int).result()  # with fork, the executor starts all its processes now
         self.processes = [p for p in multiprocessing.active_children() if p not in before]
-        self._prefetched: dict[tuple[str, bytes], Future] = {}
+        self._prefetched: dict[tuple[str, str], Future] = {}
 
     def prefetch(self, label: str, dofn: beam.DoFn, elements) -> None:
         """Starts `dofn` on `elements` now; the stage of `Pooled(dofn, label)` takes the results
         (so the first stage's work overlaps the building of the pipeline)."""
         payload = pickle.dumps(dofn)
         for element in elements:
-            self._prefetched[(label, pickle.dumps(element))] = self.executor.submit(_run, payload, element)
+            self._prefetched[(label, _key(element))] = self.executor.submit(_run, payload, element)
 
     def submit(self, label: str, payload: bytes, element) -> Future:
-        started = self._prefetched.pop((label, pickle.dumps(element)), None) if label else None
+        started = self._prefetched.pop((label, _key(element)), None) if label else None
         return started or self.executor.submit(_run, payload, element)
 
     def died(self) -> list[str]:
@@ -74,6 +74,12 @@ class LocalPool:
         # The executor reaps its processes itself (a second join of one would race with it).
         self.executor.shutdown(wait=True, cancel_futures=True)
         gc.unfreeze()
+
+
+def _key(element) -> str:
+    # Elements are plain values (a file's position and names). Not their pickle: pickling shares a
+    # repeated object, and an element decoded by a Beam coder repeats none, so the bytes would differ.
+    return repr(element)
 
 
 def _ignore_ctrl_c() -> None:
