@@ -151,7 +151,7 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
         start, cpu = time.perf_counter(), time.process_time()
         p = beam.Pipeline(options=options)
         files = p | "Files" >> beam.Create([(i, path) for i, path, _ in staged])
-        winners = p | "Winners" >> beam.Create([(i, o) for i, _, n in staged for o in range(n)])
+        winners = p | "Winners" >> beam.Create([(i, passes.pack_ordinals(range(n))) for i, _, n in staged])
         bands = (
             {"path": files, "winner": winners}
             | beam.CoGroupByKey()

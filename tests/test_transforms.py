@@ -43,38 +43,71 @@ class _Counts(collections.Counter):
         self[(namespace, name)] += amount
 
 
-def test_newest_page_wins_and_ties_go_to_the_first_read_whatever_the_bundling():
+def test_newest_page_wins_and_ties_go_to_the_first_read_whatever_the_order():
     old = UrlEntry("2019-01-01", (0, 5))
     new_late = UrlEntry("2019-02-01", (1, 0))
     new_early = UrlEntry("2019-02-01", (0, 9))
-    combine = transforms._NewestPerUrl()
-    winners = []
     for perm in itertools.permutations([old, new_late, new_early]):
-        for cut in range(4):  # two bundles, merged in either order
-            parts = [perm[:cut], perm[cut:]]
-            accs = [combine.create_accumulator() for _ in parts]
-            for i, part in enumerate(parts):
-                for s in part:
-                    accs[i] = combine.add_input(accs[i], s)
-            for merged in (combine.merge_accumulators(accs), combine.merge_accumulators(accs[::-1])):
-                best, n = combine.extract_output(merged)
-                winners.append(best)
-                assert n == 3
-    assert len(winners) == 6 * 4 * 2 and all(w is new_early for w in winners)
+        best = None
+        for entry in perm:
+            best = transforms._newer(best, entry)
+        assert best is new_early
     assert transforms._newer(None, old) is old and transforms._newer(old, None) is old
 
 
-def test_select_newest_per_url_counts_the_duplicates(tmp_path):
-    entries = [
-        ("a.com/x", UrlEntry("2019-01-01", (0, 0))),
-        ("a.com/x", UrlEntry("2019-03-01", (0, 1))),
-        ("b.com", UrlEntry("", (1, 0))),
+def _url_packs(files: dict[int, list], shards: int) -> list:
+    """(URL shard, pack) of files {file position: [(normalized url, timestamp)]}."""
+    return [
+        packed
+        for position, rows in files.items()
+        for packed in transforms.pack_url_entries(
+            position, [(url, UrlEntry(ts, (position, i))) for i, (url, ts) in enumerate(rows)], shards
+        )
     ]
-    found, counts = _run(lambda pc: pc | transforms.SelectNewestPerUrl(), tmp_path, entries)
-    assert sorted(found) == [("a.com/x", entries[1][1]), ("b.com", entries[2][1])]
-    assert counts[reasons.NS_URL_DEDUP] == {reasons.FILTERED: 1, reasons.PASSED: 2}
+
+
+def test_url_entries_are_packed_per_url_shard_and_spilled(tmp_path):
+    path = _staged_file(
+        tmp_path, ("http://a.com/1", GOOD), ("http://b.com/2", GOOD), ("http://a.com/1", GOOD)
+    )
+    dofn = transforms._UrlEntries(4, str(tmp_path / "keys"))
+    (tmp_path / "keys").mkdir()
+    dofn.start_bundle()
+    refs = list(dofn.process((3, path)))
+    assert all(isinstance(ref, tuple) and ref[0].endswith("urls-3.keys") for _, ref in refs)  # not the URLs
+    newest, pages = transforms.newest_per_url([ref for _, ref in refs])
+    assert pages == {"a.com/1": 2, "b.com/2": 1}
+    assert newest["a.com/1"].order == (3, 0) and newest["b.com/2"].order == (3, 1)
+    for url, entry in newest.items():  # every URL's copies in one shard
+        assert [shard for shard, ref in refs if url in transforms.newest_per_url([ref])[0]] == [
+            transforms.url_shard(url, 4)
+        ]
+
+
+def test_newest_page_per_url_sends_each_file_its_winners_and_counts_the_duplicates(tmp_path):
+    files = {
+        0: [("a.com/x", "2019-01-01"), ("b.com", ""), ("c.com", "2019-01-01")],
+        1: [("a.com/x", "2019-03-01"), ("c.com", "2019-01-01")],
+    }
+    groups: dict = {}
+    for shard, pack in _url_packs(files, shards=3):
+        groups.setdefault(shard, []).append(pack)
+    elements = [(shard, {"entries": packs, "listed": []}) for shard, packs in sorted(groups.items())]
+    found, counts = _run(
+        lambda pc: pc | counting.Counted(transforms._NewestInShard(False)), tmp_path, elements
+    )
+    winners: dict = {}
+    for position, pack in found:
+        winners.setdefault(position, set()).update(passes.unpack_ordinals([pack]))
+    assert winners == {0: {1, 2}, 1: {0}}  # c.com: same timestamp, the first read wins
+    assert counts[reasons.NS_URL_DEDUP] == {reasons.FILTERED: 2, reasons.PASSED: 3}
     stages = counts[reasons.NS_STAGES]
-    assert stages[f"{steps.URL_DEDUP}:in"] == 3 and stages[f"{steps.URL_DEDUP}:out"] == 2
+    assert stages[f"{steps.URL_DEDUP}:in"] == 5 and stages[f"{steps.URL_DEDUP}:out"] == 3
+
+    listed = [(shard, {**group, "listed": ["b.com", "nowhere.org"]}) for shard, group in elements]
+    found, counts = _run(lambda pc: pc | counting.Counted(transforms._NewestInShard(True)), tmp_path, listed)
+    assert [(position, passes.unpack_ordinals([pack])) for position, pack in found] == [(0, {1})]
+    assert counts[reasons.NS_WEBTEXT] == {reasons.PASSED: 1, reasons.FILTERED: 2}
 
 
 def test_staged_verdicts_drop_at_their_position_with_their_counts():
@@ -132,7 +165,9 @@ def test_only_the_pages_that_lose_a_line_hear_of_it(tmp_path):
     # a has the larger md5(url): it loses the line it shares; packed as the passes send them
     entries = passes.pack_by_key_shard([(shared, a), (shared, owner), (only_a, a)], shards=3)
     found, _ = _run(lambda pc: pc | passes.LostLines(), tmp_path, entries)
-    assert found == [(0, (1, shared))]
+    assert [(position, list(passes.unpack_entries(pack))) for position, pack in found] == [
+        (0, [((1).to_bytes(4, "big"), shared)])
+    ]
 
 
 def _staged_file(tmp_path: Path, *records: tuple[str, str]) -> str:
@@ -156,8 +191,8 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
         tmp_path, ("http://a.com/1", GOOD), ("http://a.com/2", other), ("http://a.com/3", other)
     )
     recipe = VARIANTS["en"]
-    lost = [(1, line_key(other.split("\n")[0]))]
-    groups = {"path": [path], "winner": [0, 1, 2], "removed": [2], "lost": lost}
+    lost = [passes.pack_entries([((1).to_bytes(4, "big"), line_key(other.split("\n")[0]))])]
+    groups = {"path": [path], "winner": [passes.pack_ordinals([0, 1, 2])], "removed": [2], "lost": lost}
     plan = passes.PassPlan(
         emit=passes.FINAL,
         after_near_dedup=True,
@@ -185,7 +220,7 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
     assert (reasons.NS_STAGES, f"{steps.PAGE_RULES}:in") not in count  # counted by the first pass
 
     first = passes.PassPlan(emit=passes.LINES, rules_namespace=reasons.NS_CLEAN)
-    outputs, count = _pass(first, (4, {"path": [path], "winner": [1]}))
+    outputs, count = _pass(first, (4, {"path": [path], "winner": [passes.pack_ordinals([1])]}))
     assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:in")] == 1
     assert {o.tag for o in outputs} == {passes.LINES}
     groups = passes.unpack_groups((None, [o.value[1] for o in outputs]))  # packed per key shard

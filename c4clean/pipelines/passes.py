@@ -89,18 +89,34 @@ def marker_pass(path: str) -> int:
 PASS_NAMES = {BANDS: "signatures", LINES: "line keys", FINAL: "language id and shards"}
 
 
+def pack_entries(entries) -> bytes:
+    """(key, value) entries, both bytes of fixed widths -> one bytes value: a 4-byte header of the
+    two widths, then the entries concatenated (`unpack_entries`)."""
+    parts = [key + value for key, value in entries]
+    if not parts:
+        return b""
+    key, value = entries[0]
+    return len(key).to_bytes(2, "big") + len(value).to_bytes(2, "big") + b"".join(parts)
+
+
+def unpack_entries(pack: bytes):
+    """The (key, value) entries of a `pack_entries` value, in order."""
+    key_width, value_width = int.from_bytes(pack[:2], "big"), int.from_bytes(pack[2:4], "big")
+    for start in range(4, len(pack), key_width + value_width):
+        middle = start + key_width
+        yield pack[start:middle], pack[middle : middle + value_width]
+
+
 def pack_by_key_shard(entries, shards: int) -> list[tuple[int, bytes]]:
     """(key, value) entries, both bytes of fixed widths and keys being hashes -> (key shard, pack)
-    with one pack per shard: the entries concatenated after a 4-byte header of the two widths. All
-    entries of a key fall in one shard, so grouping the packs by shard groups the keys, with far
-    fewer elements through a shuffle than one per entry (for near-dedup, 16 per page), and one
-    bytes value per pack where a runner holds what it groups (Beam's local runner, in the driver)."""
-    packs: dict[int, list] = {}
-    widths = None
-    for key, value in entries:
-        widths = widths or len(key).to_bytes(2, "big") + len(value).to_bytes(2, "big")
-        packs.setdefault(int.from_bytes(key[-4:], "big") % shards, [widths]).append(key + value)
-    return [(shard, b"".join(parts)) for shard, parts in sorted(packs.items())]
+    with one pack (`pack_entries`) per shard. All entries of a key fall in one shard, so grouping the
+    packs by shard groups the keys, with far fewer elements through a shuffle than one per entry
+    (for near-dedup, 16 per page), and one bytes value per pack where a runner holds what it groups
+    (Beam's local runner, in the driver)."""
+    by_shard: dict[int, list] = {}
+    for entry in entries:
+        by_shard.setdefault(int.from_bytes(entry[0][-4:], "big") % shards, []).append(entry)
+    return [(shard, pack_entries(shard_entries)) for shard, shard_entries in sorted(by_shard.items())]
 
 
 def spill_packs(packs: list[tuple[int, bytes]], path: str) -> list[tuple[int, tuple[str, int, int]]]:
@@ -140,11 +156,23 @@ def unpack_groups(shard) -> dict:
     _, packs = shard
     groups: dict = {}
     for pack in read_packs(packs):
-        key_width, value_width = int.from_bytes(pack[:2], "big"), int.from_bytes(pack[2:4], "big")
-        for start in range(4, len(pack), key_width + value_width):
-            middle = start + key_width
-            groups.setdefault(pack[start:middle], []).append(pack[middle : middle + value_width])
+        for key, value in unpack_entries(pack):
+            groups.setdefault(key, []).append(value)
     return groups
+
+
+def pack_ordinals(ordinals) -> bytes:
+    """Pages of one file (their ordinals) as one bytes value: a decision on its way back to the file."""
+    import numpy as np
+
+    return np.asarray(sorted(ordinals), dtype=">u4").tobytes()
+
+
+def unpack_ordinals(packs) -> set[int]:
+    """The ordinals of `pack_ordinals` values."""
+    import numpy as np
+
+    return set(np.frombuffer(b"".join(packs), dtype=">u4").tolist())
 
 
 def with_ref(prefix: bytes, file_position: int, ordinal: int) -> bytes:
@@ -159,9 +187,9 @@ def page_ref(packed: bytes) -> tuple[int, int]:
 
 
 class FilePass(CountingDoFn):
-    """(file position, {"path": [staged file], "winner": [ordinal], "removed": [ordinal],
-    "lost": [(ordinal, line key)]}) -> the pass's outputs (`PassPlan.emit`; BANDS and LINES as tagged
-    outputs, FINAL as the main output)."""
+    """(file position, {"path": [staged file], "winner": [`pack_ordinals`], "removed": [ordinal],
+    "lost": [`pack_entries` of (ordinal, line key)]}) -> the pass's outputs (`PassPlan.emit`; BANDS
+    and LINES as tagged outputs, FINAL as the main output)."""
 
     def __init__(self, plan: PassPlan):
         self._plan = plan
@@ -180,7 +208,7 @@ class FilePass(CountingDoFn):
     def process(self, element):
         file_position, groups = element
         paths = list(groups["path"])
-        winners = set(groups["winner"])
+        winners = unpack_ordinals(groups["winner"])
         if not paths or not winners:
             return
         started = time.perf_counter()
@@ -224,8 +252,9 @@ class FilePass(CountingDoFn):
             self.count(reasons.NS_NEAR_DEDUP, reasons.PASSED, len(pages))
         if plan.after_line_dedup:
             lost = collections.defaultdict(set)
-            for ordinal, key in groups["lost"]:
-                lost[ordinal].add(key)
+            for pack in groups["lost"]:
+                for ordinal, key in unpack_entries(pack):
+                    lost[int.from_bytes(ordinal, "big")].add(key)
             remove = steps.RemoveLines(plan.min_num_sentences)
             pages = [
                 (ordinal, kept)
@@ -286,25 +315,32 @@ class FilePass(CountingDoFn):
         return spill_packs(packs, FileSystems.join(plan.keys_dir, f"{plan.index}-{file_position}.keys"))
 
 
-def _lost_lines(shard):
-    """A key shard of line entries -> (file position, (ordinal, key)) for each page that has a line
-    it does not own."""
-    from c4clean.cleaning.dedup_lines import line_losers
+class _LostLines(beam.DoFn):
+    """A key shard of line entries -> (file position, `pack_entries` of (ordinal, line key)) for
+    each file with a page that has a line it does not own."""
 
-    for key, members in unpack_groups(shard).items():
-        for member in line_losers(members):
-            file_position, ordinal = page_ref(member)
-            yield file_position, (ordinal, key)
+    def process(self, shard):
+        from c4clean.cleaning.dedup_lines import line_losers
+
+        lost: dict[int, list] = {}
+        for key, members in unpack_groups(shard).items():
+            for member in line_losers(members):
+                file_position, ordinal = page_ref(member)
+                lost.setdefault(file_position, []).append((ordinal.to_bytes(4, "big"), key))
+        for file_position, entries in sorted(lost.items()):
+            yield file_position, pack_entries(entries)
 
 
 class LostLines(beam.PTransform):
-    """PCollection[(key shard, pack of (line key, member))] -> (file position, (ordinal, line key)) for
-    each page that has a line some other page owns (TFDS `remove_duplicate_text`'s owner: smallest
-    md5(url)). Only the lines a page loses travel back to it; most lines are in one page only."""
+    """PCollection[(key shard, pack of (line key, member))] -> what each file's pages lose: the lines
+    some other page owns (TFDS `remove_duplicate_text`'s owner: smallest md5(url)), packed per file
+    and key shard. Only the lines a page loses travel back to it; most lines are in one page only."""
 
     def expand(self, line_entries):
         return (
-            line_entries | "GroupLineShards" >> beam.GroupByKey() | "LostLines" >> beam.FlatMap(_lost_lines)
+            line_entries
+            | "GroupLineShards" >> beam.GroupByKey()
+            | "LostLines" >> beam.ParDo(Pooled(_LostLines()))
         )
 
 

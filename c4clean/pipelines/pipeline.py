@@ -117,10 +117,12 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         options=runner.pipeline_options(options.runner, options.workers, options.beam_args),
     )
     files = pipeline | "PerFileStage" >> stage_inputs(options, planned, download_cache)
-    newest = t.url_entries(files) | "UrlDedup" >> t.SelectNewestPerUrl()
-    if recipe.webtextlike:
-        newest |= "WebtextUrls" >> t.KeepListedUrls(options.webtext_urls)
-    decisions = {"path": files, "winner": newest | "WinnerRefs" >> beam.MapTuple(lambda _, e: e.order)}
+    winners = files | "UrlDedup" >> t.NewestPagePerUrl(
+        t.URL_SHARDS_PER_FILE * len(planned),
+        options.layout.keys_dir,
+        options.webtext_urls if recipe.webtextlike else (),
+    )
+    decisions = {"path": files, "winner": winners}
 
     # The passes: each applies the decisions so far and emits what the next global step needs.
     after = passes.pass_plan(options)

@@ -6,6 +6,8 @@ per-page steps run inside the per-file passes (`passes`, `steps`).
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
 from typing import Iterable, Optional
 
@@ -69,11 +71,41 @@ class StageInputFiles(beam.PTransform):
         )
 
 
+# --- URL dedup -----------------------------------------------------------------------------------
+
+# URL shards per input file: a shard's group then holds about as many URL entries as one file has
+# pages, whatever the corpus size.
+URL_SHARDS_PER_FILE = 1
+
+
+def url_shard(url: str, shards: int) -> int:
+    """The URL shard of a normalized URL (every copy of a URL, and the URL list's entry, in one)."""
+    from c4clean.cleaning.url import url_digest
+
+    return int.from_bytes(url_digest(url)[:4], "big") % shards
+
+
+def pack_url_entries(file_position: int, entries, shards: int) -> list[tuple[int, bytes]]:
+    """A file's (normalized url, `perfile.UrlEntry`) -> (URL shard, pack) for each shard they fall in,
+    a pack being the JSON `[file position, [[normalized url, timestamp, ordinal], ...]]`."""
+    by_shard: dict[int, list] = {}
+    for url, entry in entries:
+        by_shard.setdefault(url_shard(url, shards), []).append([url, entry.timestamp, entry.order[1]])
+    return [
+        (shard, json.dumps([file_position, rows]).encode("utf-8")) for shard, rows in sorted(by_shard.items())
+    ]
+
+
 class _UrlEntries(CountingDoFn):
-    """A staged file -> (normalized url, `perfile.UrlEntry`) of each of its pages, counting what the
-    per-file stage counted (also when it was resumed)."""
+    """A staged file -> its pages' URL entries (`pack_url_entries`; spilled to `keys_dir` when set,
+    see `passes.spill_packs`); counting what the per-file stage counted (also when it was resumed)."""
+
+    def __init__(self, shards: int, keys_dir: Optional[str]):
+        self._shards, self._keys_dir = shards, keys_dir
 
     def process(self, element):
+        from c4clean.pipelines.passes import spill_packs
+
         file_position, arrow_path = element
         summary = perfile.load_summary(arrow_path)
         for namespace, names in summary.counters.items():
@@ -88,14 +120,13 @@ class _UrlEntries(CountingDoFn):
         self.count(reasons.NS_STAGES, f"{PAGE_RULES}:us", summary.cpu_us.get("rules", 0))
         if reasons.NS_REALNEWS in summary.counters:
             count_stage(self.count, DOMAINS, length_out, summary.pages)
-        yield from perfile.url_entries(perfile.read_bytes(arrow_path), file_position)
+        entries = perfile.url_entries(perfile.read_bytes(arrow_path), file_position)
+        packs = pack_url_entries(file_position, entries, self._shards)
+        if self._keys_dir is not None:
+            from apache_beam.io.filesystems import FileSystems
 
-
-def url_entries(files):
-    return files | "UrlEntries" >> Counted(Pooled(_UrlEntries()))
-
-
-# --- URL dedup -----------------------------------------------------------------------------------
+            packs = spill_packs(packs, FileSystems.join(self._keys_dir, f"urls-{file_position}.keys"))
+        yield from packs
 
 
 def _newer(a: Optional[perfile.UrlEntry], b: Optional[perfile.UrlEntry]) -> Optional[perfile.UrlEntry]:
@@ -110,81 +141,84 @@ def _newer(a: Optional[perfile.UrlEntry], b: Optional[perfile.UrlEntry]) -> Opti
     return first if select_newest_page([first, second]) is first else second
 
 
-class _NewestPerUrl(beam.CombineFn):
-    """(newest entry, number of pages) per normalized URL."""
+def newest_per_url(packs) -> tuple[dict[str, perfile.UrlEntry], collections.Counter]:
+    """URL entry packs (`_UrlEntries`) -> (the newest entry per URL, the number of pages per URL)."""
+    from c4clean.pipelines.passes import read_packs
 
-    def create_accumulator(self):
-        return None, 0
-
-    def add_input(self, accumulator, entry):
-        best, n = accumulator
-        return _newer(best, entry), n + 1
-
-    def merge_accumulators(self, accumulators):
-        best, n = None, 0
-        for other, m in accumulators:
-            best, n = _newer(best, other), n + m
-        return best, n
-
-    def extract_output(self, accumulator):
-        return accumulator
+    newest: dict[str, perfile.UrlEntry] = {}
+    pages: collections.Counter = collections.Counter()
+    for pack in read_packs(packs):
+        file_position, rows = json.loads(pack)
+        for url, timestamp, ordinal in rows:
+            newest[url] = _newer(newest.get(url), perfile.UrlEntry(timestamp, (file_position, ordinal)))
+            pages[url] += 1
+    return newest, pages
 
 
-class _CountUrlDedup(CountingDoFn):
+class _NewestInShard(CountingDoFn):
+    """A URL shard's group {"entries": [pack], "listed": [url]} -> (file position, its winners as
+    `passes.pack_ordinals`) for each file with a winner: the newest page of each URL, and with a URL
+    list (`url_list`) only of the URLs listed; counting URL dedup and the list's join."""
+
+    def __init__(self, url_list: bool):
+        self._url_list = url_list
+
     def process(self, element):
-        url, (best, n) = element
-        self.count(reasons.NS_URL_DEDUP, reasons.FILTERED, n - 1)
-        self.count(reasons.NS_URL_DEDUP, reasons.PASSED)
-        count_stage(self.count, URL_DEDUP, n, 1)
-        yield url, best
+        from c4clean.pipelines.passes import pack_ordinals
+
+        _, groups = element
+        newest, pages = newest_per_url(groups["entries"])
+        listed = set(groups["listed"]) if self._url_list else None
+        winners: dict[int, list[int]] = {}
+        for url, entry in newest.items():
+            self.count(reasons.NS_URL_DEDUP, reasons.FILTERED, pages[url] - 1)
+            self.count(reasons.NS_URL_DEDUP, reasons.PASSED)
+            count_stage(self.count, URL_DEDUP, pages[url], 1)
+            if listed is not None:
+                kept = url in listed
+                self.count(reasons.NS_WEBTEXT, reasons.PASSED if kept else reasons.FILTERED)
+                count_stage(self.count, WEBTEXT, 1, int(kept))
+                if not kept:
+                    continue
+            file_position, ordinal = entry.order
+            winners.setdefault(file_position, []).append(ordinal)
+        for file_position, ordinals in sorted(winners.items()):
+            yield file_position, pack_ordinals(ordinals)
 
 
-class SelectNewestPerUrl(beam.PTransform):
-    """PCollection[(normalized url, UrlEntry)] -> the newest entry per URL (TFDS select_newest_page)."""
+class NewestPagePerUrl(beam.PTransform):
+    """PCollection[(file position, staged file)] -> (file position, packed ordinals) of the newest
+    page per normalized URL (TFDS select_newest_page), and with `url_files` only of the URLs in those
+    URL lists (an inner join, as TFDS webtextlike joins on the OpenWebText list).
 
-    def expand(self, entries):
-        return (
-            entries
-            | "NewestPerUrl" >> beam.CombinePerKey(_NewestPerUrl())
-            | "CountUrlDedup" >> Counted(_CountUrlDedup())
-        )
+    Each file's URL entries go to `shards` URL shards, packed (and spilled to `keys_dir` when set);
+    a shard's packs and its share of the URL list are grouped and decided in one step, so only
+    packs and each file's winners cross a shuffle, never one element per page, and no worker holds
+    more than a shard of the URLs or of the list."""
 
-
-# --- webtextlike ---------------------------------------------------------------------------------
-
-
-class _JoinWebtext(CountingDoFn):
-    def process(self, element):
-        url, groups = element
-        listed = bool(list(groups["listed"]))
-        for entry in groups["entry"]:
-            self.count(reasons.NS_WEBTEXT, reasons.PASSED if listed else reasons.FILTERED)
-            count_stage(self.count, WEBTEXT, 1, int(listed))
-            if listed:
-                yield url, entry
-
-
-class KeepListedUrls(beam.PTransform):
-    """PCollection[(normalized url, UrlEntry)] -> those whose URL is in the URL list files (inner join, as
-    TFDS joins on the OpenWebText list; the list is never held in one worker's memory)."""
-
-    def __init__(self, url_files: Iterable[str]):
+    def __init__(self, shards: int, keys_dir: Optional[str] = None, url_files: Iterable[str] = ()):
         super().__init__()
+        self._shards, self._keys_dir = shards, keys_dir
         self._url_files = sorted(url_files)
 
-    def expand(self, entries):
+    def expand(self, files):
         from c4clean.cleaning.url import read_url_list
 
-        listed = (
-            entries.pipeline
-            | "UrlListFiles" >> beam.Create(self._url_files)
-            | "ReadUrlLists" >> beam.FlatMap(read_url_list)
-            | "KeyListed" >> beam.Map(lambda url: (url, None))
-        )
+        groups = {
+            "entries": files | "UrlEntries" >> Counted(Pooled(_UrlEntries(self._shards, self._keys_dir)))
+        }
+        if self._url_files:
+            shards = self._shards
+            groups["listed"] = (
+                files.pipeline
+                | "UrlListFiles" >> beam.Create(self._url_files)
+                | "ReadUrlLists" >> beam.FlatMap(read_url_list)
+                | "ShardListed" >> beam.Map(lambda url: (url_shard(url, shards), url))
+            )
         return (
-            {"entry": entries, "listed": listed}
-            | "JoinUrlList" >> beam.CoGroupByKey()
-            | "KeepListed" >> Counted(_JoinWebtext())
+            groups
+            | "GroupUrlShards" >> beam.CoGroupByKey()
+            | "NewestPerUrl" >> Counted(Pooled(_NewestInShard(bool(self._url_files))))
         )
 
 
