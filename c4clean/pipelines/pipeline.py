@@ -251,6 +251,9 @@ def run(options: RunOptions, echo=print, progress: bool = False) -> manifest.Run
     echo(message) if progress else log.info(message)
     _prepare_output(options)
     with _local_workers(options, planned, cache):
+        from c4clean.pipelines.histograms import load_plotting_in_background
+
+        load_plotting_in_background()  # after the workers' fork: a process with threads must not fork
         pipeline = build_pipeline(options, planned, cache)
         with _progress(options, planned, progress):
             pipeline.run().wait_until_finish()
