@@ -15,7 +15,7 @@ from test_near_dedup import (  # pytest puts tests/ on sys.path
 
 from c4clean.cleaning import minhash, reasons
 from c4clean.cleaning.page import Page
-from c4clean.pipelines import near_dedup, passes
+from c4clean.pipelines import near_dedup, near_dedup_components, passes
 
 
 def test_shared_buckets_are_the_keys_with_several_entries():
@@ -29,7 +29,7 @@ def test_shared_buckets_are_the_keys_with_several_entries():
         packs = [pack for _, pack in passes.pack_by_key_shard(entries, 1)]
         rng.shuffle(packs)
         expected = sorted(sorted(ids) for ids in passes.unpack_groups((0, packs)).values() if len(ids) > 1)
-        assert sorted(sorted(ids) for ids in near_dedup._shared_buckets((0, packs))) == expected
+        assert sorted(sorted(ids) for ids in near_dedup_components._shared_buckets((0, packs))) == expected
 
 
 def random_sets(rng: random.Random, count: int) -> dict[bytes, set]:

@@ -16,8 +16,9 @@ holds the whole corpus; the largest group is one key shard of LSH buckets (ids) 
 component (its texts). Pages outside every candidate pair never leave their files, and a candidate
 page's text travels once, to its component. A page's id sorts by md5(url) (`minhash.page_id`), and
 the rules above only compare ids and Jaccards (ties go to the smallest id), so the result depends
-neither on input order nor on how the runner splits the work. Elements through the groupings are
-packed: a node's neighbours or component is one bytes value of fixed-width ids.
+neither on input order nor on how the runner splits the work. The components are found on shards
+of ids, with the messages between shards packed (and in the pipeline spilled to work files): see
+`near_dedup_components`.
 `NearDuplicates` is the core on ids; `RemoveNearDuplicates` applies it to a PCollection of pages.
 """
 
@@ -29,17 +30,14 @@ import math
 from typing import Iterator, Optional
 
 import apache_beam as beam
-import numpy as np
 
 from c4clean.cleaning import minhash, reasons
 from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
-from c4clean.pipelines.passes import pack_by_key_shard, read_packs
+from c4clean.pipelines.near_dedup_components import CandidateComponents
+from c4clean.pipelines.passes import pack_by_key_shard
 
 DEFAULT_MAX_ROUNDS = 8
-# Buckets up to this size give all their pairs as candidates; larger ones a star from their
-# smallest id (enough to connect them, and what keeps a bucket of thousands of copies linear).
-MAX_ALL_PAIRS_BUCKET = 32
 # Components up to this size compare all their pairs; larger ones only the pairs prefix filtering
 # leaves (`_near_pairs`: the same pairs at >= threshold, found without the quadratic work).
 MAX_ALL_PAIRS_COMPONENT = 32
@@ -49,117 +47,10 @@ MAX_STAR_COMPONENT = 1000
 # Finding a component's pairs at >= threshold may compare this many pairs per page; beyond that
 # (thousands of near-identical pages) its smallest id is kept first (`keep_or_remove`).
 COMPARISONS_PER_PAGE = 64
-# Bucket-key shards of `RemoveNearDuplicates` (the pipeline scales them with its input files).
+# Bucket-key shards and page-id shards of `RemoveNearDuplicates` (the pipeline scales them with its
+# input files).
 STANDALONE_SHARDS = 64
-
-
-def _bucket_pairs(members) -> Iterator[tuple[bytes, bytes]]:
-    """(smaller id, larger id) pairs of one bucket: all of them, or a star for a large bucket."""
-    members = sorted(set(members))
-    if len(members) <= MAX_ALL_PAIRS_BUCKET:
-        yield from itertools.combinations(members, 2)
-    else:
-        for other in members[1:]:
-            yield members[0], other
-
-
-def _ids(packed: bytes, width: int) -> list[bytes]:
-    return [packed[i : i + width] for i in range(0, len(packed), width)]
-
-
-def _shared_buckets(shard) -> Iterator[list[bytes]]:
-    """The ids of each band key of a key shard (`passes.pack_by_key_shard`) that more than one
-    entry has. Most keys have one page: numpy sorts the entries by key and only the keys that
-    repeat reach Python."""
-    _, packs = shard
-    bodies: dict[bytes, list[bytes]] = collections.defaultdict(list)
-    for pack in read_packs(packs):
-        bodies[pack[:4]].append(pack[4:])
-    for header, parts in sorted(bodies.items()):
-        key_width, id_width = int.from_bytes(header[:2], "big"), int.from_bytes(header[2:], "big")
-        rows = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(-1, key_width + id_width)
-        keys = np.ascontiguousarray(rows[:, :key_width]).view(f"S{key_width}").ravel()
-        order = np.argsort(keys, kind="stable")
-        repeats = np.flatnonzero(keys[order[1:]] == keys[order[:-1]])  # i: sorted i and i + 1 share
-        run: list[int] = []
-        for i in repeats.tolist():
-            if run and run[-1] != i:
-                yield [rows[order[j], key_width:].tobytes() for j in run]
-                run = []
-            run += [i, i + 1] if not run else [i + 1]
-        if run:
-            yield [rows[order[j], key_width:].tobytes() for j in run]
-
-
-def _neighbours(shard) -> Iterator[tuple[bytes, bytes]]:
-    """A key shard of band entries -> (id, its candidate partners in the shard's buckets, packed)."""
-    partners: dict[bytes, set] = collections.defaultdict(set)
-    for members in _shared_buckets(shard):
-        for a, b in _bucket_pairs(members):
-            partners[a].add(b)
-            partners[b].add(a)
-    for node, others in sorted(partners.items()):
-        yield node, b"".join(sorted(others))
-
-
-def _hash_to_min_messages(node: bytes, members: list[bytes], carry: bool):
-    """One hash-to-min round (Rastogi et al. 2013) from node v with its sorted set C(v): send C(v)
-    to its minimum m and m to every other member of C(v). At the fixed point the component's
-    minimum holds the component and every other member holds just that minimum. With `carry`
-    (for the last round), (True, C(v)) goes to v itself, to detect the fixed point."""
-    root = members[0]
-    yield root, (False, b"".join(members))
-    for m in members[1:]:
-        yield m, (False, root)
-    if carry:
-        yield node, (True, b"".join(members))
-
-
-class _Neighbourhoods(CountingDoFn):
-    """(id, [packed partners]) -> the first round's messages, from C(v) = v and its partners;
-    counts each distinct candidate pair once (at its smaller id). `carry`: the first round is the
-    last."""
-
-    def __init__(self, carry: bool):
-        self._carry = carry
-
-    def process(self, element):
-        node, packs = element
-        others = {other for pack in packs for other in _ids(pack, len(node))}
-        self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS, sum(o > node for o in others))
-        yield from _hash_to_min_messages(node, sorted(others | {node}), self._carry)
-
-
-def _merged(element) -> tuple[bytes, list[bytes], bytes]:
-    """(id, [messages]) -> (id, C(v) merged and sorted, the C(v) carried over or b"")."""
-    node, messages = element
-    merged: set[bytes] = set()
-    old = b""
-    for is_old, packed in messages:
-        if is_old:
-            old = packed
-        else:
-            merged.update(_ids(packed, len(node)))
-    return node, sorted(merged) or [node], old
-
-
-def _merge_round(element, carry: bool):
-    """A round before the last: C(v) merged, and the next round's messages."""
-    node, members, _ = _merged(element)
-    yield from _hash_to_min_messages(node, members, carry)
-
-
-class _LastRound(CountingDoFn):
-    """The last round: C(v) merged -> the request for the page's text, `root + id`, and a count of
-    the nodes whose C(v) still changed (the rounds had not converged)."""
-
-    def process(self, element):
-        node, members, old = _merged(element)
-        if b"".join(members) != old:
-            self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_UNCONVERGED)
-        # The smallest id it knows in its component: its root once the rounds converged; before, a
-        # component may be split among several roots (fewer removals, never wrong ones).
-        yield members[0] + node
+STANDALONE_NODE_SHARDS = 8
 
 
 def _to_root(requested) -> tuple[bytes, tuple[bytes, str, str]]:
@@ -353,7 +244,7 @@ class NearDuplicates(beam.PTransform):
     `unconverged-nodes` > 0 says more were needed (the run then keeps some duplicates, never
     removes a page without a kept near-duplicate). With `audit_path`, one JSON line per removed
     page {"url", "kept_url", "jaccard"} is written there atomically, sorted (see
-    `near_dedup_audit`).
+    `near_dedup_audit`). `node_shards` and `spill_dir`: see `CandidateComponents`.
     """
 
     def __init__(
@@ -364,37 +255,19 @@ class NearDuplicates(beam.PTransform):
         normalization: str = minhash.DEFAULT_NORMALIZE,
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         audit_path: Optional[str] = None,
+        node_shards: int = STANDALONE_NODE_SHARDS,
+        spill_dir: Optional[str] = None,
     ):
         super().__init__()
-        if max_rounds < 1:
-            raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+        self._components = CandidateComponents(max_rounds, node_shards, spill_dir)
         self._texts = texts
         self._ngram = ngram
         self._normalization = normalization
         self._threshold = threshold
-        self._max_rounds = max_rounds
         self._audit_path = audit_path
 
     def expand(self, band_entries):
-        messages = (
-            band_entries
-            | "GroupBucketShards" >> beam.GroupByKey()
-            | "CandidatePairs" >> beam.FlatMap(_neighbours)
-            | "GroupNeighbourhoods" >> beam.GroupByKey()
-            | "Neighbourhoods" >> Counted(_Neighbourhoods(carry=self._max_rounds == 1))
-        )
-        # Each round is one grouping and one step: the merge also sends the next round's messages.
-        for i in range(self._max_rounds - 1):
-            messages = (
-                messages
-                | f"GroupRound{i}" >> beam.GroupByKey()
-                | f"MergeRound{i}" >> beam.FlatMap(_merge_round, carry=i == self._max_rounds - 2)
-            )
-        requests = (
-            messages
-            | f"GroupRound{self._max_rounds - 1}" >> beam.GroupByKey()
-            | "LastRound" >> Counted(_LastRound())
-        )
+        requests = band_entries | "Components" >> self._components
         keep = _KeepOrRemove(self._threshold, self._ngram, self._normalization)
         decided = (
             requests

@@ -168,6 +168,8 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
                 options.ngram,
                 options.near_dedup_normalize,
                 audit_path=audit_staging_path(options),
+                node_shards=len(planned),
+                spill_dir=options.layout.keys_dir,
             )
             decisions["removed"] = removed | "RemovedRefs" >> beam.Map(passes.page_ref)
             plan = dataclasses.replace(plan, after_near_dedup=True, count_near_dedup=True)
