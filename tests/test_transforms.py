@@ -150,7 +150,8 @@ def test_packs_by_key_shard_give_back_every_entry_grouped_by_key():
 def test_spilled_packs_cross_the_shuffle_as_references_and_read_back_the_same(tmp_path):
     entries = [(bytes([i % 7]) * 16, passes.with_ref(bytes([i]) * 16, i, i + 1)) for i in range(50)]
     packs = passes.pack_by_key_shard(entries, shards=4)
-    refs = passes.spill_packs(packs, str(tmp_path / "0-3.keys"))
+    assert passes.spill_packs(packs, None, "0-3.keys") == packs  # no folder: the packs themselves
+    refs = passes.spill_packs(packs, str(tmp_path), "0-3.keys")
     assert [shard for shard, _ in refs] == [shard for shard, _ in packs]
     assert all(ref[0] == str(tmp_path / "0-3.keys") for _, ref in refs)  # a path, not the keys
     # read_packs takes both forms (`RemoveNearDuplicates` sends the packs themselves)

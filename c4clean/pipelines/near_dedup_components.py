@@ -125,12 +125,7 @@ class _ShardStep(CountingDoFn):
             by_shard[node_shard(message[0], self._shards)].append(message)
         width = len(messages[0][0])
         packs = [(shard, _pack_messages(width, sent)) for shard, sent in sorted(by_shard.items())]
-        if self._spill_dir is None:
-            yield from packs
-            return
-        from apache_beam.io.filesystems import FileSystems
-
-        yield from spill_packs(packs, FileSystems.join(self._spill_dir, f"{self._name}-{key}.msgs"))
+        yield from spill_packs(packs, self._spill_dir, f"{self._name}-{key}.msgs")
 
     @staticmethod
     def _received(packs) -> dict[bytes, list[tuple[int, bytes]]]:

@@ -119,12 +119,20 @@ def pack_by_key_shard(entries, shards: int) -> list[tuple[int, bytes]]:
     return [(shard, pack_entries(shard_entries)) for shard, shard_entries in sorted(by_shard.items())]
 
 
-def spill_packs(packs: list[tuple[int, bytes]], path: str) -> list[tuple[int, tuple[str, int, int]]]:
-    """Writes a file's packs (`pack_by_key_shard`) one after the other to `path` -> (key shard,
-    (path, offset, length)) of each: what crosses the shuffle is then a small reference per pack, and
-    a runner that holds what it groups in memory (Beam's local runner) does not hold the keys."""
+def spill_packs(
+    packs: list[tuple[int, bytes]], directory: Optional[str], name: str
+) -> list[tuple[int, object]]:
+    """Writes a task's packs (`pack_by_key_shard`) one after the other to the file `name` in
+    `directory` -> (key shard, (path, offset, length)) of each: what crosses the shuffle is then a
+    small reference per pack, and a runner that holds what it groups in memory (Beam's local runner)
+    does not hold the keys. Without a directory, the packs themselves."""
+    if directory is None:
+        return packs
+    from apache_beam.io.filesystems import FileSystems
+
     from c4clean import atomic
 
+    path = FileSystems.join(directory, name)
     refs, offset = [], 0
     for shard, pack in packs:
         refs.append((shard, (path, offset, len(pack))))
@@ -308,11 +316,7 @@ class FilePass(CountingDoFn):
     def _packs(self, file_position: int, entries: list) -> list:
         plan = self._plan
         packs = pack_by_key_shard(entries, plan.key_shards)
-        if plan.keys_dir is None:
-            return packs
-        from apache_beam.io.filesystems import FileSystems
-
-        return spill_packs(packs, FileSystems.join(plan.keys_dir, f"{plan.index}-{file_position}.keys"))
+        return spill_packs(packs, plan.keys_dir, f"{plan.index}-{file_position}.keys")
 
 
 class _LostLines(beam.DoFn):

@@ -16,6 +16,7 @@ import apache_beam as beam
 from c4clean.cleaning import reasons
 from c4clean.pipelines import perfile
 from c4clean.pipelines.counting import Counted, CountingDoFn
+from c4clean.pipelines.passes import pack_ordinals, read_packs, spill_packs
 from c4clean.pipelines.pool import Pooled
 from c4clean.pipelines.steps import DOMAINS, PAGE_RULES, READ, TOO_LONG, URL_DEDUP, WEBTEXT, count_stage
 
@@ -104,8 +105,6 @@ class _UrlEntries(CountingDoFn):
         self._shards, self._keys_dir = shards, keys_dir
 
     def process(self, element):
-        from c4clean.pipelines.passes import spill_packs
-
         file_position, arrow_path = element
         summary = perfile.load_summary(arrow_path)
         for namespace, names in summary.counters.items():
@@ -122,11 +121,7 @@ class _UrlEntries(CountingDoFn):
             count_stage(self.count, DOMAINS, length_out, summary.pages)
         entries = perfile.url_entries(perfile.read_bytes(arrow_path), file_position)
         packs = pack_url_entries(file_position, entries, self._shards)
-        if self._keys_dir is not None:
-            from apache_beam.io.filesystems import FileSystems
-
-            packs = spill_packs(packs, FileSystems.join(self._keys_dir, f"urls-{file_position}.keys"))
-        yield from packs
+        yield from spill_packs(packs, self._keys_dir, f"urls-{file_position}.keys")
 
 
 def _newer(a: Optional[perfile.UrlEntry], b: Optional[perfile.UrlEntry]) -> Optional[perfile.UrlEntry]:
@@ -143,8 +138,6 @@ def _newer(a: Optional[perfile.UrlEntry], b: Optional[perfile.UrlEntry]) -> Opti
 
 def newest_per_url(packs) -> tuple[dict[str, perfile.UrlEntry], collections.Counter]:
     """URL entry packs (`_UrlEntries`) -> (the newest entry per URL, the number of pages per URL)."""
-    from c4clean.pipelines.passes import read_packs
-
     newest: dict[str, perfile.UrlEntry] = {}
     pages: collections.Counter = collections.Counter()
     for pack in read_packs(packs):
@@ -164,8 +157,6 @@ class _NewestInShard(CountingDoFn):
         self._url_list = url_list
 
     def process(self, element):
-        from c4clean.pipelines.passes import pack_ordinals
-
         _, groups = element
         newest, pages = newest_per_url(groups["entries"])
         listed = set(groups["listed"]) if self._url_list else None
