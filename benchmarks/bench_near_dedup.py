@@ -161,7 +161,10 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
         )[passes.BANDS]
         if not baseline:
             removed = bands | NearDuplicates(
-                passes.TextsOfPages(files), normalization=normalization, audit_path=str(audit)
+                # as `c4clean run` does: the candidates' texts spilled beside the keys, references shuffled
+                passes.TextsOfPages(files, f"{tmp}/keys"),
+                normalization=normalization,
+                audit_path=str(audit),
             )
             _ = removed | beam.Map(passes.page_ref) | beam.io.WriteToText(f"{tmp}/removed")
         result = p.run()
@@ -171,10 +174,11 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
     return cpu, wall, rows, _verification_share(result)
 
 
-# The steps that exist for exact verification: reading the candidates' texts back and sending each to its
-# component, and the step that shingles them and compares their sets (`KeepOrRemove`, which also
-# clusters: so the share is an upper bound).
-VERIFICATION_STEPS = ("CandidateTexts", "ToRoot", "GroupComponents", "KeepOrRemove")
+# The steps that exist for exact verification: reading the candidates' texts (spilling them beside the keys)
+# and sending each (a reference) to its component, batching the components, and the step that reads the texts
+# back, shingles them and compares their sets (`KeepOrRemove`, which also clusters: so the share is an upper
+# bound).
+VERIFICATION_STEPS = ("CandidateTexts", "ToRoot", "GroupComponents", "Batches", "KeepOrRemove")
 
 
 def _verification_share(result) -> tuple[float, float]:

@@ -2,8 +2,9 @@
 
     band keys (band key, id) ─► buckets (ids only) ─► candidate pairs, by page ─► connected
           components of the candidate pairs (hash-to-min rounds on ids) ─► each candidate page's
-          text, read once (`texts`: in the pipeline, from its staged file) and sent to its
-          component's root
+          text, read once (`texts`: in the pipeline, from its staged file, and spilled to one
+          file per input file so that only a reference travels) and sent to its component's root
+          (components are verified in batches, on the local workers when they run)
           ─► within a component: the exact shingle-set Jaccard of its pages (all pairs, or the
              pairs prefix filtering leaves: the same ones at >= threshold); the page with the most
              near-duplicates is kept, every page with exact Jaccard >= threshold *to that kept
@@ -13,10 +14,11 @@
 
 Every step groups by a key (a band bucket shard, a page id, a component root), so no worker ever
 holds the whole corpus; the largest group is one key shard of LSH buckets (ids) or one candidate
-component (its texts). Pages outside every candidate pair never leave their files, and a candidate
-page's text travels once, to its component. A page's id sorts by md5(url) (`minhash.page_id`), and
-the rules above only compare ids and Jaccards (ties go to the smallest id), so the result depends
-neither on input order nor on how the runner splits the work. The components are found on shards
+component (its texts, or in the pipeline references to them). Pages outside every candidate pair
+never leave their files, and a candidate page's text travels once, to its component. A page's id
+sorts by md5(url) (`minhash.page_id`), and the rules above only compare ids and Jaccards (ties go
+to the smallest id), so the result depends neither on input order nor on how the runner splits
+the work. The components are found on shards
 of ids, with the messages between shards packed (and in the pipeline spilled to work files): see
 `near_dedup_components`.
 `NearDuplicates` is the core on ids; `RemoveNearDuplicates` applies it to a PCollection of pages.
@@ -30,12 +32,15 @@ import math
 from typing import Iterator, Optional
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 
 from c4clean.cleaning import minhash, reasons
+from c4clean.pipelines import candidate_texts
 from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
 from c4clean.pipelines.near_dedup_components import CandidateComponents
 from c4clean.pipelines.passes import pack_by_key_shard
+from c4clean.pipelines.pool import Pooled
 
 DEFAULT_MAX_ROUNDS = 8
 # Components up to this size compare all their pairs; larger ones only the pairs prefix filtering
@@ -47,17 +52,42 @@ MAX_STAR_COMPONENT = 1000
 # Finding a component's pairs at >= threshold may compare this many pairs per page; beyond that
 # (thousands of near-identical pages) its smallest id is kept first (`keep_or_remove`).
 COMPARISONS_PER_PAGE = 64
+# Components are verified in batches of about this many pages (`_Batches`): one local-pool task each.
+BATCH_PAGES = 512
 # Bucket-key shards and page-id shards of `RemoveNearDuplicates` (the pipeline scales them with its
 # input files).
 STANDALONE_SHARDS = 64
 STANDALONE_NODE_SHARDS = 8
 
 
-def _to_root(requested) -> tuple[bytes, tuple[bytes, str, str]]:
-    """(root + id, page) -> (root, (id, url, text)): the page goes to its component."""
-    request, page = requested
+def _to_root(requested) -> tuple[bytes, tuple[bytes, object]]:
+    """(root + id, text) -> (root, (id, text)): the page's text (a `candidate_texts` record or a
+    reference to one) goes to its component."""
+    request, text = requested
     width = len(request) // 2
-    return request[:width], (request[width:], page.url, page.text)
+    return request[:width], (request[width:], text)
+
+
+class _Batches(beam.DoFn):
+    """Components -> lists of components of about BATCH_PAGES pages in all, so that one task of
+    the local pool verifies many small components (a task per component costs more than its work)."""
+
+    def start_bundle(self):
+        self._batch, self._pages = [], 0
+
+    def process(self, component):
+        root, members = component
+        members = list(members)
+        self._batch.append((root, members))
+        self._pages += len(members)
+        if self._pages >= BATCH_PAGES:
+            yield self._batch
+            self._batch, self._pages = [], 0
+
+    def finish_bundle(self):
+        if self._batch:
+            yield GlobalWindows.windowed_value(self._batch)
+        self._batch, self._pages = [], 0
 
 
 def _prefix_length(size: int, threshold: float) -> int:
@@ -205,12 +235,19 @@ def _smallest_first_by_prefix(ids: list, sets: dict, threshold: float, by_id: di
 
 
 class _KeepOrRemove(CountingDoFn):
+    """A batch of components, each (root, [(id, text)]) with the text a `candidate_texts` record
+    or a reference to one -> the ids removed, and one audit row each (tagged "audit")."""
+
     def __init__(self, threshold: float, ngram: int, normalization: str):
         self._args = (threshold, ngram, normalization)
 
-    def process(self, element):
-        _, members = element
-        members = [(pid, (url, text)) for pid, url, text in members]
+    def process(self, batch):
+        # The batch's texts are read at once: one open of each file they were spilled to.
+        records = iter(candidate_texts.read([text for _, members in batch for _, text in members]))
+        for _, members in batch:
+            yield from self._component([(pid, candidate_texts.decode(next(records))) for pid, _ in members])
+
+    def _component(self, members: list[tuple]):
         _, removed, found = keep_or_remove(members, *self._args)
         self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_VERIFIED_PAIRS, found)
         self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DUPLICATE, len(removed))
@@ -234,7 +271,9 @@ class NearDuplicates(beam.PTransform):
 
     `texts`: a PTransform from a PCollection of requests, each `root + page id` (two ids; a
     request ends with the page's id, so `passes.TextsOfPages` finds the page's file in it), to
-    (request, page) for the pages asked for (anything with `.url` and `.text`). Two pages are
+    (request, text) for the pages asked for, the text a `candidate_texts` record of the page's url
+    and text or a reference to one spilled to a file (`candidate_texts.spill`: then no grouping
+    holds the texts, only the step that verifies a component reads them). Two pages are
     candidates when they share a band key. Within each connected component of the candidate pairs
     a pair is a near-duplicate when the exact Jaccard similarity of the two shingle sets
     (`minhash.shingles` with `ngram` and `normalization`) is >= `threshold`; the page with the
@@ -274,7 +313,8 @@ class NearDuplicates(beam.PTransform):
             | "CandidateTexts" >> self._texts
             | "ToRoot" >> beam.Map(_to_root)
             | "GroupComponents" >> beam.GroupByKey()
-            | "KeepOrRemove" >> Counted(keep, tags=("audit",), main="removed")
+            | "Batches" >> beam.ParDo(_Batches())
+            | "KeepOrRemove" >> Counted(Pooled(keep), tags=("audit",), main="removed")
         )
         if self._audit_path is not None:
             _ = (
@@ -308,7 +348,7 @@ def _wanted_pages(joined):
     _, groups = joined
     for request in groups["want"]:
         for page in groups["page"]:
-            yield request, page
+            yield request, candidate_texts.encode(page.url, page.text)
 
 
 def _survivors(joined):

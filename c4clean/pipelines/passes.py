@@ -349,17 +349,26 @@ class LostLines(beam.PTransform):
 
 
 class _TextsOfFile(beam.DoFn):
-    """(file position, {"path", "want": [(ordinal, page id)]}) -> (page id, staged page)."""
+    """(file position, {"path", "want": [(ordinal, request)]}) -> (request, the page's
+    `candidate_texts` record) for each wanted page; with `keys_dir`, the file's records are spilled
+    to one `texts-<file position>.bin` there and each page's is a (path, offset, length) reference."""
+
+    def __init__(self, keys_dir: Optional[str] = None):
+        self._keys_dir = keys_dir
 
     def process(self, element):
+        from c4clean.pipelines import candidate_texts
+
         file_position, groups = element
         paths = list(groups["path"])
         wanted = dict(groups["want"])
         if not paths or not wanted:
             return
-        ordinals = sorted(wanted)
-        for staged in perfile.decode(perfile.read_bytes(paths[0]), file_position, rows=ordinals):
-            yield wanted[staged.order[1]], staged.page
+        requests, records = [], []
+        for staged in perfile.decode(perfile.read_bytes(paths[0]), file_position, rows=sorted(wanted)):
+            requests.append(wanted[staged.order[1]])
+            records.append(candidate_texts.encode(staged.page.url, staged.page.text))
+        yield from zip(requests, candidate_texts.spill(records, self._keys_dir, f"texts-{file_position}.bin"))
 
 
 def _by_file(pid: bytes):
@@ -368,16 +377,19 @@ def _by_file(pid: bytes):
 
 
 class TextsOfPages(beam.PTransform):
-    """PCollection[page id] -> (page id, page): near-dedup's candidates, read from their files."""
+    """PCollection[request] (ending with a page id) -> (request, the page's `candidate_texts`
+    record or, with `keys_dir`, a reference to it spilled there): near-dedup's candidates, read
+    from their files (`NearDuplicates.texts`)."""
 
-    def __init__(self, files):
+    def __init__(self, files, keys_dir: Optional[str] = None):
         super().__init__()
         self._files = files
+        self._keys_dir = keys_dir
 
     def expand(self, page_ids):
         wanted = page_ids | "ByFile" >> beam.Map(_by_file)
         return (
             {"path": self._files, "want": wanted}
             | "JoinFiles" >> beam.CoGroupByKey()
-            | "ReadTexts" >> beam.ParDo(Pooled(_TextsOfFile()))
+            | "ReadTexts" >> beam.ParDo(Pooled(_TextsOfFile(self._keys_dir)))
         )

@@ -163,7 +163,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         plan = dataclasses.replace(plan, rules_namespace=None, count_near_dedup=False)
         if emit == passes.BANDS:
             removed = outputs[passes.BANDS] | "NearDedup" >> near_dedup.NearDuplicates(
-                passes.TextsOfPages(files),
+                passes.TextsOfPages(files, options.layout.keys_dir),
                 options.near_dedup_threshold,
                 options.ngram,
                 options.near_dedup_normalize,
