@@ -88,11 +88,12 @@ def _run(pages, tmp_path, keys_dir, name):
     return (tmp_path / name).read_bytes(), audit.read_bytes(), list(_SEEN)
 
 
-def test_candidate_texts_cross_as_references_and_decide_as_inline(tmp_path):
+def test_candidate_texts_cross_as_references_and_decide_as_inline(tmp_path, monkeypatch):
     pages = _pages()
     keys_dir = tmp_path / "keys"
     inline = _run(pages, tmp_path, None, "inline")
     spilled = _run(pages, tmp_path, str(keys_dir), "spilled")
+    monkeypatch.setattr(near_dedup, "BATCH_PAGES", 3)  # several batches, several pool tasks
     with pool.local_pool(2):
         pooled = _run(pages, tmp_path, str(keys_dir), "pooled")
     expected_kept, expected_removed = reference(pages)
