@@ -152,27 +152,6 @@ class _CandidatePairs(_ShardStep):
         )
 
 
-class _Neighbourhoods(_ShardStep):
-    """A node shard's partner lists -> the first round's messages, from C(v) = v and its partners;
-    counts each distinct candidate pair once (at its smaller id). `carry`: the first round is the
-    last."""
-
-    def __init__(self, name: str, shards: int, spill_dir: Optional[str], carry: bool):
-        super().__init__(name, shards, spill_dir)
-        self._carry = carry
-
-    def process(self, element):
-        key, packs = element
-        sent = []
-        for node, messages in self._received(packs).items():
-            others = {other for _, ids in messages for other in _ids(ids, len(node))}
-            self.count(
-                reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS, sum(o > node for o in others)
-            )
-            sent += _hash_to_min_messages(node, sorted(others | {node}), self._carry)
-        yield from self._send(key, sent)
-
-
 def _merged(node: bytes, messages) -> tuple[list[bytes], bytes]:
     """A node's messages -> (C(v) merged and sorted, the C(v) carried over or b"")."""
     merged: set[bytes] = set()
@@ -186,17 +165,26 @@ def _merged(node: bytes, messages) -> tuple[list[bytes], bytes]:
 
 
 class _Round(_ShardStep):
-    """A round before the last over a node shard: C(v) merged, and the next round's messages."""
+    """A round before the last over a node shard: C(v) -> the next round's messages. The first round
+    (`first`) takes C(v) = v and its candidate partners, and counts each distinct candidate pair once
+    (at its smaller id); the others take what v received. `carry`: the next round is the last."""
 
-    def __init__(self, name: str, shards: int, spill_dir: Optional[str], carry: bool):
+    def __init__(self, name: str, shards: int, spill_dir: Optional[str], first: bool, carry: bool):
         super().__init__(name, shards, spill_dir)
-        self._carry = carry
+        self._first, self._carry = first, carry
 
     def process(self, element):
         key, packs = element
         sent = []
         for node, messages in self._received(packs).items():
-            sent += _hash_to_min_messages(node, _merged(node, messages)[0], self._carry)
+            if self._first:
+                others = {other for _, ids in messages for other in _ids(ids, len(node))}
+                pairs = sum(other > node for other in others)
+                self.count(reasons.NS_NEAR_DEDUP, reasons.NEAR_DEDUP_CANDIDATE_PAIRS, pairs)
+                members = sorted(others | {node})
+            else:
+                members = _merged(node, messages)[0]
+            sent += _hash_to_min_messages(node, members, self._carry)
         yield from self._send(key, sent)
 
 
@@ -238,11 +226,11 @@ class CandidateComponents(beam.PTransform):
             | "GroupBucketShards" >> beam.GroupByKey()
             | "CandidatePairs" >> self._step("pairs", _CandidatePairs)
             | "GroupNeighbourhoods" >> beam.GroupByKey()
-            | "Neighbourhoods" >> self._step("round0", _Neighbourhoods, carry=last == 0)
+            | "Neighbourhoods" >> self._step("round0", _Round, first=True, carry=last == 0)
         )
         # Each round is one grouping and one step: the merge also sends the next round's messages.
         for i in range(1, self._max_rounds):
-            step = self._step(f"round{i}", _Round, carry=i == last)
+            step = self._step(f"round{i}", _Round, first=False, carry=i == last)
             messages = messages | f"GroupRound{i - 1}" >> beam.GroupByKey() | f"MergeRound{i - 1}" >> step
         return (
             messages
