@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import math
 import statistics
 import sys
@@ -147,6 +148,9 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
     )
     with tempfile.TemporaryDirectory() as tmp:
         staged = _stage_pages(pages, Path(tmp), work_files)
+        # As `c4clean run`: keys, messages and candidate texts in work files, references shuffled.
+        keys = f"{tmp}/keys"
+        plan = dataclasses.replace(plan, keys_dir=keys)
         audit = Path(tmp) / "near_duplicates.jsonl"
         start, cpu = time.perf_counter(), time.process_time()
         p = beam.Pipeline(options=options)
@@ -161,10 +165,11 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
         )[passes.BANDS]
         if not baseline:
             removed = bands | NearDuplicates(
-                # as `c4clean run` does: the candidates' texts spilled beside the keys, references shuffled
-                passes.TextsOfPages(files, f"{tmp}/keys"),
+                passes.TextsOfPages(files, keys),
                 normalization=normalization,
                 audit_path=str(audit),
+                node_shards=work_files,
+                spill_dir=keys,
             )
             _ = removed | beam.Map(passes.page_ref) | beam.io.WriteToText(f"{tmp}/removed")
         result = p.run()
