@@ -17,11 +17,10 @@ the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: wi
     python benchmarks/bench_pipeline.py [--input ../shared/data/wet/bench] [--out bench-out]
     python benchmarks/bench_pipeline.py --memory [--scale 10] [--memory-workers 2 1] --out bench-mem
 
-Measured (main 675da1d, 2026-11-26 05:01 UTC, idle 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
-ratio): driver 362 -> 651 (1.80), local workers 357 -> 399 (1.12) and 352 -> 383 (1.09), whole process
-tree 1,076 -> 1,347 (1.25); 10,642 -> 108,745 pages out. The workers are within 1.5x, the driver is not:
-see the README (the in-process runner keeps what crosses a stage in the driver: URL dedup's entries and
-near-dedup's candidates are the largest left; pages and key packs stay in work files).
+Measured (main fe3807b, 2026-11-26 07:01 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
+ratio): driver 342 -> 448 (1.31), local workers 355 -> 391 (1.10) and 353 -> 388 (1.10), whole process
+tree 1,058 -> 1,182 (1.12); 10,642 -> 108,745 pages out. Every process is within the 1.5x of issue 9: what
+grows with the corpus waits in work files and only references cross the groupings (see the README).
 """
 
 from __future__ import annotations
