@@ -48,7 +48,6 @@ CONFIGS = [
 MEMORY_FLAGS: list[str] = []  # en + near-dedup, as the second and third rows above
 POLL_S = 0.25
 _STATUS_KEYS = ("VmHWM", "VmRSS", "RssAnon", "RssFile")
-ATTACH_ONLY_MIB = 64  # an attach process that only relays stays near 15 MiB; a worker holds Beam (300+)
 _MIB = 1024  # /proc and ru_maxrss give KiB
 
 
@@ -104,13 +103,7 @@ def _role(pid: int, root: int) -> str:
         return "?"
     if argv == _argv(root):
         return "worker"  # a local worker forked from the run (`pool`): the run's own command line
-    if os.path.basename(argv[0]) in ("sh", "bash", "dash"):
-        return "shell"  # Beam starts each SDK worker through `sh -c`
-    if "--attach" in argv:
-        return "attach"  # Beam's worker command handing its work to a warm worker (`worker_process`)
-    if any(name in a for a in argv for name in ("sdk_worker_main", "local_workers", "worker_process")):
-        return "worker"  # a multi-processing SDK worker (Beam's, or c4clean's)
-    return "other: " + " ".join(argv[1:]).strip()[:60]
+    return "other: " + " ".join(argv[1:]).strip()[:60]  # e.g. the run's watchdog (`process_group`)
 
 
 def measure(command: list[str]) -> dict:
@@ -273,12 +266,7 @@ def _peaks(result: dict) -> tuple[dict, list[dict], float]:
     by_peak = sorted(result["processes"], key=lambda p: -p["peak_rss_mib"])
     driver = next((p for p in by_peak if p["role"] == "driver"), {"peak_rss_mib": 0.0})
     workers = [p for p in by_peak if p["role"] == "worker"]
-    others = [p for p in by_peak if p["role"] not in ("driver", "worker", "attach")]
-    # An attach process that found no warm worker ran the harness itself: then it is the worker.
-    for p in by_peak:
-        if p["role"] == "attach":
-            (workers if p["peak_rss_mib"] > ATTACH_ONLY_MIB else others).append(p)
-    workers.sort(key=lambda p: -p["peak_rss_mib"])
+    others = [p for p in by_peak if p["role"] not in ("driver", "worker")]
     return driver, workers, max((p["peak_rss_mib"] for p in others), default=0.0)
 
 
