@@ -12,7 +12,7 @@ from test_near_dedup import edit_words, random_words, reference  # pytest puts t
 
 from c4clean.cleaning import minhash
 from c4clean.cleaning.page import Page
-from c4clean.pipelines import candidate_texts, near_dedup, passes, perfile, pool
+from c4clean.pipelines import candidate_texts, near_dedup, passes, perfile, pool, spill
 from c4clean.pipelines.near_dedup import NearDuplicates
 
 THRESHOLD = 0.8
@@ -112,7 +112,7 @@ def test_candidate_texts_cross_as_references_and_decide_as_inline(tmp_path, monk
     assert paths == {str(keys_dir / "texts-0.bin"), str(keys_dir / "texts-1.bin")}
     assert all(len(text) == 3 and isinstance(text[1], int) for _, text in spilled[2])
     assert not any(page.text[:40] in repr(spilled[2] + pooled[2]) for page in pages)
-    assert sorted(candidate_texts.read([t for _, t in spilled[2]])) == sorted(t for _, t in inline[2])
+    assert sorted(spill.read([t for _, t in spilled[2]])) == sorted(t for _, t in inline[2])
 
 
 def test_texts_of_a_file_spill_to_one_file(tmp_path):
@@ -131,7 +131,7 @@ def test_texts_of_a_file_spill_to_one_file(tmp_path):
     assert spill_file.read_bytes() == inline[0][1] + inline[1][1]
     # read back in the order asked for, whichever order the references come in, mixed with inline ones
     refs = [t for _, t in spilled]
-    assert candidate_texts.read([refs[1], inline[0][1], refs[0]]) == [
+    assert spill.read([refs[1], inline[0][1], refs[0]]) == [
         inline[1][1],
         inline[0][1],
         inline[0][1],

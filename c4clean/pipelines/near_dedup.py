@@ -18,9 +18,8 @@ component (its texts, or in the pipeline references to them). Pages outside ever
 never leave their files, and a candidate page's text travels once, to its component. A page's id
 sorts by md5(url) (`minhash.page_id`), and the rules above only compare ids and Jaccards (ties go
 to the smallest id), so the result depends neither on input order nor on how the runner splits
-the work. The components are found on shards
-of ids, with the messages between shards packed (and in the pipeline spilled to work files): see
-`near_dedup_components`.
+the work. The components are found on shards of ids, with the messages between shards packed (and
+in the pipeline spilled to work files): see `near_dedup_components`.
 `NearDuplicates` is the core on ids; `RemoveNearDuplicates` applies it to a PCollection of pages.
 """
 
@@ -35,7 +34,7 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 
 from c4clean.cleaning import minhash, reasons
-from c4clean.pipelines import candidate_texts
+from c4clean.pipelines import candidate_texts, spill
 from c4clean.pipelines.counting import Counted, CountElements, CountingDoFn
 from c4clean.pipelines.near_dedup_audit import AUDIT_FILE, audit_lines, audit_row
 from c4clean.pipelines.near_dedup_components import CandidateComponents
@@ -243,7 +242,7 @@ class _KeepOrRemove(CountingDoFn):
 
     def process(self, batch):
         # The batch's texts are read at once: one open of each file they were spilled to.
-        records = iter(candidate_texts.read([text for _, members in batch for _, text in members]))
+        records = iter(spill.read([text for _, members in batch for _, text in members]))
         for _, members in batch:
             yield from self._component([(pid, candidate_texts.decode(next(records))) for pid, _ in members])
 
@@ -272,7 +271,7 @@ class NearDuplicates(beam.PTransform):
     `texts`: a PTransform from a PCollection of requests, each `root + page id` (two ids; a
     request ends with the page's id, so `passes.TextsOfPages` finds the page's file in it), to
     (request, text) for the pages asked for, the text a `candidate_texts` record of the page's url
-    and text or a reference to one spilled to a file (`candidate_texts.spill`: then no grouping
+    and text or a reference to one spilled to a file (`spill.write`: then no grouping
     holds the texts, only the step that verifies a component reads them). Two pages are
     candidates when they share a band key. Within each connected component of the candidate pairs
     a pair is a near-duplicate when the exact Jaccard similarity of the two shingle sets

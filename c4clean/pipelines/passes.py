@@ -29,7 +29,7 @@ from typing import Callable, Optional
 import apache_beam as beam
 
 from c4clean.cleaning import reasons
-from c4clean.pipelines import perfile, steps
+from c4clean.pipelines import perfile, spill, steps
 from c4clean.pipelines.counting import CountingDoFn
 from c4clean.pipelines.pool import Pooled
 
@@ -122,41 +122,16 @@ def pack_by_key_shard(entries, shards: int) -> list[tuple[int, bytes]]:
 def spill_packs(
     packs: list[tuple[int, bytes]], directory: Optional[str], name: str
 ) -> list[tuple[int, object]]:
-    """Writes a task's packs (`pack_by_key_shard`) one after the other to the file `name` in
-    `directory` -> (key shard, (path, offset, length)) of each: what crosses the shuffle is then a
-    small reference per pack, and a runner that holds what it groups in memory (Beam's local runner)
-    does not hold the keys. Without a directory, the packs themselves."""
-    if directory is None:
-        return packs
-    from apache_beam.io.filesystems import FileSystems
-
-    from c4clean import atomic
-
-    path = FileSystems.join(directory, name)
-    refs, offset = [], 0
-    for shard, pack in packs:
-        refs.append((shard, (path, offset, len(pack))))
-        offset += len(pack)
-    atomic.write_bytes_fs(path, b"".join(pack for _, pack in packs))
-    return refs
+    """A task's packs (`pack_by_key_shard`) written to the work file `name` in `directory`
+    (`spill.write`) -> (key shard, (path, offset, length)) of each: what crosses the shuffle is then
+    a small reference per pack. Without a directory, the packs themselves."""
+    refs = spill.write([pack for _, pack in packs], directory, name)
+    return [(shard, ref) for (shard, _), ref in zip(packs, refs)]
 
 
 def read_packs(packs) -> list[bytes]:
     """The packs of a key shard's group: each one itself, or read back where `spill_packs` put it."""
-    from apache_beam.io.filesystems import CompressionTypes, FileSystems
-
-    out, by_path = [], {}
-    for pack in packs:
-        if isinstance(pack, bytes):
-            out.append(pack)
-        else:
-            by_path.setdefault(pack[0], []).append(pack[1:])
-    for path, ranges in sorted(by_path.items()):
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            for offset, length in sorted(ranges):
-                f.seek(offset)
-                out.append(f.read(length))
-    return out
+    return spill.read(packs)
 
 
 def unpack_groups(shard) -> dict:
@@ -368,7 +343,7 @@ class _TextsOfFile(beam.DoFn):
         for staged in perfile.decode(perfile.read_bytes(paths[0]), file_position, rows=sorted(wanted)):
             requests.append(wanted[staged.order[1]])
             records.append(candidate_texts.encode(staged.page.url, staged.page.text))
-        yield from zip(requests, candidate_texts.spill(records, self._keys_dir, f"texts-{file_position}.bin"))
+        yield from zip(requests, spill.write(records, self._keys_dir, f"texts-{file_position}.bin"))
 
 
 def _by_file(pid: bytes):
