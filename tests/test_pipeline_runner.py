@@ -29,7 +29,7 @@ DATAFLOW_ARGS = (
 
 
 def test_local_runs_use_the_offline_python_runner_in_process_with_a_pool_for_more_workers():
-    options = runner.pipeline_options("direct", 4)
+    options = runner.pipeline_options("direct")
     direct = options.view_as(DirectOptions)
     assert options.view_as(StandardOptions).runner == "FnApiRunner"
     assert direct.direct_num_workers == 1 and direct.direct_running_mode == "in_memory"
@@ -42,7 +42,7 @@ def test_local_runs_use_the_offline_python_runner_in_process_with_a_pool_for_mor
 
 
 def test_dataflow_options_are_passed_through_and_the_package_is_staged():
-    options = runner.pipeline_options("dataflow", 1, DATAFLOW_ARGS)
+    options = runner.pipeline_options("dataflow", DATAFLOW_ARGS)
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
     gcp = options.view_as(GoogleCloudOptions)
     assert (gcp.project, gcp.region, gcp.temp_location) == (
@@ -54,13 +54,13 @@ def test_dataflow_options_are_passed_through_and_the_package_is_staged():
     assert (workers.num_workers, workers.max_num_workers, workers.machine_type) == (20, 100, "n2-standard-4")
     setup_file = options.view_as(SetupOptions).setup_file
     assert setup_file is not None and setup_file.endswith("pyproject.toml")
-    assert "direct_num_workers" not in " ".join(runner.beam_flags("dataflow", 8, DATAFLOW_ARGS))
+    assert "direct_num_workers" not in " ".join(runner.beam_flags("dataflow", DATAFLOW_ARGS))
 
 
 def test_a_users_own_staging_replaces_the_default_one():
-    flags = runner.beam_flags("dataflow", 1, DATAFLOW_ARGS + ("--requirements_file=req.txt",))
+    flags = runner.beam_flags("dataflow", DATAFLOW_ARGS + ("--requirements_file=req.txt",))
     assert not any(f.startswith("--setup_file") for f in flags)
-    options = runner.pipeline_options("flink", 1, ("--flink_master=localhost:8081",))
+    options = runner.pipeline_options("flink", ("--flink_master=localhost:8081",))
     assert options.view_as(StandardOptions).runner == "FlinkRunner"
 
 
@@ -149,5 +149,5 @@ def test_dask_runner_is_selected_by_name():
     from c4clean.pipelines.dask_runner import C4DaskRunner
 
     assert isinstance(runner.make_runner("dask", 3), C4DaskRunner)
-    assert runner.beam_flags("dask", 3) == ["--runner=DaskRunner"]  # no --setup_file: workers import it
+    assert runner.beam_flags("dask") == ["--runner=DaskRunner"]  # no --setup_file: workers import it
     runner.check_runner("dask")  # a local cluster needs nothing more

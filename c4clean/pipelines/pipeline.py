@@ -114,7 +114,7 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
     recipe = options.recipe
     pipeline = beam.Pipeline(
         runner=runner.make_runner(options.runner, options.workers),
-        options=runner.pipeline_options(options.runner, options.workers, options.beam_args),
+        options=runner.pipeline_options(options.runner, options.beam_args),
     )
     files = pipeline | "PerFileStage" >> stage_inputs(options, planned, download_cache)
     winners = files | "UrlDedup" >> t.NewestPagePerUrl(

@@ -113,7 +113,7 @@ def source_tree_project_file() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def beam_flags(runner: str, workers: int, beam_args: Sequence[str] = ()) -> list[str]:
+def beam_flags(runner: str, beam_args: Sequence[str] = ()) -> list[str]:
     """The exact Beam command-line flags of a run (user flags after `--` come last and win)."""
     name = runner_name(runner)
     flags = [f"--runner={name}"]
@@ -128,10 +128,10 @@ def beam_flags(runner: str, workers: int, beam_args: Sequence[str] = ()) -> list
     return flags + list(beam_args)
 
 
-def pipeline_options(runner: str, workers: int, beam_args: Sequence[str] = ()):
+def pipeline_options(runner: str, beam_args: Sequence[str] = ()):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    return PipelineOptions(beam_flags(runner, workers, beam_args))
+    return PipelineOptions(beam_flags(runner, beam_args))
 
 
 def uses_local_pool(runner: str, workers: int) -> bool:
