@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import math
 import statistics
@@ -128,7 +129,7 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from c4clean.pipelines import passes
+    from c4clean.pipelines import passes, pool, runner
     from c4clean.pipelines.near_dedup import NearDuplicates
 
     class ReadOnly(passes.FilePass):
@@ -142,10 +143,7 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
         minhash=(minhash.DEFAULT_NUM_PERM, minhash.DEFAULT_SEED, minhash.DEFAULT_NGRAM, normalization, b, r),
         key_shards=passes.KEY_SHARDS_PER_FILE * work_files,  # as `c4clean run` shards the band keys
     )
-    mode = "multi_processing" if workers > 1 else "in_memory"
-    options = PipelineOptions(
-        ["--runner=FnApiRunner", f"--direct_num_workers={workers}", f"--direct_running_mode={mode}"]
-    )
+    options = PipelineOptions(runner.beam_flags("direct"))
     with tempfile.TemporaryDirectory() as tmp:
         staged = _stage_pages(pages, Path(tmp), work_files)
         # As `c4clean run`: keys, messages and candidate texts in work files, references shuffled.
@@ -172,8 +170,14 @@ def run_pipeline(pages: list[Page], workers: int, normalization: str, baseline: 
                 spill_dir=keys,
             )
             _ = removed | beam.Map(passes.page_ref) | beam.io.WriteToText(f"{tmp}/removed")
-        result = p.run()
-        result.wait_until_finish()
+        # More workers: the local pool of `c4clean run --workers N`, under the in-process runner.
+        with (
+            pool.local_pool(workers)
+            if runner.uses_local_pool("direct", workers)
+            else contextlib.nullcontext()
+        ):
+            result = p.run()
+            result.wait_until_finish()
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows = [] if baseline else read_rows(audit.read_bytes())
     return cpu, wall, rows, _verification_share(result)
