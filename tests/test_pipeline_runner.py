@@ -149,5 +149,5 @@ def test_dask_runner_is_selected_by_name():
     from c4clean.pipelines.dask_runner import C4DaskRunner
 
     assert isinstance(runner.make_runner("dask", 3), C4DaskRunner)
-    assert runner.beam_flags("dask") == ["--runner=DaskRunner"]  # no --setup_file: workers import it
+    assert runner.beam_flags("dask") == ["--runner=DaskRunner", "--no_pipeline_type_check"]  # no --setup_file
     runner.check_runner("dask")  # a local cluster needs nothing more

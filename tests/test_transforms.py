@@ -204,14 +204,21 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
         language_id="langdetect",
         pieces_dir=str(tmp_path / "pieces"),
         shards_for=lambda split: 2,
+        parts=2,  # the file's pages in two tasks: ordinal 0, then ordinals 1 and 2
     )
-    outputs, count = _pass(plan, (4, groups))
-    # the pages go to pieces (one per shard, named for the file), and only where they are is emitted
+    outputs, count = [], _Counts()
+    for part in range(2):
+        part_outputs, part_count = _pass(plan, ((4, part), groups))
+        outputs += part_outputs
+        count.update(part_count)
+    # the pages go to pieces (one per shard, named for the file and part), and only where they are
+    # is emitted
     rows = []
-    for (split, index, n), (position, piece, written) in outputs:
-        assert position == 4 and piece.endswith(arrow_sink.piece_name(split, index, n, 4))
+    for (split, index, n), ((position, part), piece, written) in outputs:
+        assert position == 4 and piece.endswith(arrow_sink.piece_name(split, index, n, 4, part))
         mine = list(arrow_sink.piece_rows(piece))
         assert written == len(mine) and all(arrow_sink.shard_of(row[0], 2) == index for row in mine)
+        assert {row[0] for row in mine} <= ({"http://a.com/1"} if part == 0 else {"http://a.com/2"})
         rows += mine
     texts = sorted(row[1] for row in rows)
     assert texts == sorted([GOOD, "\n".join(other.split("\n")[1:])])  # page 3 removed, a line lost
@@ -221,9 +228,31 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
     assert (reasons.NS_STAGES, f"{steps.PAGE_RULES}:in") not in count  # counted by the first pass
 
     first = passes.PassPlan(emit=passes.LINES, rules_namespace=reasons.NS_CLEAN)
-    outputs, count = _pass(first, (4, {"path": [path], "winner": [passes.pack_ordinals([1])]}))
+    outputs, count = _pass(first, ((4, 0), {"path": [path], "winner": [passes.pack_ordinals([1])]}))
     assert count[(reasons.NS_STAGES, f"{steps.PAGE_RULES}:in")] == 1
     assert {o.tag for o in outputs} == {passes.LINES}
     groups = passes.unpack_groups((None, [o.value[1] for o in outputs]))  # packed per key shard
     assert sorted(groups) == sorted(line_key(line) for line in other.split("\n"))
     assert {passes.page_ref(m) for members in groups.values() for m in members} == {(4, 1)}
+
+
+def test_a_files_parts_cover_its_pages_once_in_order():
+    for pages in (0, 1, 5, 16, 101):
+        ordinals = list(range(0, 3 * pages, 3))
+        for parts in (1, 2, 3, 7):
+            split = [passes.part_of(ordinals, part, parts) for part in range(parts)]
+            assert [o for part in split for o in part] == ordinals
+            assert max(map(len, split)) - min(map(len, split)) <= 1
+
+
+def test_only_the_last_pass_is_split_and_only_on_local_workers():
+    from c4clean.pipelines.options import RunOptions
+
+    def parts(**kw):
+        return passes.pass_parts(RunOptions(output="out", inputs=("in",), **kw), files=8)
+
+    assert parts(workers=2) == [1, 1, 2]  # near-dedup, line dedup, last: 8 tasks per worker
+    assert parts(workers=2, near_dedup=False) == [1, 2]
+    assert parts(workers=1) == [1, 1, 1]  # one process: nothing to balance
+    assert parts(workers=2, runner="dask") == [1, 1, 1]  # a cluster balances its own tasks
+    assert passes.pass_parts(RunOptions(output="out", inputs=("in",), workers=2), files=40) == [1, 1, 1]

@@ -219,11 +219,11 @@ PIECE_BATCH_ROWS = 64
 MERGE_FAN_IN = 64
 
 
-def piece_name(split: str, index: int, count: int, file_position: int | str) -> str:
-    """`<shard name without suffix>.<file position>.arrow`: unique per shard and input file (a str
-    position names an intermediate piece of a merge)."""
-    position = f"{file_position:06d}" if isinstance(file_position, int) else file_position
-    return f"{shard_name(split, index, count, 'arrow')[: -len('.arrow')]}.{position}.arrow"
+def piece_name(split: str, index: int, count: int, file_position: int | str, part: int = 0) -> str:
+    """`<shard name without suffix>.<file position>-<part>.arrow`: unique per shard and task of the
+    last pass (a str position names an intermediate piece of a merge)."""
+    source = f"{file_position:06d}-{part:04d}" if isinstance(file_position, int) else file_position
+    return f"{shard_name(split, index, count, 'arrow')[: -len('.arrow')]}.{source}.arrow"
 
 
 def _write_piece_rows(path: str, rows: Iterable[tuple]) -> int:

@@ -37,11 +37,16 @@ log = logging.getLogger(__name__)
 
 BANDS = "bands"  # (key shard, pack of (band key, page id + ref)) of a file's pages, for near-dedup
 LINES = "lines"  # (key shard, pack of (line key, url digest + ref)) of a file's lines, for line dedup
-FINAL = "final"  # ((split, shard, num shards), (file position, piece path, rows)): `_write_pieces`
+FINAL = "final"  # ((split, shard, num shards), ((file position, part), piece path, rows)): `_write_pieces`
 # Keys of a shuffle are packed per file and shard (`pack_by_key_shard`): with this many
 # shards per input file, each file sends at most one element per shard, and a shard's group holds
-# about as many entries as one file has pages, whatever the corpus size.
-KEY_SHARDS_PER_FILE = 16
+# about half as many entries as one file has keys (near-dedup: 8 per page), whatever the corpus size.
+# More shards would make more tasks of a few milliseconds, each with its own overhead.
+KEY_SHARDS_PER_FILE = 2
+# The last pass holds most of a run's work. With few input files on local workers, each file's pages
+# are split into parts, a task each, so that there are about this many tasks per worker and the workers
+# end together. The shards do not depend on it: their pieces are merged in (file, part) order.
+LAST_PASS_TASKS_PER_WORKER = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +68,7 @@ class PassPlan:
     pieces_dir: Optional[str] = None  # where the FINAL pass writes its pieces of the shards
     keys_dir: Optional[str] = None  # where BANDS and LINES write their packs (`spill_packs`), if set
     shards_for: Optional[Callable[[str], int]] = None  # split -> its number of shards (FINAL)
+    parts: int = 1  # tasks per file (`in_parts`): consecutive ranges of its pages
 
 
 def pass_plan(options) -> list[str]:
@@ -70,14 +76,38 @@ def pass_plan(options) -> list[str]:
     return [BANDS] * options.near_dedup + [LINES] * options.recipe.dedupe_lines + [FINAL]
 
 
+def pass_parts(options, files: int) -> list[int]:
+    """The parts (tasks) per input file of each pass of `pass_plan(options)`, over `files` inputs:
+    more than one only for the last pass, on local workers (`LAST_PASS_TASKS_PER_WORKER`)."""
+    from c4clean.pipelines.runner import uses_local_pool
+
+    workers = min(options.workers, files)
+    last = 1
+    if uses_local_pool(options.runner, workers):
+        last = -(-LAST_PASS_TASKS_PER_WORKER * workers // files)  # rounded up
+    return [1] * (len(pass_plan(options)) - 1) + [last]
+
+
+def in_parts(element, parts: int):
+    """(file position, decisions) -> ((file position, part), decisions) for each of `parts` parts."""
+    file_position, groups = element
+    for part in range(parts):
+        yield (file_position, part), groups
+
+
+def part_of(ordinals: list, part: int, parts: int) -> list:
+    """The `part`-th of `parts` consecutive ranges of `ordinals`, of sizes that differ by one at most."""
+    return ordinals[part * len(ordinals) // parts : (part + 1) * len(ordinals) // parts]
+
+
 DONE_SUFFIX = ".done"
 
 
-def done_marker(progress_dir: str, index: int, file_position: int) -> str:
-    """Where pass `index` marks a file done: `<index>-<file position>.done`."""
+def done_marker(progress_dir: str, index: int, file_position: int, part: int) -> str:
+    """Where pass `index` marks a part of a file done: `<index>-<file position>-<part>.done`."""
     from apache_beam.io.filesystems import FileSystems
 
-    return FileSystems.join(progress_dir, f"{index}-{file_position}{DONE_SUFFIX}")
+    return FileSystems.join(progress_dir, f"{index}-{file_position}-{part}{DONE_SUFFIX}")
 
 
 def marker_pass(path: str) -> int:
@@ -170,9 +200,9 @@ def page_ref(packed: bytes) -> tuple[int, int]:
 
 
 class FilePass(CountingDoFn):
-    """(file position, {"path": [staged file], "winner": [`pack_ordinals`], "removed": [ordinal],
-    "lost": [`pack_entries` of (ordinal, line key)]}) -> the pass's outputs (`PassPlan.emit`; BANDS
-    and LINES as tagged outputs, FINAL as the main output)."""
+    """((file position, part), {"path": [staged file], "winner": [`pack_ordinals`], "removed":
+    [ordinal], "lost": [`pack_entries` of (ordinal, line key)]}) -> the pass's outputs on that part
+    of the file's pages (`PassPlan.emit`; BANDS and LINES as tagged outputs, FINAL as the main output)."""
 
     def __init__(self, plan: PassPlan):
         self._plan = plan
@@ -189,37 +219,37 @@ class FilePass(CountingDoFn):
             self._final = steps.final_steps(plan.recipe, plan.language_id)
 
     def process(self, element):
-        file_position, groups = element
+        (file_position, part), groups = element
+        plan = self._plan
         paths = list(groups["path"])
-        winners = unpack_ordinals(groups["winner"])
+        winners = part_of(sorted(unpack_ordinals(groups["winner"])), part, plan.parts)
         if not paths or not winners:
             return
         started = time.perf_counter()
         pages = self._current_pages(paths[0], file_position, winners, groups)
-        plan = self._plan
         if plan.emit == BANDS:
             yield from self._band_entries(file_position, pages)
         elif plan.emit == LINES:
             yield from self._line_entries(file_position, pages)
         else:
             out = steps.run_steps(self._final, [page for _, page in pages], self.count)
-            yield from self._write_pieces(file_position, out)
+            yield from self._write_pieces((file_position, part), out)
         seconds = time.perf_counter() - started
-        log.info(
-            "file %d: %s of %d pages in %.1f s", file_position, PASS_NAMES[plan.emit], len(pages), seconds
-        )
+        of = f" part {part + 1}/{plan.parts}" if plan.parts > 1 else ""
+        name = PASS_NAMES[plan.emit]
+        log.info("file %d%s: %s of %d pages in %.1f s", file_position, of, name, len(pages), seconds)
         if plan.progress_dir is not None:
             from c4clean import atomic
 
-            atomic.write_bytes_fs(done_marker(plan.progress_dir, plan.index, file_position), b"")
+            atomic.write_bytes_fs(done_marker(plan.progress_dir, plan.index, file_position, part), b"")
 
-    def _current_pages(self, path: str, file_position: int, winners: set, groups) -> list:
+    def _current_pages(self, path: str, file_position: int, winners: list, groups) -> list:
         """(ordinal, page) of the file's pages still in, with the decisions of this pass applied."""
         plan = self._plan
         removed = set(groups["removed"]) if plan.after_near_dedup else set()
         verdict = steps.ApplyStagedVerdict(plan.rules_namespace) if plan.rules_namespace else None
         pages = []
-        for staged in perfile.decode(perfile.read_bytes(path), file_position, rows=sorted(winners)):
+        for staged in perfile.decode(perfile.read_bytes(path), file_position, rows=winners):
             ordinal = staged.order[1]
             if verdict is not None:
                 kept = steps.run_step(verdict, staged, self.count)
@@ -246,9 +276,10 @@ class FilePass(CountingDoFn):
             ]
         return pages
 
-    def _write_pieces(self, file_position: int, split_pages: list):
-        """The file's output pages, one sorted piece per shard they fall in -> a small record per
-        piece (`FINAL`), so that no page goes through a shuffle."""
+    def _write_pieces(self, task: tuple[int, int], split_pages: list):
+        """The output pages of a file's part (`task`: (file position, part)), one sorted piece per
+        shard they fall in -> a small record per piece (`FINAL`), so that no page goes through a
+        shuffle."""
         from apache_beam.io.filesystems import FileSystems
 
         from c4clean.pipelines.arrow_sink import piece_name, shard_of, write_piece
@@ -258,8 +289,8 @@ class FilePass(CountingDoFn):
             n = self._plan.shards_for(split)
             by_shard.setdefault((split, shard_of(page.url, n), n), []).append(page)
         for shard, shard_pages in sorted(by_shard.items()):
-            path = FileSystems.join(self._plan.pieces_dir, piece_name(*shard, file_position))
-            yield shard, (file_position, path, write_piece(path, shard_pages))
+            path = FileSystems.join(self._plan.pieces_dir, piece_name(*shard, *task))
+            yield shard, (task, path, write_piece(path, shard_pages))
 
     def _band_entries(self, file_position: int, pages: list):
         from c4clean.cleaning.minhash import band_keys, page_id

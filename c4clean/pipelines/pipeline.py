@@ -151,11 +151,12 @@ def build_pipeline(options: RunOptions, planned=None, download_cache: Optional[s
         keys_dir=options.layout.keys_dir,
         shards_for=options.shards_for,
     )
-    for i, emit in enumerate(after):
-        plan = dataclasses.replace(plan, emit=emit, index=i)
+    for i, (emit, parts) in enumerate(zip(after, passes.pass_parts(options, len(planned)))):
+        plan = dataclasses.replace(plan, emit=emit, index=i, parts=parts)
         outputs = (
             dict(decisions)
             | f"JoinDecisions{i}" >> beam.CoGroupByKey()
+            | f"Parts{i}" >> beam.FlatMap(passes.in_parts, parts)
             | f"Pass{i}"
             >> Counted(Pooled(passes.FilePass(plan)), tags=(passes.BANDS, passes.LINES), main=passes.FINAL)
         )

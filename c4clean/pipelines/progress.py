@@ -40,6 +40,7 @@ class RunProgress:
         self._shards_pattern = layout.staging_dir.rstrip("/") + "/*.json"
         self._passes_pattern = layout.passes_dir.rstrip("/") + "/*" + passes.DONE_SUFFIX
         self._pass_names = [passes.PASS_NAMES[emit] for emit in passes.pass_plan(options)]
+        self._pass_parts = passes.pass_parts(options, len(planned))
         self._stream = stream or sys.stderr
         self._done: dict[str, int] = {}  # per-file JSON -> pages read
         self._stop = threading.Event()
@@ -84,8 +85,11 @@ class RunProgress:
         passed = [0] * len(self._pass_names)
         for path in _paths(self._passes_pattern):
             passed[passes.marker_pass(path)] += 1
-        self._bar.n = len(self._done) + sum(passed)
-        under_way = next((i for i, n in enumerate(passed) if n < len(self._expected)), None)
+        # A file's step of a pass is done in parts (`passes.pass_parts`): the bar counts whole steps.
+        self._bar.n = len(self._done) + sum(n // parts for n, parts in zip(passed, self._pass_parts))
+        under_way = next(
+            (i for i, n in enumerate(passed) if n < len(self._expected) * self._pass_parts[i]), None
+        )
         if len(self._done) == len(self._expected) and under_way is not None:
             self._bar.set_description_str(
                 f"pass {under_way + 1}/{len(passed)}: {self._pass_names[under_way]}"

@@ -232,8 +232,8 @@ class _WriteShard(beam.DoFn):
 
 
 class WriteShards(beam.PTransform):
-    """PCollection[((split, shard, num shards), (file position, piece path, rows))] (the last pass's
-    sorted pieces, `passes.FilePass`) -> shard records. Only these small records are grouped; each
+    """PCollection[((split, shard, num shards), ((file position, part), piece path, rows))] (the last
+    pass's sorted pieces, `passes.FilePass`) -> shard records. Only these small records are grouped; each
     shard is written by a streaming merge of its pieces (a batch per piece in memory), atomically,
     into `staging_dir`, and the driver moves the complete set into the output folder."""
 
