@@ -14,12 +14,18 @@ with the words of each line reordered, so that neither URL, line nor near-dedup 
 about K times the output) and runs `MEMORY_CONFIGS` on 1x and on Kx. Memory that does not grow with
 the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: within 1.5x at 10x).
 
-    python benchmarks/bench_pipeline.py [--input ../shared/data/wet/bench] [--out bench-out]
+    python benchmarks/bench_pipeline.py [--input ../shared/data/wet/bench] [--out bench-out] [--repeat N]
+    python benchmarks/bench_pipeline.py --only 1 2 --repeat 5    # 1 against 2 workers, five pairs
+
+`--repeat N` runs the configurations in turn N times: each pair of 1 and 2 workers runs back to back,
+and the worker-scaling table gives each pair's speed-up, CPU change and whether the shards are the
+same (the machine's speed drifts over minutes: compare the median of pairs). Measured on main a937c64
+(2026-11-26 08:31-09:25 UTC, idle 2-core machine, 11 pairs): median 1.70x (1.59x to 1.92x), CPU +3%.
     python benchmarks/bench_pipeline.py --memory [--scale 10] [--memory-workers 2 1] --out bench-mem
 
-Measured (main fe3807b, 2026-11-26 07:01 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
-ratio): driver 342 -> 448 (1.31), local workers 355 -> 391 (1.10) and 353 -> 388 (1.10), whole process
-tree 1,058 -> 1,182 (1.12); 10,642 -> 108,745 pages out. Every process is within the 1.5x of issue 9: what
+Measured (main a937c64, 2026-11-26 09:26 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
+ratio): driver 341 -> 408 (1.20), local workers 349 -> 397 (1.14) and 348 -> 393 (1.13), whole process
+tree 1,046 -> 1,166 (1.12); 10,642 -> 108,745 pages out. Every process is within the 1.5x of issue 9: what
 grows with the corpus waits in work files and only references cross the groupings (see the README).
 """
 
