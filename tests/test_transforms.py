@@ -256,3 +256,12 @@ def test_only_the_last_pass_is_split_and_only_on_local_workers():
     assert parts(workers=1) == [1, 1, 1]  # one process: nothing to balance
     assert parts(workers=2, runner="dask") == [1, 1, 1]  # a cluster balances its own tasks
     assert passes.pass_parts(RunOptions(output="out", inputs=("in",), workers=2), files=40) == [1, 1, 1]
+
+
+def test_every_part_of_a_file_marks_itself_done_even_with_no_pages_left(tmp_path):
+    path = _staged_file(tmp_path, ("http://a.com/1", GOOD))
+    plan = passes.PassPlan(emit=passes.LINES, parts=3, progress_dir=str(tmp_path / "passes"), index=1)
+    groups = {"path": [path], "winner": [passes.pack_ordinals([0])]}
+    emitted = [len(_pass(plan, ((4, part), groups))[0]) for part in range(3)]
+    assert emitted.count(0) == 2  # the one page is in one part only
+    assert sorted(p.name for p in (tmp_path / "passes").iterdir()) == [f"1-4-{i}.done" for i in range(3)]

@@ -222,11 +222,20 @@ class FilePass(CountingDoFn):
         (file_position, part), groups = element
         plan = self._plan
         paths = list(groups["path"])
-        winners = part_of(sorted(unpack_ordinals(groups["winner"])), part, plan.parts)
-        if not paths or not winners:
+        if not paths:
             return
+        winners = part_of(sorted(unpack_ordinals(groups["winner"])), part, plan.parts)
+        if winners:
+            yield from self._pass(paths[0], file_position, part, winners, groups)
+        if plan.progress_dir is not None:  # also for a part with no pages left: the display counts parts
+            from c4clean import atomic
+
+            atomic.write_bytes_fs(done_marker(plan.progress_dir, plan.index, file_position, part), b"")
+
+    def _pass(self, path: str, file_position: int, part: int, winners: list, groups):
+        plan = self._plan
         started = time.perf_counter()
-        pages = self._current_pages(paths[0], file_position, winners, groups)
+        pages = self._current_pages(path, file_position, winners, groups)
         if plan.emit == BANDS:
             yield from self._band_entries(file_position, pages)
         elif plan.emit == LINES:
@@ -238,10 +247,6 @@ class FilePass(CountingDoFn):
         of = f" part {part + 1}/{plan.parts}" if plan.parts > 1 else ""
         name = PASS_NAMES[plan.emit]
         log.info("file %d%s: %s of %d pages in %.1f s", file_position, of, name, len(pages), seconds)
-        if plan.progress_dir is not None:
-            from c4clean import atomic
-
-            atomic.write_bytes_fs(done_marker(plan.progress_dir, plan.index, file_position, part), b"")
 
     def _current_pages(self, path: str, file_position: int, winners: list, groups) -> list:
         """(ordinal, page) of the file's pages still in, with the decisions of this pass applied."""
