@@ -23,4 +23,5 @@ def test_progress_counts_staging_and_every_pass_of_every_file(sample_wet, tmp_pa
     assert total == len(planned) * (1 + len(passes.pass_plan(options))) == done
     assert len(passes.pass_plan(options)) == 3  # signatures, line keys, language id and shards
     assert "file step" in stream.getvalue() and "pages read" in stream.getvalue()
+    assert "passes done" in stream.getvalue().rsplit("\r", 1)[-1]  # the last state says it is over
     assert (passes.pass_parts(options, len(planned))[-1] > 1) == (workers == 2)
