@@ -16,12 +16,12 @@ the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: wi
 
     python benchmarks/bench_pipeline.py [--input ../shared/data/wet/bench] [--out bench-out] [--repeat N]
     python benchmarks/bench_pipeline.py --only 1 2 --repeat 5    # 1 against 2 workers, five pairs
+    python benchmarks/bench_pipeline.py --memory [--scale 10] [--memory-workers 2 1] --out bench-mem
 
 `--repeat N` runs the configurations in turn N times: each pair of 1 and 2 workers runs back to back,
 and the worker-scaling table gives each pair's speed-up, CPU change and whether the shards are the
 same (the machine's speed drifts over minutes: compare the median of pairs). Measured on main a937c64
 (2026-11-26 08:31-09:25 UTC, idle 2-core machine, 11 pairs): median 1.70x (1.59x to 1.92x), CPU +3%.
-    python benchmarks/bench_pipeline.py --memory [--scale 10] [--memory-workers 2 1] --out bench-mem
 
 Measured (main a937c64, 2026-11-26 09:26 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
 ratio): driver 341 -> 408 (1.20), local workers 349 -> 397 (1.14) and 348 -> 393 (1.13), whole process

@@ -90,11 +90,12 @@ class RunProgress:
         under_way = next(
             (i for i, n in enumerate(passed) if n < len(self._expected) * self._pass_parts[i]), None
         )
-        if len(self._done) == len(self._expected) and under_way is None:
-            self._bar.set_description_str("passes done")
-        elif len(self._done) == len(self._expected):
-            name = self._pass_names[under_way]
-            self._bar.set_description_str(f"pass {under_way + 1}/{len(passed)}: {name}")
+        if len(self._done) == len(self._expected):  # every file read: name the pass under way
+            if under_way is None:
+                self._bar.set_description_str("passes done")
+            else:
+                name = self._pass_names[under_way]
+                self._bar.set_description_str(f"pass {under_way + 1}/{len(passed)}: {name}")
         after = f", {shards} shards written" if shards else ""
         self._bar.set_postfix_str(f"{pages:,} pages read, {rate:,.0f} pages/s{after}", refresh=False)
         self._bar.refresh()
