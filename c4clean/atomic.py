@@ -2,7 +2,8 @@
 
 Local files (`write_bytes`, `write_text`, `write_json`, `replacing`, `replacing_dir`) are written
 to a hidden temporary sibling, fsynced and renamed over the final name. `write_bytes_fs` does the
-same through Beam's FileSystems, for paths that may be gs://, s3:// or local (pipeline outputs).
+same without the fsync for the pipeline's files, whose paths may be gs://, s3:// (through Beam's
+FileSystems) or local.
 """
 
 from __future__ import annotations
@@ -111,12 +112,25 @@ def remove_stale_dirs(parent: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def creating_fs(path: str) -> Iterator:
-    """Yield a file (Beam's FileSystems: gs://, s3:// or local) to write `path` through, under a unique
-    temporary name renamed to `path` when the block ends (local: os.rename, which replaces
+    """Yield a file (local, or gs://, s3://... through Beam's FileSystems) to write `path` through, under a
+    unique temporary name renamed to `path` when the block ends (local: os.replace, which replaces
     atomically; object stores: a copy, complete or absent); on error the temporary is removed."""
-    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+    from c4clean import storage
 
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    if storage.is_local(path):  # without Beam (`storage`)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        try:
+            with open(tmp, "wb") as f:
+                yield f
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
+        return
+    from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
     try:
         with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             yield f
@@ -129,6 +143,6 @@ def creating_fs(path: str) -> Iterator:
 
 
 def write_bytes_fs(path: str, data: bytes) -> None:
-    """Write `data` to `path` atomically through Beam's FileSystems (`creating_fs`)."""
+    """Write `data` to `path` (local, gs://, s3://...) atomically (`creating_fs`)."""
     with creating_fs(path) as f:
         f.write(data)

@@ -64,20 +64,30 @@ def test_replacing_dir_swaps_a_whole_directory_and_clears_leftovers(tmp_path):
     assert os.listdir(final.parent) == ["step-00000001"]
 
 
-def test_write_bytes_fs_through_beam_filesystems(tmp_path, monkeypatch):
+@pytest.mark.parametrize("through_beam", [False, True], ids=["local", "beam-filesystems"])
+def test_write_bytes_fs_replaces_atomically(tmp_path, monkeypatch, through_beam):
+    from apache_beam.io.filesystems import FileSystems
+
+    from c4clean import storage
+
+    if through_beam:  # the way of gs://, s3://..., taken here with a local path
+        monkeypatch.setattr(storage, "is_local", lambda path: False)
     target = str(tmp_path / "stage" / "train-00000-of-00001.arrow")
     atomic.write_bytes_fs(target, b"one")
     atomic.write_bytes_fs(target, b"two")
     assert open(target, "rb").read() == b"two" and os.listdir(tmp_path / "stage") == [
         "train-00000-of-00001.arrow"
     ]
-    from apache_beam.io.filesystems import FileSystems
 
-    def crash(sources, destinations):
+    def crash(*_):
         raise OSError("rename failed")
 
-    monkeypatch.setattr(FileSystems, "rename", staticmethod(crash))
+    if through_beam:
+        monkeypatch.setattr(FileSystems, "rename", staticmethod(crash))
+    else:
+        monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError):
         atomic.write_bytes_fs(target, b"three")
+    monkeypatch.undo()
     assert open(target, "rb").read() == b"two"  # the temporary is gone, the old file untouched
     assert os.listdir(tmp_path / "stage") == ["train-00000-of-00001.arrow"]

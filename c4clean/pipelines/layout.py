@@ -19,9 +19,9 @@ COUNTS = "counts.json"  # the pipeline's own counts (`counting.WriteCounts`), be
 
 
 def _join(*parts: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
+    from c4clean.storage import join
 
-    return FileSystems.join(*parts)
+    return join(*parts)
 
 
 @dataclasses.dataclass(frozen=True)

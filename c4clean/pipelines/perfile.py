@@ -25,7 +25,7 @@ from typing import NamedTuple, Optional
 
 import pyarrow as pa
 
-from c4clean import atomic, formats
+from c4clean import atomic, formats, storage
 from c4clean.cleaning import reasons
 from c4clean.cleaning.page import Page
 
@@ -104,25 +104,18 @@ def work_key(input_id: str, signature: str) -> str:
 
 
 def work_paths(files_dir: str, input_id: str, signature: str) -> tuple[str, str]:
-    from apache_beam.io.filesystems import FileSystems
-
-    base = FileSystems.join(files_dir, work_key(input_id, signature))
+    base = storage.join(files_dir, work_key(input_id, signature))
     return base + ".arrow", base + ".json"
 
 
 def file_identity(path: str) -> dict:
     """Size and mtime of an input, the test of whether a saved result is still valid."""
-    from apache_beam.io.filesystems import FileSystems
-
-    metadata = FileSystems.match([path])[0].metadata_list[0]
-    return {"size": metadata.size_in_bytes, "mtime": metadata.last_updated_in_seconds}
+    return storage.identity(path)
 
 
 def read_json(path: str) -> Optional[dict]:
-    from apache_beam.io.filesystems import FileSystems
-
     try:
-        with FileSystems.open(path) as f:
+        with storage.open_read(path) as f:
             return json.loads(f.read().decode("utf-8"))
     except (OSError, ValueError, IOError):
         return None
@@ -221,8 +214,6 @@ class PageRules:
 
 def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list[Staged], FileSummary]:
     """Reads and stages one input file; returns its staged pages and its summary (for the JSON)."""
-    from apache_beam.io.filesystems import CompressionTypes, FileSystems
-
     from c4clean.cleaning.wet import ReadIssue, iter_records
     from c4clean.pipelines import histograms
 
@@ -236,7 +227,7 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
         counters[namespace][name] += 1
 
     try:
-        with FileSystems.open(local_path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        with storage.open_read(local_path) as f:
             for item in iter_records(f, name=input_id):
                 if isinstance(item, ReadIssue):
                     count(reasons.NS_READ, item.code)
@@ -296,6 +287,12 @@ def process_file(input_id: str, local_path: str, rules: PageRules) -> tuple[list
     return staged, summary
 
 
+def staging_elements(planned) -> list[tuple[int, str, str]]:
+    """(file position, input id, location) of each planned input, the position being its place among
+    the sorted inputs (`Staged.order`)."""
+    return [(i, input_id, location) for i, (input_id, location) in enumerate(sorted(planned))]
+
+
 def run_file(input_id: str, local_path: str, rules: PageRules) -> str:
     """Stages one file unless `--resume` finds it done; returns the path of its staged pages."""
     settings = rules.settings
@@ -331,9 +328,7 @@ def record_failure(input_id: str, settings: PerFileSettings, code: str, detail: 
 
 
 def read_bytes(arrow_path: str) -> bytes:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(arrow_path) as f:
+    with storage.open_read(arrow_path) as f:
         return f.read()
 
 

@@ -30,8 +30,6 @@ WET_SUFFIXES = (".wet", ".wet.gz")
 def expand_inputs(inputs) -> list[str]:
     """Files of `--input`s: a directory gives its WET files (`*.wet`, `*.wet.gz`, recursively);
     a glob or a file is taken as it is. Any Beam filesystem path works (local, gs://, s3://)."""
-    from apache_beam.io.filesystems import FileSystems
-
     files: list[str] = []
     for spec in inputs:
         spec = str(spec)
@@ -39,6 +37,8 @@ def expand_inputs(inputs) -> list[str]:
             for root, _, names in os.walk(spec):
                 files += [os.path.join(root, n) for n in names if n.endswith(WET_SUFFIXES)]
             continue
+        from apache_beam.io.filesystems import FileSystems  # a directory needs no Beam (`early_staging`)
+
         is_pattern = any(c in spec for c in "*?[")
         matched = [m.path for m in FileSystems.match([spec])[0].metadata_list]
         if not is_pattern and not matched:
@@ -198,34 +198,50 @@ def _prepare_output(options: RunOptions) -> None:
 _WARM_UP_TEXT = "\n".join(f"This is line {n} of a page that warms up the cleaning steps." for n in range(6))
 
 
-def warm_up(options: RunOptions) -> None:
-    """Runs the per-file steps of `options` on one sample page, so that the models and tables they load
-    on first use (Punkt, language id, bad words) are in this process before it forks
-    its local workers, which then share them instead of each loading its own."""
+def warm_up(options: RunOptions, last_pass: bool = True) -> None:
+    """Runs the per-file steps of `options` (and those of the last pass) on one sample page, so that
+    the models and tables they load on first use (Punkt, language id, bad words) are in this process
+    before it forks its local workers, which then share them instead of each loading its own."""
     from c4clean.cleaning.page import Page
+    from c4clean.cleaning.sentences import punkt_tokenizer
     from c4clean.pipelines import steps
 
+    if options.recipe.clean:  # clean_page runs Punkt only on pages of few lines, as the sample is not
+        punkt_tokenizer()
     page = Page(url="https://example.com/warm-up", text=_WARM_UP_TEXT, normalized_url="example.com/warm-up")
     rules = perfile.PageRules(per_file_settings(options))
     for step in rules.filters:
         step.apply(page)
     rules.stage(page)
-    steps.run_steps(steps.final_steps(options.recipe, options.language_id), [page], lambda *_: None)
+    if last_pass:
+        steps.run_steps(steps.final_steps(options.recipe, options.language_id), [page], lambda *_: None)
 
 
 @contextlib.contextmanager
 def _local_workers(options: RunOptions, planned, download_cache: Optional[str]):
     """The local worker processes of a run (`pool`), if it has any; they start staging the input
-    files at once, while this process builds the pipeline, and end with the run."""
+    files at once, while this process builds the pipeline, and end with the run. Before this process
+    imports Beam, it forks the early stager (`early_staging`)."""
     workers = min(options.workers, len(planned))  # the work is per file: more workers would idle
     if not runner.uses_local_pool(options.runner, workers):
+        _prepare_output(options)
         yield
         return
-    from c4clean.pipelines import passes, pool, transforms  # noqa: F401 - imported once, before the fork
+    from c4clean.pipelines import early_staging
     from c4clean.process_group import children_end_with_this_process
 
-    warm_up(options)
-    with children_end_with_this_process(), pool.local_pool(workers) as started:
+    settings = per_file_settings(options)
+    early = early_staging.usable(planned, download_cache, settings.files_dir)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(children_end_with_this_process())
+        if early:
+            warm_up(options, last_pass=False)
+            stack.enter_context(early_staging.early_stager(perfile.staging_elements(planned), settings))
+        _prepare_output(options)
+        from c4clean.pipelines import passes, pool, transforms  # noqa: F401 - imported once, before the fork
+
+        warm_up(options)
+        started = stack.enter_context(pool.local_pool(workers))
         staging = stage_inputs(options, planned, download_cache)
         started.prefetch(staging.LABEL, staging.dofn, staging.elements)
         yield
@@ -252,7 +268,6 @@ def run(options: RunOptions, echo=print, progress: bool = False) -> manifest.Run
         f"{'on' if options.near_dedup else 'off'}, runner {options.runner} ({options.workers} workers)"
     )
     echo(message) if progress else log.info(message)
-    _prepare_output(options)
     with _local_workers(options, planned, cache):
         from c4clean.pipelines.histograms import load_plotting_in_background
 

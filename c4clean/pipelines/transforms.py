@@ -14,7 +14,7 @@ from typing import Iterable, Optional
 import apache_beam as beam
 
 from c4clean.cleaning import reasons
-from c4clean.pipelines import perfile
+from c4clean.pipelines import early_staging, perfile
 from c4clean.pipelines.counting import Counted, CountingDoFn
 from c4clean.pipelines.passes import pack_ordinals, read_packs, spill_packs
 from c4clean.pipelines.pool import Pooled
@@ -40,6 +40,12 @@ class _StageFile(beam.DoFn):
 
     def process(self, element):
         file_position, input_id, location = element
+        if early_staging.staged_early(file_position):
+            yield (
+                file_position,
+                perfile.work_paths(self._settings.files_dir, input_id, self._settings.signature)[0],
+            )
+            return
         if self._download_cache is not None:
             from c4clean.pipelines.download import DownloadError, download_wet_file
 
@@ -53,14 +59,13 @@ class _StageFile(beam.DoFn):
 
 
 class StageInputFiles(beam.PTransform):
-    """[(input id, location)] -> PCollection[(file position, staged file)], the position being the
-    input's place among the sorted inputs (`perfile.Staged.order`)."""
+    """[(input id, location)] -> PCollection[(file position, staged file)] (`perfile.staging_elements`)."""
 
     LABEL = "StageFile"
 
     def __init__(self, planned, settings: perfile.PerFileSettings, download_cache: Optional[str] = None):
         super().__init__()
-        self.elements = [(i, input_id, location) for i, (input_id, location) in enumerate(sorted(planned))]
+        self.elements = perfile.staging_elements(planned)
         self.dofn = _StageFile(settings, download_cache)
 
     def expand(self, pbegin):
