@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -183,14 +184,12 @@ def test_stats_command_rejects_a_folder_without_manifest(tmp_path):
 
 def test_a_shard_never_appears_half_written(tmp_path, monkeypatch):
     """If the final rename fails, nothing exists under the shard's final name."""
-    from apache_beam.io.filesystems import FileSystems
-
     from c4clean.cleaning.page import Page
 
-    def failing_rename(sources, destinations):
+    def failing_rename(source, destination):
         raise OSError("disk full")
 
-    monkeypatch.setattr(FileSystems, "rename", failing_rename)
+    monkeypatch.setattr(os, "replace", failing_rename)  # a local path: `atomic.creating_fs`
     with pytest.raises(OSError):
         arrow_sink.write_shard(str(tmp_path), "train", 0, 1, [Page(url="u", text="t")])
     assert not (tmp_path / "train-00000-of-00001.arrow").exists()
