@@ -251,8 +251,8 @@ def test_only_the_last_pass_is_split_and_only_on_local_workers():
     def parts(**kw):
         return passes.pass_parts(RunOptions(output="out", inputs=("in",), **kw), files=8)
 
-    assert parts(workers=2) == [1, 1, 2]  # near-dedup, line dedup, last: 8 tasks per worker
-    assert parts(workers=2, near_dedup=False) == [1, 2]
+    assert parts(workers=2) == [1, 1, 4]  # near-dedup, line dedup, last: 16 tasks per worker
+    assert parts(workers=2, near_dedup=False) == [1, 4]
     assert parts(workers=1) == [1, 1, 1]  # one process: nothing to balance
     assert parts(workers=2, runner="dask") == [1, 1, 1]  # a cluster balances its own tasks
     assert passes.pass_parts(RunOptions(output="out", inputs=("in",), workers=2), files=40) == [1, 1, 1]
