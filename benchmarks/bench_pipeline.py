@@ -20,8 +20,10 @@ the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: wi
 
 `--repeat N` runs the configurations in turn N times: each pair of 1 and 2 workers runs back to back,
 and the worker-scaling table gives each pair's speed-up, CPU change and whether the shards are the
-same (the machine's speed drifts over minutes: compare the median of pairs). Measured on main a937c64
-(2026-11-26 08:31-09:25 UTC, idle 2-core machine, 11 pairs): median 1.70x (1.59x to 1.92x), CPU +3%.
+same (the machine's speed drifts over minutes: compare the median of pairs). Measured on the idle 2-core
+machine (2026-11-26): main a937c64, 11 pairs, median 1.70x (1.59x to 1.92x), CPU +3%; with the early
+stager (56eebfa), 22 pairs in four runs, median 1.82x (1.40x to 1.99x; the runs' medians 1.82x, 1.78x,
+1.81x, 1.79x), CPU +3%; ce81cfa, 12 pairs in a slower half-hour, median 1.70x, CPU +7% (see the README).
 
 Measured (main a937c64, 2026-11-26 09:26 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
 ratio): driver 341 -> 408 (1.20), local workers 349 -> 397 (1.14) and 348 -> 393 (1.13), whole process
