@@ -206,7 +206,7 @@ def warm_up(options: RunOptions, last_pass: bool = True) -> None:
     from c4clean.cleaning.sentences import punkt_tokenizer
     from c4clean.pipelines import steps
 
-    if options.recipe.clean:  # clean_page runs Punkt only on pages of few lines, as the sample is not
+    if options.recipe.clean:  # clean_page runs Punkt only for a page of few lines, which the sample is not
         punkt_tokenizer()
     page = Page(url="https://example.com/warm-up", text=_WARM_UP_TEXT, normalized_url="example.com/warm-up")
     rules = perfile.PageRules(per_file_settings(options))
