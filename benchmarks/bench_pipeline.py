@@ -25,9 +25,10 @@ machine (2026-11-26): main a937c64, 11 pairs, median 1.70x (1.59x to 1.92x), CPU
 stager (56eebfa), 22 pairs in four runs, median 1.82x (1.40x to 1.99x; the runs' medians 1.82x, 1.78x,
 1.81x, 1.79x), CPU +3%; ce81cfa, 12 pairs in a slower half-hour, median 1.70x, CPU +7% (see the README).
 
-Measured (main a937c64, 2026-11-26 09:26 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
-ratio): driver 341 -> 408 (1.20), local workers 349 -> 397 (1.14) and 348 -> 393 (1.13), whole process
-tree 1,046 -> 1,166 (1.12); 10,642 -> 108,745 pages out. Every process is within the 1.5x of issue 9: what
+Measured (main 216dfb5, 2026-11-26 12:00 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
+ratio): driver 362 -> 438 (1.21), local workers 355 -> 394 (1.11) and 355 -> 382 (1.08), the early
+stager (listed as a third worker) 149 -> 150 (1.00), whole process tree 1,080 -> 1,178 (1.09); 10,642 ->
+108,745 pages out. Every process is within the 1.5x of issue 9: what
 grows with the corpus waits in work files and only references cross the groupings (see the README).
 """
 
