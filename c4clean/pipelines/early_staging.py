@@ -115,6 +115,8 @@ class EarlyStager:
             self.process.terminate()
         self.process.join()
         os.close(self._ended)
+        if self._lock_pid == os.getpid():  # this process claimed files too (as a worker in tests)
+            os.close(self._lock_fd)
         with contextlib.suppress(OSError):
             os.remove(self._lock_path)
 
