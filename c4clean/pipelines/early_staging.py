@@ -111,7 +111,7 @@ class EarlyStager:
             select.select([self._ended], [], [], WAIT_SECONDS)
 
     def close(self) -> None:
-        if self.process.is_alive():  # the run failed before staging ended
+        if self.process.is_alive():  # the run failed mid-staging (or it is past its last claimed file)
             self.process.terminate()
         self.process.join()
         os.close(self._ended)

@@ -108,11 +108,6 @@ def work_paths(files_dir: str, input_id: str, signature: str) -> tuple[str, str]
     return base + ".arrow", base + ".json"
 
 
-def file_identity(path: str) -> dict:
-    """Size and mtime of an input, the test of whether a saved result is still valid."""
-    return storage.identity(path)
-
-
 def read_json(path: str) -> Optional[dict]:
     try:
         with storage.open_read(path) as f:
@@ -297,7 +292,7 @@ def run_file(input_id: str, local_path: str, rules: PageRules) -> str:
     """Stages one file unless `--resume` finds it done; returns the path of its staged pages."""
     settings = rules.settings
     arrow_path, json_path = work_paths(settings.files_dir, input_id, settings.signature)
-    identity = file_identity(local_path)
+    identity = storage.identity(local_path)  # a changed input is staged again
     if settings.resume:
         saved = read_summary(json_path)
         if saved is not None and saved.identity == identity:

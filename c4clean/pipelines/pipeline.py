@@ -198,23 +198,34 @@ def _prepare_output(options: RunOptions) -> None:
 _WARM_UP_TEXT = "\n".join(f"This is line {n} of a page that warms up the cleaning steps." for n in range(6))
 
 
-def warm_up(options: RunOptions, last_pass: bool = True) -> None:
-    """Runs the per-file steps of `options` (and those of the last pass) on one sample page, so that
-    the models and tables they load on first use (Punkt, language id, bad words) are in this process
-    before it forks its local workers, which then share them instead of each loading its own."""
+def _warm_up_page():
     from c4clean.cleaning.page import Page
+
+    return Page(url="https://example.com/warm-up", text=_WARM_UP_TEXT, normalized_url="example.com/warm-up")
+
+
+def warm_up_staging(options: RunOptions) -> None:
+    """Runs the per-file steps of `options` on one sample page, so that the models and tables they load
+    on first use (Punkt) are in this process before it forks the early stager and the local workers,
+    which then share them instead of each loading its own."""
     from c4clean.cleaning.sentences import punkt_tokenizer
-    from c4clean.pipelines import steps
 
     if options.recipe.clean:  # clean_page runs Punkt only for a page of few lines, which the sample is not
         punkt_tokenizer()
-    page = Page(url="https://example.com/warm-up", text=_WARM_UP_TEXT, normalized_url="example.com/warm-up")
+    page = _warm_up_page()
     rules = perfile.PageRules(per_file_settings(options))
     for step in rules.filters:
         step.apply(page)
     rules.stage(page)
-    if last_pass:
-        steps.run_steps(steps.final_steps(options.recipe, options.language_id), [page], lambda *_: None)
+
+
+def warm_up_last_pass(options: RunOptions) -> None:
+    """The same for the steps of the last pass (language id, bad words), before the workers fork."""
+    from c4clean.pipelines import steps
+
+    steps.run_steps(
+        steps.final_steps(options.recipe, options.language_id), [_warm_up_page()], lambda *_: None
+    )
 
 
 @contextlib.contextmanager
@@ -231,16 +242,15 @@ def _local_workers(options: RunOptions, planned, download_cache: Optional[str]):
     from c4clean.process_group import children_end_with_this_process
 
     settings = per_file_settings(options)
-    early = early_staging.usable(planned, download_cache, settings.files_dir)
     with contextlib.ExitStack() as stack:
         stack.enter_context(children_end_with_this_process())
-        if early:
-            warm_up(options, last_pass=False)
+        warm_up_staging(options)
+        if early_staging.usable(planned, download_cache, settings.files_dir):
             stack.enter_context(early_staging.early_stager(perfile.staging_elements(planned), settings))
         _prepare_output(options)
         from c4clean.pipelines import passes, pool, transforms  # noqa: F401 - imported once, before the fork
 
-        warm_up(options)
+        warm_up_last_pass(options)
         started = stack.enter_context(pool.local_pool(workers))
         staging = stage_inputs(options, planned, download_cache)
         started.prefetch(staging.LABEL, staging.dofn, staging.elements)
