@@ -245,17 +245,19 @@ def test_a_files_parts_cover_its_pages_once_in_order():
             assert max(map(len, split)) - min(map(len, split)) <= 1
 
 
-def test_only_the_last_pass_is_split_and_only_on_local_workers():
+def test_the_heavy_passes_are_split_and_only_on_local_workers():
     from c4clean.pipelines.options import RunOptions
 
     def parts(**kw):
         return passes.pass_parts(RunOptions(output="out", inputs=("in",), **kw), files=8)
 
-    assert parts(workers=2) == [1, 1, 4]  # near-dedup, line dedup, last: 16 tasks per worker
+    # signatures: 8 tasks per worker; line keys: one per file; last: 16 per worker
+    assert parts(workers=2) == [2, 1, 4]
     assert parts(workers=2, near_dedup=False) == [1, 4]
     assert parts(workers=1) == [1, 1, 1]  # one process: nothing to balance
     assert parts(workers=2, runner="dask") == [1, 1, 1]  # a cluster balances its own tasks
     assert passes.pass_parts(RunOptions(output="out", inputs=("in",), workers=2), files=40) == [1, 1, 1]
+    assert passes.pass_parts(RunOptions(output="out", inputs=("in",), workers=2), files=3) == [6, 1, 11]
 
 
 def test_every_part_of_a_file_marks_itself_done_even_with_no_pages_left(tmp_path):

@@ -33,12 +33,17 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from c4clean.cleaning.url import url_digest
+from c4clean.lazy import import_submodule
 
 if TYPE_CHECKING:
     from datasketch import LeanMinHash, MinHash
 
-# datasketch is imported where signatures are made, not here: its package imports scipy (~0.8 s), which
-# the driver of a run (options, graph, band settings) never needs.
+
+def _minhash_class() -> type[MinHash]:
+    """datasketch's MinHash, imported where signatures are made and without the rest of datasketch
+    (`lazy.import_submodule`: the package imports SciPy, ~0.7 s per process, for its LSH classes)."""
+    return import_submodule("datasketch.minhash").MinHash
+
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_NUM_PERM = 128
@@ -145,9 +150,7 @@ class MinHasher:
         self.seed = seed
         self.ngram = ngram
         self.normalization = normalization
-        from datasketch import MinHash
-
-        self._template = MinHash(num_perm=num_perm, seed=seed, scheme=SCHEME, hashfunc=SHINGLE_HASH)
+        self._template = _minhash_class()(num_perm=num_perm, seed=seed, scheme=SCHEME, hashfunc=SHINGLE_HASH)
 
     def _minhash(self, shingle_list: Sequence[bytes]) -> MinHash:
         m = self._template.copy()
@@ -165,10 +168,8 @@ class MinHasher:
         """Signatures of many texts with `MinHash.bulk` (None where a text has no shingles)."""
         shingle_lists = [shingles(t, self.ngram, self.normalization) for t in texts]
         nonempty = [s for s in shingle_lists if s]
-        from datasketch import MinHash
-
         computed = iter(
-            MinHash.bulk(
+            _minhash_class().bulk(
                 nonempty, num_perm=self.num_perm, seed=self.seed, scheme=SCHEME, hashfunc=SHINGLE_HASH
             )
         )

@@ -9,40 +9,18 @@ packaged folder is put first on that path before the model is loaded.
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
 from typing import Optional
 
-from c4clean.lazy import Lazy
+from c4clean.lazy import Lazy, import_submodule
 
 NLTK_DATA_DIR = Path(__file__).resolve().parent / "data" / "nltk_data"
 PUNKT_LANGUAGE = "english"
 
 
-def _import_nltk() -> None:
-    """Imports NLTK, leaving out SciPy's statistics.
-
-    `import nltk.data` runs NLTK's package `__init__`, which imports all of NLTK; its collocation
-    metrics then try `from scipy.stats import fisher_exact` (~1 s, in every worker process) for a
-    measure Punkt never uses, falling back to a stub when SciPy is missing. Marking scipy.stats
-    missing for the length of that import takes the fallback; afterwards scipy.stats imports as usual.
-    """
-    if "nltk" in sys.modules or "scipy.stats" in sys.modules:
-        import nltk.data  # noqa: F401 - loaded already, or loading it costs nothing extra
-
-        return
-    sys.modules["scipy.stats"] = None  # type: ignore[assignment]
-    try:
-        import nltk.data  # noqa: F401
-    finally:
-        if sys.modules.get("scipy.stats", ...) is None:
-            del sys.modules["scipy.stats"]
-
-
 def _load_packaged_punkt():
-    _import_nltk()
+    PunktTokenizer = import_submodule("nltk.tokenize.punkt").PunktTokenizer
     import nltk.data
-    from nltk.tokenize.punkt import PunktTokenizer
 
     packaged = str(NLTK_DATA_DIR)
     if not (NLTK_DATA_DIR / "tokenizers" / "punkt_tab" / PUNKT_LANGUAGE).is_dir():

@@ -43,12 +43,13 @@ FINAL = "final"  # ((split, shard, num shards), ((file position, part), piece pa
 # about half as many entries as one file has keys (near-dedup: 8 per page), whatever the corpus size.
 # More shards would make more tasks of a few milliseconds, each with its own overhead.
 KEY_SHARDS_PER_FILE = 2
-# The last pass holds most of a run's work. With few input files on local workers, each file's pages
-# are split into parts, a task each, so that there are about this many tasks per worker and the workers
-# end together (the last task's length is what one worker may wait at the end: with 8 per worker, ~1.8 s
-# tasks on the bench corpus, ~1 s; with 16, ~0.3 s, and no more CPU). The shards do not depend on it:
-# their pieces are merged in (file, part) order.
-LAST_PASS_TASKS_PER_WORKER = 16
+# With few input files on local workers, a pass that does much work splits each file's pages into
+# parts, a task each, so that there are about this many tasks per worker and the workers end together:
+# the last task's length is what one worker may wait at the end of the pass. The last pass holds most
+# of a run's work (with 8 tasks per worker, ~1.8 s tasks on the bench corpus, one worker waited ~1 s;
+# with 16, ~0.3 s, and no more CPU); near-dedup's signatures a fifth of it; line keys too little to
+# split. The results do not depend on it: keys are grouped by key, pieces merged in (file, part) order.
+TASKS_PER_WORKER = {BANDS: 8, LINES: 1, FINAL: 16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,14 +81,13 @@ def pass_plan(options) -> list[str]:
 
 def pass_parts(options, files: int) -> list[int]:
     """The parts (tasks) per input file of each pass of `pass_plan(options)`, over `files` inputs:
-    more than one only for the last pass, on local workers (`LAST_PASS_TASKS_PER_WORKER`)."""
+    more than one only on local workers (`TASKS_PER_WORKER`)."""
     from c4clean.pipelines.runner import uses_local_pool
 
     workers = min(options.workers, files)
-    last = 1
-    if uses_local_pool(options.runner, workers):
-        last = -(-LAST_PASS_TASKS_PER_WORKER * workers // files)  # rounded up
-    return [1] * (len(pass_plan(options)) - 1) + [last]
+    if not uses_local_pool(options.runner, workers):
+        return [1] * len(pass_plan(options))
+    return [-(-TASKS_PER_WORKER[emit] * workers // files) for emit in pass_plan(options)]  # rounded up
 
 
 def in_parts(element, parts: int):
@@ -239,9 +239,9 @@ class FilePass(CountingDoFn):
         started = time.perf_counter()
         pages = self._current_pages(path, file_position, winners, groups)
         if plan.emit == BANDS:
-            yield from self._band_entries(file_position, pages)
+            yield from self._band_entries((file_position, part), pages)
         elif plan.emit == LINES:
-            yield from self._line_entries(file_position, pages)
+            yield from self._line_entries((file_position, part), pages)
         else:
             out = steps.run_steps(self._final, [page for _, page in pages], self.count)
             yield from self._write_pieces((file_position, part), out)
@@ -299,7 +299,7 @@ class FilePass(CountingDoFn):
             path = FileSystems.join(self._plan.pieces_dir, piece_name(*shard, *task))
             yield shard, (task, path, write_piece(path, shard_pages))
 
-    def _band_entries(self, file_position: int, pages: list):
+    def _band_entries(self, task: tuple[int, int], pages: list):
         from c4clean.cleaning.minhash import band_keys, page_id
 
         bands, rows = self._plan.minhash[4:]
@@ -310,26 +310,27 @@ class FilePass(CountingDoFn):
             keys = band_keys(signature, bands, rows) if signature is not None else ()
             us = int((time.thread_time() - start) * 1e6)
             steps.count_stage(self.count, steps.NEAR_DEDUP, 1, 0, us=us)
-            pid = with_ref(page_id(page.url, page.text), file_position, ordinal)
+            pid = with_ref(page_id(page.url, page.text), task[0], ordinal)
             entries += [(key, pid) for key in keys]
-        for pack in self._packs(file_position, entries):
+        for pack in self._packs(task, entries):
             yield beam.pvalue.TaggedOutput(BANDS, pack)
 
-    def _line_entries(self, file_position: int, pages: list):
+    def _line_entries(self, task: tuple[int, int], pages: list):
         from c4clean.cleaning.dedup_lines import emit_line_keys
         from c4clean.cleaning.url import url_digest
 
         entries = []
         for ordinal, page in pages:
-            member = with_ref(url_digest(page.url), file_position, ordinal)
+            member = with_ref(url_digest(page.url), task[0], ordinal)
             entries += [(key, member) for key, _ in emit_line_keys(page)]
-        for pack in self._packs(file_position, entries):
+        for pack in self._packs(task, entries):
             yield beam.pvalue.TaggedOutput(LINES, pack)
 
-    def _packs(self, file_position: int, entries: list) -> list:
+    def _packs(self, task: tuple[int, int], entries: list) -> list:
+        """`task`: (file position, part)."""
         plan = self._plan
         packs = pack_by_key_shard(entries, plan.key_shards)
-        return spill_packs(packs, plan.keys_dir, f"{plan.index}-{file_position}.keys")
+        return spill_packs(packs, plan.keys_dir, "{}-{}-{}.keys".format(plan.index, *task))
 
 
 class _LostLines(beam.DoFn):

@@ -235,6 +235,7 @@ def _local_workers(options: RunOptions, planned, download_cache: Optional[str]):
     imports Beam, it forks the early stager (`early_staging`)."""
     workers = min(options.workers, len(planned))  # the work is per file: more workers would idle
     if not runner.uses_local_pool(options.runner, workers):
+        runner.import_beam()
         _prepare_output(options)
         yield
         return
@@ -247,6 +248,7 @@ def _local_workers(options: RunOptions, planned, download_cache: Optional[str]):
         warm_up_staging(options)
         if early_staging.usable(planned, download_cache, settings.files_dir):
             stack.enter_context(early_staging.early_stager(perfile.staging_elements(planned), settings))
+        runner.import_beam()
         _prepare_output(options)
         from c4clean.pipelines import passes, pool, transforms  # noqa: F401 - imported once, before the fork
 

@@ -29,6 +29,19 @@ RUNNER_NAMES = {
     "prism": "PrismRunner",
 }
 
+# What Beam imports at its start when installed, for features a c4clean pipeline never uses: pandas
+# (DataFrame types) and BigQuery's client (its IO; with IPython installed, also its notebook progress
+# bars), ~1 s of every run's start.
+BEAM_EXTRAS_LEFT_OUT = ("pandas", "google.cloud.bigquery")
+
+
+def import_beam() -> None:
+    """Imports Beam for a run, without `BEAM_EXTRAS_LEFT_OUT` (`lazy.import_without`)."""
+    from c4clean.lazy import import_without
+
+    import_without("apache_beam", BEAM_EXTRAS_LEFT_OUT)
+
+
 # Options by which a user already tells a remote runner how to install c4clean on its workers.
 _STAGING_FLAGS = (
     "--setup_file",
