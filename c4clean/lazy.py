@@ -74,6 +74,8 @@ def import_submodule(name: str) -> ModuleType:
             package = ".".join(parts[:depth])
             if package not in sys.modules:
                 sys.modules[package] = _deferred_package(package)
+                if depth > 1:  # as the import system binds a subpackage it imports to its parent
+                    setattr(sys.modules[".".join(parts[: depth - 1])], parts[depth - 1], sys.modules[package])
         return importlib.import_module(name)
 
 

@@ -151,3 +151,26 @@ def test_dask_runner_is_selected_by_name():
     assert isinstance(runner.make_runner("dask", 3), C4DaskRunner)
     assert runner.beam_flags("dask") == ["--runner=DaskRunner", "--no_pipeline_type_check"]  # no --setup_file
     runner.check_runner("dask")  # a local cluster needs nothing more
+
+
+def test_beam_imports_for_a_run_without_the_extras_it_would_not_use():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from c4clean.pipelines import runner\n"
+        "runner.import_beam()\n"
+        "left = [m for m in runner.BEAM_EXTRAS_LEFT_OUT if m in sys.modules]\n"
+        "assert not left, left\n"
+        "import apache_beam as beam\n"
+        "with beam.Pipeline(runner=runner.make_runner('direct', 1)) as p:\n"
+        "    _ = p | beam.Create([1, 2]) | beam.Map(print)\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('pandas'):\n"  # where installed, it imports as usual afterwards
+        "    import pandas\n"
+        "    assert pandas.DataFrame({'a': [1]}).shape == (1, 1)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == ["1", "2"]

@@ -50,3 +50,50 @@ def test_splitmix64_matches_the_reference_sequence():
     assert int(hashing.splitmix64(hashing.GOLDEN)) == 0x6E789E6AA1B965F4
     values = hashing.splitmix64(np.arange(1000, dtype=np.uint64))
     assert values.dtype == np.uint64 and len(set(values.tolist())) == 1000
+
+
+def test_import_without_leaves_optional_modules_out_only_while_importing(tmp_path, monkeypatch):
+    import sys
+
+    from c4clean.lazy import import_without
+
+    (tmp_path / "c4t_extra.py").write_text("VALUE = 1\n")
+    (tmp_path / "c4t_library.py").write_text(
+        "try:\n    import c4t_extra\n    HAS_EXTRA = True\nexcept ImportError:\n    HAS_EXTRA = False\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        library = import_without("c4t_library", ("c4t_extra",))
+        assert library.HAS_EXTRA is False and "c4t_extra" not in sys.modules
+        import c4t_extra  # importable as usual after
+
+        assert c4t_extra.VALUE == 1
+        assert import_without("c4t_library", ("c4t_extra",)) is library  # imported once
+    finally:
+        for name in ("c4t_library", "c4t_extra"):
+            sys.modules.pop(name, None)
+
+
+def test_import_submodule_runs_the_package_init_only_when_another_name_is_used(tmp_path, monkeypatch):
+    import sys
+
+    from c4clean.lazy import import_submodule
+
+    package = tmp_path / "c4t_package"
+    (package / "inner").mkdir(parents=True)
+    (package / "__init__.py").write_text("import c4t_heavy\nfrom c4t_package import light\nEXTRA = 'x'\n")
+    (package / "light.py").write_text("ANSWER = 42\n")
+    (package / "inner" / "__init__.py").write_text("raise RuntimeError('inner package init ran')\n")
+    (package / "inner" / "leaf.py").write_text("from c4t_package import light\nVALUE = light.ANSWER + 1\n")
+    (tmp_path / "c4t_heavy.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        leaf = import_submodule("c4t_package.inner.leaf")
+        assert leaf.VALUE == 43 and "c4t_heavy" not in sys.modules  # no package __init__ ran
+        import c4t_package
+
+        assert c4t_package.EXTRA == "x" and "c4t_heavy" in sys.modules  # ran on first use of a name
+        assert c4t_package.light.ANSWER == 42 and c4t_package.inner.leaf is leaf
+    finally:
+        for name in [m for m in sys.modules if m.startswith(("c4t_package", "c4t_heavy"))]:
+            del sys.modules[name]
