@@ -3,12 +3,13 @@ and modules imported without their package's slow `__init__`."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
 import threading
 from types import ModuleType
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Callable, Generic, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -41,22 +42,36 @@ class Lazy(Generic[T]):
 _deferring = threading.RLock()
 
 
-def import_without(name: str, left_out: tuple[str, ...]) -> ModuleType:
-    """Imports the module `name`, if not imported yet, with the modules `left_out` marked missing
-    while it runs: optional extras that a library imports when they are installed, for features
-    c4clean never uses. They import as usual afterwards."""
+def mark_missing(names: tuple[str, ...]) -> list[str]:
+    """Marks the modules `names` that are not imported yet as missing in this process (`import` of
+    one raises ImportError, as if it were not installed); returns those it marked. For optional
+    extras that a library imports when they are installed, for features c4clean never uses."""
     with _deferring:
-        if name in sys.modules:
-            return sys.modules[name]
-        marked = [m for m in left_out if m not in sys.modules]
+        marked = [m for m in names if m not in sys.modules]
         for module in marked:
-            sys.modules[module] = None  # type: ignore[assignment] - makes `import module` raise ImportError
-        try:
-            return importlib.import_module(name)
-        finally:
+            sys.modules[module] = None  # type: ignore[assignment]
+        return marked
+
+
+@contextlib.contextmanager
+def left_out(names: tuple[str, ...]) -> Iterator[None]:
+    """`mark_missing(names)` while the block runs; they import as usual afterwards."""
+    marked = mark_missing(names)
+    try:
+        yield
+    finally:
+        with _deferring:
             for module in marked:
                 if sys.modules.get(module, ...) is None:
                     del sys.modules[module]
+
+
+def import_without(name: str, extras: tuple[str, ...]) -> ModuleType:
+    """Imports the module `name`, if not imported yet, with the modules `extras` `left_out`."""
+    if name in sys.modules:
+        return sys.modules[name]
+    with left_out(extras):
+        return importlib.import_module(name)
 
 
 def import_submodule(name: str) -> ModuleType:

@@ -153,7 +153,7 @@ def test_dask_runner_is_selected_by_name():
     runner.check_runner("dask")  # a local cluster needs nothing more
 
 
-def test_beam_imports_for_a_run_without_the_extras_it_would_not_use():
+def test_beam_imports_and_runs_a_pipeline_without_the_extras_it_would_not_use():
     import subprocess
     import sys
 
@@ -164,12 +164,16 @@ def test_beam_imports_for_a_run_without_the_extras_it_would_not_use():
         "left = [m for m in runner.BEAM_EXTRAS_LEFT_OUT if m in sys.modules]\n"
         "assert not left, left\n"
         "import apache_beam as beam\n"
-        "with beam.Pipeline(runner=runner.make_runner('direct', 1)) as p:\n"
-        "    _ = p | beam.Create([1, 2]) | beam.Map(print)\n"
+        "from c4clean import lazy\n"
+        "with lazy.left_out(runner.PIPELINE_LEFT_OUT):\n"
+        "    with beam.Pipeline(runner=runner.make_runner('direct', 1)) as p:\n"
+        "        _ = p | beam.Create([1, 2]) | beam.Map(print)\n"
+        "left = [m for m in runner.PIPELINE_LEFT_OUT if m in sys.modules]\n"
+        "assert not left, left\n"
         "import importlib.util\n"
-        "if importlib.util.find_spec('pandas'):\n"  # where installed, it imports as usual afterwards
-        "    import pandas\n"
-        "    assert pandas.DataFrame({'a': [1]}).shape == (1, 1)\n"
+        "for name in runner.BEAM_EXTRAS_LEFT_OUT + runner.PIPELINE_LEFT_OUT:\n"
+        "    if importlib.util.find_spec(name.split('.')[0]) and importlib.util.find_spec(name):\n"
+        "        importlib.import_module(name)\n"  # where installed, it imports as usual afterwards
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

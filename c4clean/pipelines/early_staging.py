@@ -20,11 +20,10 @@ import gc
 import multiprocessing
 import os
 import select
-import signal
 from typing import Iterator, Optional
 
 from c4clean import storage
-from c4clean.pipelines import perfile
+from c4clean.pipelines import perfile, runner
 
 # A file's claim: nobody yet, the stager (staging it), done by the stager, taken by a worker.
 FREE, STAGER, DONE, WORKER = 0, 1, 2, 3
@@ -74,7 +73,7 @@ class EarlyStager:
 
     def _stage_all(self, elements: list, settings: perfile.PerFileSettings) -> None:
         """In the stager: stages the unclaimed files, the last first."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+        runner.start_worker_process()
         gc.freeze()  # what it shares with the run: collections would walk (and copy) it page by page
         try:
             rules = perfile.PageRules(settings)

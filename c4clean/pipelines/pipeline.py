@@ -18,6 +18,7 @@ import os
 import time
 from typing import Optional
 
+from c4clean import lazy
 from c4clean.cleaning import reasons
 from c4clean.pipelines import manifest, perfile, runner
 from c4clean.pipelines.options import RunOptions
@@ -284,7 +285,8 @@ def run(options: RunOptions, echo=print, progress: bool = False) -> manifest.Run
         from c4clean.pipelines.histograms import load_plotting_in_background
 
         load_plotting_in_background()  # after the workers' fork: a process with threads must not fork
-        pipeline = build_pipeline(options, planned, cache)
-        with _progress(options, planned, progress):
-            pipeline.run().wait_until_finish()
+        with lazy.left_out(runner.PIPELINE_LEFT_OUT):
+            pipeline = build_pipeline(options, planned, cache)
+            with _progress(options, planned, progress):
+                pipeline.run().wait_until_finish()
     return manifest.commit(options, planned, started, echo=echo)

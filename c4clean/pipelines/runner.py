@@ -29,10 +29,14 @@ RUNNER_NAMES = {
     "prism": "PrismRunner",
 }
 
-# What Beam imports at its start when installed, for features a c4clean pipeline never uses: pandas
-# (DataFrame types) and BigQuery's client (its IO; with IPython installed, also its notebook progress
-# bars), ~1 s of every run's start.
-BEAM_EXTRAS_LEFT_OUT = ("pandas", "google.cloud.bigquery")
+# What a run's libraries import when installed, for features c4clean never uses (`lazy.left_out`):
+# - at Beam's import: BigQuery's client (its IO; with IPython installed, also its notebook progress
+#   bars), ~0.5 s of every run's start (not pandas, which Beam imports too: pyarrow imports it anyway,
+#   in the first process that stages a file, and the local workers share the driver's);
+BEAM_EXTRAS_LEFT_OUT = ("google.cloud.bigquery",)
+# - while the pipeline is built and run: IPython, which Beam imports (~0.5 s) to ask whether it runs in a
+#   notebook (when it does, IPython is imported already and stays available).
+PIPELINE_LEFT_OUT = ("IPython",)
 
 
 def import_beam() -> None:
@@ -40,6 +44,14 @@ def import_beam() -> None:
     from c4clean.lazy import import_without
 
     import_without("apache_beam", BEAM_EXTRAS_LEFT_OUT)
+
+
+def start_worker_process() -> None:
+    """What each local worker process (and the early stager) does first: leaves Ctrl-C to the run,
+    which ends them (`pool.LocalPool.close`)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # Options by which a user already tells a remote runner how to install c4clean on its workers.
