@@ -25,9 +25,9 @@ machine (2026-11-26): main a937c64, 11 pairs, median 1.70x (1.59x to 1.92x), CPU
 stager (56eebfa), 22 pairs in four runs, median 1.82x (1.40x to 1.99x; the runs' medians 1.82x, 1.78x,
 1.81x, 1.79x), CPU +3%; ce81cfa, 12 pairs in a slower half-hour, median 1.70x, CPU +7%; b76ef2a, 8
 pairs, median 1.82x, CPU +0%. All 42 pairs with the early stager: median 1.77x (see the README). With the
-lighter imports and near-dedup's signatures in parts (9b6d8d2 / 7d571be, 13:38-14:45): 25 pairs in five
-runs, median 1.74x (1.60x to 2.05x), CPU +5%; the 11 pairs with CPU +4% or less: median 1.85x (1.78x to
-2.05x), the 14 above: median 1.69x.
+lighter imports and near-dedup's signatures in parts (9b6d8d2 to aa91361, 13:38-15:13): 31 pairs in six
+runs, median 1.74x (1.54x to 2.05x), CPU +5%; the 14 pairs with CPU +4% or less: median 1.85x (1.78x to
+2.05x), the 17 above: median 1.68x.
 
 Measured (main 216dfb5, 2026-11-26 12:00 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
 ratio): driver 362 -> 438 (1.21), local workers 355 -> 394 (1.11) and 355 -> 382 (1.08), the early
