@@ -42,21 +42,15 @@ class Lazy(Generic[T]):
 _deferring = threading.RLock()
 
 
-def mark_missing(names: tuple[str, ...]) -> list[str]:
-    """Marks the modules `names` that are not imported yet as missing in this process (`import` of
-    one raises ImportError, as if it were not installed); returns those it marked. For optional
+@contextlib.contextmanager
+def left_out(names: tuple[str, ...]) -> Iterator[None]:
+    """The modules `names` that are not imported yet, marked missing while the block runs (`import` of
+    one raises ImportError, as if it were not installed); they import as usual afterwards. For optional
     extras that a library imports when they are installed, for features c4clean never uses."""
     with _deferring:
         marked = [m for m in names if m not in sys.modules]
         for module in marked:
             sys.modules[module] = None  # type: ignore[assignment]
-        return marked
-
-
-@contextlib.contextmanager
-def left_out(names: tuple[str, ...]) -> Iterator[None]:
-    """`mark_missing(names)` while the block runs; they import as usual afterwards."""
-    marked = mark_missing(names)
     try:
         yield
     finally:

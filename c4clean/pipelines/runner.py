@@ -46,14 +46,6 @@ def import_beam() -> None:
     import_without("apache_beam", BEAM_EXTRAS_LEFT_OUT)
 
 
-def start_worker_process() -> None:
-    """What each local worker process (and the early stager) does first: leaves Ctrl-C to the run,
-    which ends them (`pool.LocalPool.close`)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 # Options by which a user already tells a remote runner how to install c4clean on its workers.
 _STAGING_FLAGS = (
     "--setup_file",
