@@ -178,3 +178,25 @@ def test_beam_imports_and_runs_a_pipeline_without_the_extras_it_would_not_use():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.split()) == ["1", "2"]
+
+
+def test_a_run_collects_garbage_less_often_then_restores_the_collector(sample_wet, tmp_path, monkeypatch):
+    import contextlib
+    import gc
+
+    from c4clean.pipelines import pipeline
+
+    seen = []
+
+    @contextlib.contextmanager
+    def local_workers(*_):  # where the workers would fork: they inherit what the run set
+        seen.append(gc.get_threshold())
+        raise RuntimeError("stopped before the pipeline")
+        yield
+
+    monkeypatch.setattr(pipeline, "_local_workers", local_workers)
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError, match="stopped"):
+        pipeline.run(RunOptions(output=str(tmp_path / "out"), inputs=(str(sample_wet),), workers=2))
+    assert seen == [pipeline.RUN_GC_THRESHOLDS] != [before]
+    assert gc.get_threshold() == before

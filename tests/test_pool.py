@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import apache_beam as beam
 import pytest
@@ -36,14 +37,15 @@ class _Work(CountingDoFn):
         yield beam.pvalue.TaggedOutput("pid", os.getpid())
 
 
-def _run(tmp_path, dofn, elements=range(40)):
-    """(main outputs in order, tagged "pid" outputs, counts) of `Pooled(dofn)` over `elements`."""
+def _run(tmp_path, dofn, elements=range(40), order=None):
+    """(main outputs in order, tagged "pid" outputs, counts) of `Pooled(dofn, order=order)` over
+    `elements`."""
     with beam.Pipeline(runner=FnApiRunner()) as p:
         outputs = (
             p
             | beam.Create([list(elements)])
             | beam.FlatMap(lambda ns: ns)  # one bundle, in this order
-            | Counted(pool.Pooled(dofn, "Work"), tags=("pid",), main="main")
+            | Counted(pool.Pooled(dofn, "Work", order=order), tags=("pid",), main="main")
         )
         for tag in ("main", "pid"):
             saved = tmp_path / f"{tag}.json"
@@ -93,6 +95,22 @@ def test_prefetched_tasks_are_taken_by_their_stage_and_not_run_again(tmp_path):
     assert main == [n * n for n in range(12)]
     assert counts == {"parity": {"even": 6, "odd": 6}}
     assert sorted(n for n, _ in ran) == list(range(12))  # each element ran once
+
+
+class _Started(_Work):
+    """n -> n*n, as `_Work`; and when it started (tagged): (n, monotonic ns)."""
+
+    def process(self, n):
+        yield beam.pvalue.TaggedOutput("pid", (n, time.monotonic_ns()))
+        yield from (out for out in super().process(n) if not isinstance(out, beam.pvalue.TaggedOutput))
+
+
+def test_an_order_starts_the_tasks_in_it_and_keeps_the_outputs_in_element_order(tmp_path):
+    with pool.local_pool(1):  # one worker: tasks run one by one, in the order they were started
+        main, started, counts = _run(tmp_path, _Started(), range(12), order=lambda n: (n % 3, -n))
+    assert main == [n * n for n in range(12)]
+    assert counts == {"parity": {"even": 6, "odd": 6}}
+    assert [n for n, _ in sorted(started, key=lambda s: s[1])] == [9, 6, 3, 0, 10, 7, 4, 1, 11, 8, 5, 2]
 
 
 def test_a_worker_that_dies_fails_the_run_naming_it(tmp_path):

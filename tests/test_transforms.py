@@ -204,7 +204,7 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
         language_id="langdetect",
         pieces_dir=str(tmp_path / "pieces"),
         shards_for=lambda split: 2,
-        parts=2,  # the file's pages in two tasks: ordinal 0, then ordinals 1 and 2
+        parts=2,  # the file's pages in two tasks: ordinals 0 and 1 (half, rounded up), then 2
     )
     outputs, count = [], _Counts()
     for part in range(2):
@@ -218,7 +218,7 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
         assert position == 4 and piece.endswith(arrow_sink.piece_name(split, index, n, 4, part))
         mine = list(arrow_sink.piece_rows(piece))
         assert written == len(mine) and all(arrow_sink.shard_of(row[0], 2) == index for row in mine)
-        assert {row[0] for row in mine} <= ({"http://a.com/1"} if part == 0 else {"http://a.com/2"})
+        assert part == 0 and {row[0] for row in mine} <= {"http://a.com/1", "http://a.com/2"}
         rows += mine
     texts = sorted(row[1] for row in rows)
     assert texts == sorted([GOOD, "\n".join(other.split("\n")[1:])])  # page 3 removed, a line lost
@@ -236,28 +236,35 @@ def test_a_pass_applies_the_decisions_about_its_file_and_counts_each_step_once(t
     assert {passes.page_ref(m) for members in groups.values() for m in members} == {(4, 1)}
 
 
-def test_a_files_parts_cover_its_pages_once_in_order():
+def test_a_files_parts_cover_its_pages_once_in_order_halving():
     for pages in (0, 1, 5, 16, 101):
         ordinals = list(range(0, 3 * pages, 3))
         for parts in (1, 2, 3, 7):
             split = [passes.part_of(ordinals, part, parts) for part in range(parts)]
             assert [o for part in split for o in part] == ordinals
-            assert max(map(len, split)) - min(map(len, split)) <= 1
+            sizes = list(map(len, split))
+            assert sizes[0] == (pages if parts == 1 else pages - pages // 2)  # half, a quarter, ...
+            assert all(a >= b for a, b in zip(sizes, sizes[1:-1]))
+            assert parts == 1 or abs(sizes[-1] - sizes[-2]) <= 1  # the last two alike
+    assert [len(passes.part_of(list(range(160)), part, 5)) for part in range(5)] == [80, 40, 20, 10, 10]
 
 
 def test_the_heavy_passes_are_split_and_only_on_local_workers():
     from c4clean.pipelines.options import RunOptions
 
-    def parts(**kw):
-        return passes.pass_parts(RunOptions(output="out", inputs=("in",), **kw), files=8)
+    def parts(files=8, **kw):
+        return passes.pass_parts(RunOptions(output="out", inputs=("in",), **kw), files=files)
 
-    # signatures: 8 tasks per worker; line keys: one per file; last: 16 per worker
-    assert parts(workers=2) == [2, 1, 4]
-    assert parts(workers=2, near_dedup=False) == [1, 4]
+    # signatures: smallest parts 1/16 of a worker's share, 1/4 of a file; line keys: one per file;
+    # last: 1/64 of a worker's share, 1/16 of a file
+    assert parts(workers=2) == [3, 1, 5]
+    assert parts(workers=2, near_dedup=False) == [1, 5]
     assert parts(workers=1) == [1, 1, 1]  # one process: nothing to balance
     assert parts(workers=2, runner="dask") == [1, 1, 1]  # a cluster balances its own tasks
-    assert passes.pass_parts(RunOptions(output="out", inputs=("in",), workers=2), files=40) == [1, 1, 1]
-    assert passes.pass_parts(RunOptions(output="out", inputs=("in",), workers=2), files=3) == [6, 1, 11]
+    assert parts(files=40, workers=2) == [1, 1, 3]
+    assert parts(files=3, workers=2) == [5, 1, 7]
+    ordered = sorted([((f, p), None) for f in range(3) for p in range(3)], key=passes.largest_first)
+    assert [task for task, _ in ordered][:4] == [(0, 0), (1, 0), (2, 0), (0, 1)]  # halves first
 
 
 def test_every_part_of_a_file_marks_itself_done_even_with_no_pages_left(tmp_path):

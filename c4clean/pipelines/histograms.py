@@ -73,7 +73,7 @@ def plot(histograms: dict) -> bytes:
     # A bare Figure renders with Agg by itself: no pyplot (its import, ~0.5 s, sets up GUI backends
     # and a global figure registry that a run has no use for).
     from matplotlib.figure import Figure
-    from matplotlib.ticker import StrMethodFormatter
+    from matplotlib.ticker import EngFormatter
 
     fig = Figure(figsize=(12, 4))
     axes = fig.subplots(1, len(MEASURES))
@@ -87,9 +87,11 @@ def plot(histograms: dict) -> bytes:
         ax.set_xticks(x, [_label(b) for b in bins], rotation=60, ha="right", fontsize=7)
         ax.set_title(title)
         ax.set_ylabel("pages")
-        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        ax.yaxis.set_major_formatter(EngFormatter(sep=""))  # 500, 12k, 1.5M: short at any size
         ax.legend()
-    fig.tight_layout()
+    # Fixed margins that fit the longest labels (rotated bin ranges up to 2^21, short counts): measuring
+    # every label to fit them (`tight_layout`) took half of the drawing's time.
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.27, top=0.92, wspace=0.15)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     return buffer.getvalue()

@@ -43,13 +43,14 @@ FINAL = "final"  # ((split, shard, num shards), ((file position, part), piece pa
 # about half as many entries as one file has keys (near-dedup: 8 per page), whatever the corpus size.
 # More shards would make more tasks of a few milliseconds, each with its own overhead.
 KEY_SHARDS_PER_FILE = 2
-# With few input files on local workers, a pass that does much work splits each file's pages into
-# parts, a task each, so that there are about this many tasks per worker and the workers end together:
-# the last task's length is what one worker may wait at the end of the pass. The last pass holds most
-# of a run's work (with 8 tasks per worker, ~1.8 s tasks on the bench corpus, one worker waited ~1 s;
-# with 16, ~0.3 s, and no more CPU); near-dedup's signatures a fifth of it; line keys too little to
-# split. The results do not depend on it: keys are grouped by key, pieces merged in (file, part) order.
-TASKS_PER_WORKER = {BANDS: 8, LINES: 1, FINAL: 16}
+# On local workers a pass that does much work splits each file's pages into parts, a task each, of
+# halving sizes (`part_of`), and the pool starts the largest first (`largest_first`): the workers
+# then end the pass on small tasks, and what one worker waits at the end is at most the last one's
+# length. A pass's smallest tasks are about 1 / this of a worker's share of it. The last pass holds
+# most of a run's work (equal parts of ~1.1 s on the bench corpus left one worker waiting up to
+# ~1 s); near-dedup's signatures a fifth of it; line keys too little to split. The results do not
+# depend on it: keys are grouped by key, pieces merged in (file, part) order.
+TASKS_PER_WORKER = {BANDS: 16, LINES: 1, FINAL: 64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,13 +82,15 @@ def pass_plan(options) -> list[str]:
 
 def pass_parts(options, files: int) -> list[int]:
     """The parts (tasks) per input file of each pass of `pass_plan(options)`, over `files` inputs:
-    more than one only on local workers (`TASKS_PER_WORKER`)."""
+    more than one only on local workers, enough halvings for the smallest parts to be about
+    1 / `TASKS_PER_WORKER` of a worker's share of the pass."""
     from c4clean.pipelines.runner import uses_local_pool
 
     workers = min(options.workers, files)
     if not uses_local_pool(options.runner, workers):
         return [1] * len(pass_plan(options))
-    return [-(-TASKS_PER_WORKER[emit] * workers // files) for emit in pass_plan(options)]  # rounded up
+    smallest = [-(-TASKS_PER_WORKER[emit] * workers // files) for emit in pass_plan(options)]  # of a file
+    return [1 + (n - 1).bit_length() for n in smallest]  # 1/2, 1/4, ... 1/n, 1/n: n rounded up to 2^k
 
 
 def in_parts(element, parts: int):
@@ -97,9 +100,22 @@ def in_parts(element, parts: int):
         yield (file_position, part), groups
 
 
+def largest_first(element) -> tuple[int, int]:
+    """The order in which the pool starts a pass's tasks (`in_parts` elements): parts of every file
+    before the next, smaller parts (`part_of`)."""
+    (file_position, part), _ = element
+    return part, file_position
+
+
 def part_of(ordinals: list, part: int, parts: int) -> list:
-    """The `part`-th of `parts` consecutive ranges of `ordinals`, of sizes that differ by one at most."""
-    return ordinals[part * len(ordinals) // parts : (part + 1) * len(ordinals) // parts]
+    """The `part`-th of `parts` consecutive ranges of `ordinals`: half of them, a quarter, ..., the
+    last two of the same size (4 parts: 1/2, 1/4, 1/8, 1/8)."""
+    n = len(ordinals)
+
+    def start(k: int) -> int:
+        return n if k == parts else n - (n >> k)
+
+    return ordinals[start(part) : start(part + 1)]
 
 
 DONE_SUFFIX = ".done"

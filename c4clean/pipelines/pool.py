@@ -24,7 +24,7 @@ import multiprocessing
 import pickle
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
@@ -135,13 +135,16 @@ def _windowed(output):
 
 class Pooled(CountingDoFn):
     """`inner` (a DoFn doing one input file's work per element, in the global window) on the local
-    pool when one runs, in element order; else `inner` itself, here."""
+    pool when one runs, its outputs in element order; else `inner` itself, here. With `order` (a key
+    of an element), the pool starts a bundle's elements in that order once all of them are in."""
 
-    def __init__(self, inner: beam.DoFn, label: str = ""):
+    def __init__(self, inner: beam.DoFn, label: str = "", order: Optional[Callable] = None):
         self._inner = inner
         self._label = label  # of its `LocalPool.prefetch`, if any
+        self._order = order
         self._payload = b""
         self._pending: collections.deque = collections.deque()
+        self._waiting: list = []  # with `order`: the elements not started yet
 
     def setup(self):
         if _pool is None:
@@ -151,7 +154,7 @@ class Pooled(CountingDoFn):
 
     def start_bundle(self):
         super().start_bundle()
-        self._pending = collections.deque()
+        self._pending, self._waiting = collections.deque(), []
         if _pool is None and isinstance(self._inner, CountingDoFn):
             self._inner.start_bundle()
 
@@ -159,9 +162,20 @@ class Pooled(CountingDoFn):
         if _pool is None:
             yield from self._inner.process(element)
             return
+        if self._order is not None:
+            self._waiting.append(element)
+            return
         self._pending.append(_pool.submit(self._label, self._payload, element))
         while self._pending and self._pending[0].done():
             yield from self._take()
+
+    def _start_in_order(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        started = {
+            i: _pool.submit(self._label, self._payload, waiting[i])
+            for i in sorted(range(len(waiting)), key=lambda i: self._order(waiting[i]))
+        }
+        self._pending.extend(started[i] for i in range(len(waiting)))  # taken in element order
 
     def _take(self) -> list:
         outputs, counts = self._pending.popleft().result()
@@ -170,6 +184,7 @@ class Pooled(CountingDoFn):
         return outputs
 
     def finish_bundle(self):
+        self._start_in_order()
         while self._pending:
             for output in self._take():
                 yield _windowed(output)
