@@ -27,13 +27,17 @@ stager (56eebfa), 22 pairs in four runs, median 1.82x (1.40x to 1.99x; the runs'
 pairs, median 1.82x, CPU +0%. All 42 pairs with the early stager: median 1.77x (see the README). With the
 lighter imports and near-dedup's signatures in parts (9b6d8d2 to aa91361, 13:38-15:13): 31 pairs in six
 runs, median 1.74x (1.54x to 2.05x), CPU +5%; the 14 pairs with CPU +4% or less: median 1.85x (1.78x to
-2.05x), the 17 above: median 1.68x.
+2.05x), the 17 above: median 1.68x. With the passes in halving parts, largest first, and fewer garbage
+collections (625eb25, 16:34-17:12): 13 pairs in three runs, medians 1.76x, 1.86x (every pair >= 1.85x, CPU
++1%) and 1.75x; all 13: median 1.81x (1.68x to 1.94x), CPU +3%; the 7 within +3% CPU: median 1.85x.
 
 Measured (main 216dfb5, 2026-11-26 12:00 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
 ratio): driver 362 -> 438 (1.21), local workers 355 -> 394 (1.11) and 355 -> 382 (1.08), the early
 stager (listed as a third worker) 149 -> 150 (1.00), whole process tree 1,080 -> 1,178 (1.09); 10,642 ->
-108,745 pages out. Every process is within the 1.5x of issue 9: what
-grows with the corpus waits in work files and only references cross the groupings (see the README).
+108,745 pages out. On 625eb25's lead: driver 324 -> 400 (1.23), workers 284 -> 326 (1.15) and 283 -> 313
+(1.10), the stager 130 -> 132 (1.02), whole tree 906 -> 1,037 (1.14). Every process is within the 1.5x
+of issue 9: what grows with the corpus waits in work files and only references cross the groupings (see
+the README).
 """
 
 from __future__ import annotations
