@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import time
@@ -274,8 +275,6 @@ RUN_GC_THRESHOLDS = (50_000, 20, 20)
 @contextlib.contextmanager
 def _fewer_collections():
     """Python's garbage collector at `RUN_GC_THRESHOLDS` while a run goes on (its workers fork with them)."""
-    import gc
-
     before = gc.get_threshold()
     gc.set_threshold(*RUN_GC_THRESHOLDS)
     try:
