@@ -179,6 +179,24 @@ def test_only_the_first_10000_prepared_characters_count():
     assert langid.prepare_text("https://x.org/a " * 1500 + ENGLISH).strip() == ENGLISH
 
 
+def test_ngrams_are_langdetects_in_order(all_texts):
+    # The random walk draws n-grams by position, so the list must be langdetect's, in its order:
+    # capitalised runs (NASA, USA), a word at the end, non-Latin text and the edge texts.
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    profiles = langid._get_profiles()
+    gram_of_row = {row: gram for gram, row in profiles.inner_words.row.items()}
+    for text in all_texts:
+        detector = factory.create()
+        detector.append(text)
+        detector.cleaning_text()
+        expected = detector._extract_ngrams()
+        rows = langid._ngram_rows(profiles, langid.prepare_text(text))
+        assert [gram_of_row[row] for row in rows] == expected
+
+
 def test_inline_random_draw_matches_random_choice():
     assert langid._inline_randbelow_matches_choice()
 

@@ -79,23 +79,29 @@ class _WordRows(dict):
         self.followed_by_space = followed_by_space
 
     def __missing__(self, word: str) -> tuple:
-        # Detector._extract_ngrams on one word: the buffer starts as " " (it restarts at every
-        # space), and a position is skipped when it and the previous character are upper case.
+        # Detector._extract_ngrams on one word: the buffer starts as " " (it restarts at every space),
+        # so at position i of " " + word (+ " ") it holds the last 1-3 characters, whose 1-, 2- and
+        # 3-grams it emits in that order, except " " alone, and nothing at a position where this
+        # and the previous character are upper case. Slices of one string rather than a rolling
+        # buffer: ~2x faster, and a run's ~150k distinct words fill this in every worker.
         row = self.row
+        text = " " + word + " " if self.followed_by_space and word else " " + word
         out = []
-        grams = " "
-        last = " "
-        for ch in word + " " if self.followed_by_space and word else word:
-            if len(grams) >= NGram.N_GRAM:
-                grams = grams[1:]
-            grams += ch
-            capital_word = ch.isupper() and last.isupper()
-            last = ch
-            if capital_word:
+        last_upper = False
+        for i in range(1, len(text)):
+            ch = text[i]
+            upper = ch.isupper()
+            if upper and last_upper:
                 continue
-            for n in range(1, min(len(grams), NGram.N_GRAM) + 1):
-                gram = grams[-n:]
-                if gram != " " and gram in row:
+            last_upper = upper
+            if ch != " " and ch in row:
+                out.append(row[ch])
+            gram = text[i - 1 : i + 1]
+            if gram in row:
+                out.append(row[gram])
+            if i > 1:
+                gram = text[i - 2 : i + 1]
+                if gram in row:
                     out.append(row[gram])
         if len(self) > self.MAX_WORDS:
             self.clear()
