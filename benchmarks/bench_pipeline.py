@@ -30,8 +30,9 @@ runs, median 1.74x (1.54x to 2.05x), CPU +5%; the 14 pairs with CPU +4% or less:
 2.05x), the 17 above: median 1.68x. With the passes in halving parts, largest first, and fewer garbage
 collections (625eb25, 16:34-17:12): 13 pairs in three runs, medians 1.76x, 1.86x (every pair >= 1.85x, CPU
 +1%) and 1.75x; all 13: median 1.81x (1.68x to 1.94x), CPU +3%; the 7 within +3% CPU: median 1.85x.
-With language id's faster word n-grams (1052c81, 18:03-18:31, a slower hour): 8 pairs in two runs, medians
-1.76x and 1.79x (1.67x to 1.89x), CPU +5%; the 4 within +2% CPU: median 1.85x, the 4 at +8% to +11%: 1.70x.
+With language id's faster word n-grams (1052c81 and ae12125, 18:03-19:08, a slower hour): 12 pairs in three
+runs, medians 1.76x, 1.79x, 1.76x (1.64x to 1.89x), CPU +6%; the 6 within +4% CPU: median 1.84x, the 6 at +7%
+to +13%: 1.70x.
 
 Measured (main 216dfb5, 2026-11-26 12:00 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
 ratio): driver 362 -> 438 (1.21), local workers 355 -> 394 (1.11) and 355 -> 382 (1.08), the early
