@@ -44,6 +44,12 @@ for sig in (signal.SIGTERM, signal.SIGKILL):
 _RUN_ONLY_FDS: set[int] = set()
 
 
+def leave_ctrl_c_to_the_run() -> None:
+    """What a worker process (a local worker, the early stager) does first: it ignores Ctrl-C, which
+    the run handles by ending its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _forget_run_fds() -> None:
     for fd in _RUN_ONLY_FDS:
         with contextlib.suppress(OSError):

@@ -20,11 +20,11 @@ import gc
 import multiprocessing
 import os
 import select
-import signal
 from typing import Iterator, Optional
 
 from c4clean import storage
 from c4clean.pipelines import perfile
+from c4clean.process_group import leave_ctrl_c_to_the_run
 
 # A file's claim: nobody yet, the stager (staging it), done by the stager, taken by a worker.
 FREE, STAGER, DONE, WORKER = 0, 1, 2, 3
@@ -74,7 +74,7 @@ class EarlyStager:
 
     def _stage_all(self, elements: list, settings: perfile.PerFileSettings) -> None:
         """In the stager: stages the unclaimed files, the last first."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+        leave_ctrl_c_to_the_run()
         gc.freeze()  # what it shares with the run: collections would walk (and copy) it page by page
         try:
             rules = perfile.PageRules(settings)

@@ -22,7 +22,6 @@ import contextlib
 import gc
 import multiprocessing
 import pickle
-import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterator, Optional
 
@@ -30,6 +29,7 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 
 from c4clean.pipelines.counting import CountingDoFn
+from c4clean.process_group import leave_ctrl_c_to_the_run
 
 
 class LocalPool:
@@ -41,7 +41,7 @@ class LocalPool:
         # the workers do not walk (and copy, page by page) the memory they share with this process.
         gc.freeze()
         self.executor = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_ctrl_c
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=leave_ctrl_c_to_the_run
         )
         self.executor.submit(int).result()  # with fork, the executor starts all its processes now
         self.processes = [p for p in multiprocessing.active_children() if p not in before]
@@ -80,11 +80,6 @@ def _key(element) -> str:
     # Elements are plain values (a file's position and names). Not their pickle: pickling shares a
     # repeated object, and an element decoded by a Beam coder repeats none, so the bytes would differ.
     return repr(element)
-
-
-def _ignore_ctrl_c() -> None:
-    # Ctrl-C is the run's to handle: it ends the workers (`LocalPool.close`).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 _pool: Optional[LocalPool] = None
