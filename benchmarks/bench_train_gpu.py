@@ -1,14 +1,23 @@
 """GPU training throughput and MFU: c4clean T5 (eager and torch.compile) vs transformers T5, same run.
 
     python benchmarks/bench_train_gpu.py [--preset t5-v1_1-base --inputs 512 --targets 114
-                                          --batches 256,192,128,96,64 --steps 20 --warmup 5 --json out.json]
+        --impls c4clean-eager,c4clean-compile,transformers-eager,transformers-compile
+        --attention sdpa,flex --batches 512,384,256,192,128 --steps 20 --warmup 5 --profile 3
+        --json benchmarks/results/gpu.json]
 
-Per implementation: bf16 autocast, TF32 matmuls, fused AdamW, one optimizer step per batch; the largest
-batch from --batches that runs without running out of memory is used (tried largest first). Inputs are
-random token ids (the loader is benchmarked separately): this measures the model step alone.
-MFU = model FLOPs per example (c4clean.train.model.train_flops_per_example: 6 x matmul params x tokens
-+ attention) x examples/s / the GPU's bf16 dense peak. Prints and writes one JSON object that records
-the device, versions and the command line next to every figure.
+What one step is, for every implementation: bf16 autocast + TF32, the loss (c4clean: cross-entropy +
+1e-4 z-loss, as `c4clean train` trains; transformers: its cross-entropy), backward, one fused AdamW
+step. Inputs are random token ids on the GPU (the loader is benchmarked separately): this measures the
+model step alone. Every implementation starts from the same weights (c4clean's initialisation exported
+to a Hugging Face directory, which both load) and sees the same batches. The largest batch of
+--batches that runs without running out of memory is used (largest first); only warm steps are timed.
+
+Figures per run: `tokens_per_s` counts encoder input tokens (as the trainer's `tokens_per_s`);
+`mfu` = train_flops_per_example (c4clean.train.model: 6 x matmul parameters x the tokens each sees, plus
+12 x Lq x Lk x inner for the attention products, i.e. what the trainer logs as `mfu`) x examples/s /
+the GPU's dense bf16 peak (trainer.GPU_PEAK_BF16_FLOPS). `--profile N` adds the top GPU kernels of N
+profiled steps to each run. `--json` merges into an existing file (a run replaces the one with the
+same impl and attention), so the slow compiled runs can be a second invocation.
 
 `--device cpu --preset t5-v1_1-tiny --batches 2 --steps 1 --warmup 1` runs the same code paths on a CPU
 (a smoke test only: no figures from it mean anything).
@@ -19,12 +28,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
+
+Z_LOSS = 1e-4  # TrainConfig's default
+IMPLS = ("c4clean-eager", "c4clean-compile", "transformers-eager", "transformers-compile")
 
 
 def make_batch(batch: int, inputs: int, targets: int, vocab: int, device) -> dict:
@@ -35,9 +49,44 @@ def make_batch(batch: int, inputs: int, targets: int, vocab: int, device) -> dic
     }
 
 
-def run_one(name: str, build, loss_of, args, device, flops_per_example, peak) -> dict:
-    """Largest fitting batch, then timed steps. `build()` returns a fresh model on `device`."""
-    last_error = None
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def top_kernels(step, steps: int, device, rows: int = 15) -> dict:
+    """GPU kernels of `steps` profiled steps by self time: the top `rows`, with ms per step and share."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CUDA] if device.type == "cuda" else [ProfilerActivity.CPU]
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    events = prof.key_averages()
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    timed = sorted((e for e in events if getattr(e, attr, 0) > 0), key=lambda e: -getattr(e, attr))
+    total = sum(getattr(e, attr) for e in timed) or 1.0
+    return {
+        "steps": steps,
+        "device_ms_per_step": total / 1e3 / steps,
+        "kernels": [
+            {
+                "name": e.key[:120],
+                "calls_per_step": e.count / steps,
+                "ms_per_step": getattr(e, attr) / 1e3 / steps,
+                "share": getattr(e, attr) / total,
+            }
+            for e in timed[:rows]
+        ],
+    }
+
+
+def run_one(impl: str, attention: str | None, build, loss_of, args, device, flops, peak) -> dict:
+    """Largest fitting batch of args.batch_list, then timed warm steps. `build()` returns a fresh model."""
+    label = {"impl": impl, "attention": attention}
+    cuda = device.type == "cuda"
+    errors = []
     for batch_size in args.batch_list:
         model = opt = None
         try:
@@ -68,37 +117,46 @@ def run_one(name: str, build, loss_of, args, device, flops_per_example, peak) ->
             seconds = (time.perf_counter() - t0) / args.steps
             ex_s = batch_size / seconds
             out = {
-                "name": name,
+                **label,
                 "batch": batch_size,
-                "step_s": seconds,
+                "tokens_per_s": ex_s * args.inputs,
                 "examples_per_s": ex_s,
-                "input_tokens_per_s": ex_s * args.inputs,
-                "tflops_per_s": flops_per_example * ex_s / 1e12,
+                "mfu": flops * ex_s / peak if peak else None,
+                "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+                "step_s": seconds,
+                "tflops_per_s": flops * ex_s / 1e12,
                 "warmup_s": warmup_s,
                 "final_loss": loss.item(),
+                "larger_batches_out_of_memory": errors,
             }
-            if peak:
-                out["mfu"] = flops_per_example * ex_s / peak
-            if device.type == "cuda":
-                out["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            if args.profile:
+                out["profile"] = top_kernels(step, args.profile, device)
+            print(json.dumps({k: v for k, v in out.items() if k != "profile"}), file=sys.stderr, flush=True)
             return out
         except (torch.OutOfMemoryError, RuntimeError) as e:
             if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e).lower():
-                raise
-            last_error = f"batch {batch_size}: out of memory"
-            print(f"{name}: {last_error}", file=sys.stderr)
+                print(f"{impl} ({attention}): {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+                return {**label, "error": f"{type(e).__name__}: {str(e)[:500]}"}
+            errors.append(batch_size)
+            print(f"{impl} ({attention}): batch {batch_size} out of memory", file=sys.stderr, flush=True)
         finally:
             del model, opt
             gc.collect()
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             torch._dynamo.reset()
-    return {"name": name, "error": last_error or "no batch size fits"}
+    return {**label, "error": f"out of memory at every batch of {args.batch_list}"}
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def merged(path: Path, report: dict) -> dict:
+    """`report` with the runs of an earlier report at `path` that it does not redo."""
+    if not path.is_file():
+        return report
+    old = json.loads(path.read_text())
+    redone = {(r["impl"], r.get("attention")) for r in report["runs"]}
+    kept = [r for r in old.get("runs", []) if (r["impl"], r.get("attention")) not in redone]
+    commands = old.get("commands", [old["command"]] if "command" in old else [])
+    return {**report, "commands": [*commands, report["command"]], "runs": kept + report["runs"]}
 
 
 def main() -> None:
@@ -106,12 +164,14 @@ def main() -> None:
     ap.add_argument("--preset", default="t5-v1_1-base")
     ap.add_argument("--inputs", type=int, default=512)
     ap.add_argument("--targets", type=int, default=114)
-    ap.add_argument("--batches", default="256,192,160,128,96,64,32", help="batch sizes to try, largest first")
+    ap.add_argument("--batches", default="512,384,256,192,128,96,64", help="batch sizes, largest first")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--profile", type=int, default=0, help="profile N more steps of each run (top kernels)")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--only", default="c4clean,c4clean+compile,transformers,transformers+compile")
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--impls", default=",".join(IMPLS))
+    ap.add_argument("--attention", default="sdpa", help="c4clean self-attention kernels to run (sdpa,flex)")
+    ap.add_argument("--json", default=None, help="write (merge) the report here")
     args = ap.parse_args()
     args.batch_list = sorted((int(b) for b in args.batches.split(",")), reverse=True)
     device = torch.device(args.device)
@@ -132,14 +192,14 @@ def main() -> None:
     hf_dir = tempfile.mkdtemp()
     export_hf(T5(cfg), hf_dir)  # same architecture and shapes for transformers (v1.1, untied head)
 
-    def ours(compiled):
+    def ours(compiled: bool, attention: str):
         def build():
-            m = import_hf(hf_dir).to(device).train()  # the very weights transformers gets
+            m = import_hf(hf_dir).use_attention(attention).to(device).train()  # the weights HF gets
             return torch.compile(m) if compiled else m
 
         return build
 
-    def theirs(compiled):
+    def theirs(compiled: bool):
         def build():
             m = transformers.T5ForConditionalGeneration.from_pretrained(hf_dir).to(device).train()
             assert m.lm_head.weight is not m.shared.weight
@@ -147,33 +207,51 @@ def main() -> None:
 
         return build
 
-    candidates = {
-        "c4clean": (ours(False), lambda m, b: m(**b)["loss"]),
-        "c4clean+compile": (ours(True), lambda m, b: m(**b)["loss"]),
-        "transformers": (theirs(False), lambda m, b: m(**b).loss),
-        "transformers+compile": (theirs(True), lambda m, b: m(**b).loss),
-    }
-    results = [run_one(name, *candidates[name], args, device, flops, peak) for name in args.only.split(",")]
+    def our_loss(m, b):
+        out = m(**b, z_loss=Z_LOSS)
+        return out["loss"] + out["z_loss"]
+
     report = {
-        "command": " ".join([sys.executable, *sys.argv]),
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
         "peak_bf16_flops": peak,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "cuda": torch.version.cuda,
+        "python": platform.python_version(),
         "preset": args.preset,
         "inputs": args.inputs,
         "targets": args.targets,
         "gflop_per_example": flops / 1e9,
-        "precision": "bf16 autocast + TF32, fused AdamW",
-        "results": results,
+        "step": "bf16 autocast + TF32, loss, backward, fused AdamW; random token ids on the device",
+        "tokens": "encoder input tokens",
+        "runs": [],
     }
+    for impl in args.impls.split(","):
+        family, mode = impl.split("-")
+        if family == "c4clean":
+            for attention in args.attention.split(","):
+                build = ours(mode == "compile", attention)
+                report["runs"].append(run_one(impl, attention, build, our_loss, args, device, flops, peak))
+                write(report, args.json)
+        else:
+            build = theirs(mode == "compile")
+            loss_of = lambda m, b: m(**b).loss  # noqa: E731
+            report["runs"].append(run_one(impl, None, build, loss_of, args, device, flops, peak))
+            write(report, args.json)
     print(json.dumps(report, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+
+
+def write(report: dict, json_path: str | None) -> None:
+    """Merge the runs so far into `json_path` (after every run: a run cut short keeps what is done)."""
+    if not json_path:
+        return
+    path = Path(json_path)
+    report = merged(path, report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

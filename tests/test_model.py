@@ -218,3 +218,22 @@ def test_bf16_autocast_forward_backward_on_cpu():
     assert out["logits"].dtype == torch.bfloat16 and out["loss"].dtype == torch.float32
     out["loss"].backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
+
+
+def test_flex_attention_gives_the_sdpa_function():
+    """`attention="flex"` adds the position bias, the causal mask and the key padding inside the kernel:
+    same logits as the dense SDPA mask, with padding in both stacks (forward only: FlexAttention has no
+    CPU backward; the gradients are compared on CUDA in tests/test_train_gpu.py)."""
+    model = _tiny().eval()
+    ids, dec = torch.randint(2, 256, (2, 12)), torch.randint(2, 256, (2, 7))
+    mask, dec_mask = torch.ones(2, 12, dtype=torch.long), torch.ones(2, 7, dtype=torch.long)
+    mask[1, 8:], dec_mask[0, 5:] = 0, 0
+    kw = {"decoder_input_ids": dec, "attention_mask": mask, "decoder_attention_mask": dec_mask}
+    with torch.no_grad():
+        dense = model(ids, **kw)["logits"]
+        flex = model.use_attention("flex")(ids, **kw)["logits"]
+    torch.testing.assert_close(flex, dense, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown attention"):
+        model.use_attention("flash")
+    with pytest.raises(ValueError, match="no attention dropout"):
+        T5(preset("t5-v1_1-tiny", vocab_size=256, dropout_rate=0.1), attention="flex")

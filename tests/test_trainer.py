@@ -151,6 +151,9 @@ def test_bad_inputs_give_clear_errors(token_dir, tmp_path):
     with pytest.raises(TrainingError, match="vocab"):
         train(_cfg(novocab, tmp_path / "b", steps=1))
 
+    with pytest.raises(TrainingError, match="flex needs a CUDA device"):
+        train(_cfg(token_dir, tmp_path / "c", steps=1, attention="flex", device="cpu"))
+
 
 def test_resume_refuses_other_vocabulary_and_model_shape(token_dir, tmp_path):
     run = tmp_path / "run"
@@ -441,6 +444,7 @@ class _GradView(torch.nn.Module):
         ({"clip_grad_norm": -1.0}, "clip_grad_norm must be >= 0"),
         ({"optimizer": "sgd"}, "optimizer must be one of adafactor, adamw"),
         ({"init_style": "xavier"}, "init_style must be one of mesh_tf, hf"),
+        ({"attention": "flash"}, "attention must be one of sdpa, flex"),
         ({"preset": "t5-huge"}, "preset must be one of"),
         ({"model_overrides": {"num_heads": 0}}, "model num_heads must be positive"),
         ({"model_overrides": {"d_model": 1.5}}, "model d_model must be a int"),

@@ -11,7 +11,7 @@ import click
 from c4clean.cli_options import RenamedOption, input_option, output_option
 from c4clean.train.config import MODEL_OVERRIDES, OPTIMIZERS, PRECISIONS, TrainConfig, TrainingError
 from c4clean.train.data_options import DataOptions
-from c4clean.train.model_config import INIT_STYLES, PRESETS, T5Config
+from c4clean.train.model_config import ATTENTIONS, INIT_STYLES, PRESETS, T5Config
 
 D = TrainConfig.defaults()  # every default is TrainConfig's
 DATA_OPTION_NAMES = DataOptions.names()
@@ -97,6 +97,11 @@ def _opt(name: str, help: str, **kwargs):
 @_opt("--log-every", "Metrics record every N steps.", type=int)
 @_opt("--seed", "Seed of initialisation, data order and masks.", type=int)
 @click.option("--compile", "compile", is_flag=True, help="torch.compile the model.")
+@_opt(
+    "--attention",
+    "Self-attention kernel: sdpa (dense bias mask) or flex (bias inside a FlexAttention kernel; CUDA).",
+    type=click.Choice(ATTENTIONS),
+)
 @_opt("--precision", "auto: bf16 autocast (+TF32) on CUDA, fp32 on CPU.", type=click.Choice(PRECISIONS))
 @_opt("--device", "Default: cuda (LOCAL_RANK under torchrun) when available, else cpu.")
 @click.option("--resume", is_flag=True, help="Continue from the newest intact checkpoint in --output.")

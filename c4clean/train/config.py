@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from c4clean.train.data_options import DataOptions
-from c4clean.train.model_config import INIT_STYLES, PRESETS, T5Config
+from c4clean.train.model_config import ATTENTIONS, INIT_STYLES, PRESETS, T5Config
 
 OPTIMIZERS = ("adafactor", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -51,6 +51,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     compile: bool = False
+    attention: str = "sdpa"  # self-attention kernel (model_config.ATTENTIONS); "flex" needs CUDA
     precision: str = "auto"  # auto = bf16 on CUDA, fp32 on CPU; or "fp32" / "bf16"
     device: str | None = None  # default: cuda:LOCAL_RANK when available, else cpu
     resume: bool = False
@@ -101,6 +102,7 @@ class TrainConfig:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("precision", self.precision, PRECISIONS)
         _check_choice("init_style", self.init_style, INIT_STYLES)
+        _check_choice("attention", self.attention, ATTENTIONS)
         _check_choice("preset", self.preset, tuple(PRESETS))
         check_model_overrides(self.model_overrides)
         _check(0 <= self.distill_alpha <= 1, f"distill_alpha must be in [0, 1], got {self.distill_alpha}")

@@ -9,19 +9,30 @@ no output rescaling.
 
 Speed choices that do not change the function: q/k/v (self-attention) and k/v (cross-attention) are
 fused into one projection each, the two GEGLU input projections into one, and attention runs through
-`scaled_dot_product_attention` with the position bias (+ masks) as one additive float mask per stack.
-`c4clean.train.hf_export` splits the fused weights back into Hugging Face's names.
+`scaled_dot_product_attention` with the position bias (+ masks) as one additive float mask per stack
+(or, with `attention="flex"`, self-attention through FlexAttention, which adds the bias inside the
+kernel instead of reading a dense mask). `c4clean.train.hf_export` splits the fused weights back into
+Hugging Face's names.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from c4clean.train.model_config import INIT_STYLES, PRESETS, T5Config, preset  # noqa: F401 - re-exported
+from c4clean.train.model_config import (  # noqa: F401 - re-exported
+    ATTENTIONS,
+    INIT_STYLES,
+    PRESETS,
+    T5Config,
+    preset,
+)
 
 IGNORE_INDEX = -100  # label value excluded from the loss (as Hugging Face)
 
@@ -80,13 +91,65 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(cfg.inner_dim, cfg.d_model, bias=False)
         self.dropout = cfg.dropout_rate
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: "torch.Tensor | FlexBias") -> torch.Tensor:
         b, n, _ = x.shape
         q, k, v = (t.view(b, n, self.h, self.dk).transpose(1, 2) for t in _project(x, self.qkv.weight, 3))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, scale=1.0, dropout_p=self.dropout if self.training else 0.0
-        )
+        if isinstance(mask, FlexBias):
+            out = mask.attend(q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, scale=1.0, dropout_p=self.dropout if self.training else 0.0
+            )
         return self.o(out.transpose(1, 2).reshape(b, n, self.h * self.dk))
+
+
+@dataclass
+class FlexBias:
+    """Self-attention of one stack through FlexAttention: the learned position bias [H, Lq, Lk] (its
+    gradient flows back into the bucket table), the causal flag and the key padding [B, Lk] (True =
+    real token) are applied to each score inside the fused kernel, so no [B, H, Lq, Lk] mask is
+    materialised, read, or (for the bias gradient) written."""
+
+    bias: torch.Tensor
+    causal: bool
+    keep: torch.Tensor | None
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        bias, causal, keep = self.bias, self.causal, self.keep
+
+        def score_mod(score, b, h, q_idx, kv_idx):
+            score = score + bias[h, q_idx, kv_idx]
+            if causal:
+                score = torch.where(q_idx >= kv_idx, score, -float("inf"))
+            if keep is not None:
+                score = torch.where(keep[b, kv_idx], score, -float("inf"))
+            return score
+
+        return _flex_attention(q.device)(q, k, v, score_mod=score_mod, scale=1.0)
+
+
+def _flex_attention(device: torch.device):
+    """FlexAttention as one fused kernel on CUDA (inside a compiled model the surrounding
+    torch.compile fuses it; in an eager one it is compiled on its own). Elsewhere (CPU tests of the
+    forward; it has no CPU backward) the unfused reference, which gives the same values."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device.type == "cuda":
+        return flex_attention if torch.compiler.is_compiling() else _compiled_flex()
+
+    def reference(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "called without torch.compile"
+            return flex_attention(*args, **kwargs)
+
+    return reference
+
+
+@functools.cache
+def _compiled_flex():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
 
 
 class CrossAttention(nn.Module):
@@ -155,9 +218,9 @@ class DecoderLayer(nn.Module):
 class Stack(nn.Module):
     """Encoder or decoder stack; owns the (shared) relative position bias table."""
 
-    def __init__(self, cfg: T5Config, is_decoder: bool):
+    def __init__(self, cfg: T5Config, is_decoder: bool, attention: str = "sdpa"):
         super().__init__()
-        self.cfg, self.is_decoder = cfg, is_decoder
+        self.cfg, self.is_decoder, self.attention = cfg, is_decoder, attention
         self.relative_attention_bias = nn.Embedding(cfg.relative_attention_num_buckets, cfg.num_heads)
         n = cfg.num_decoder_layers if is_decoder else cfg.num_layers
         layer = DecoderLayer if is_decoder else EncoderLayer
@@ -187,13 +250,11 @@ class Stack(nn.Module):
         """`x` embedded tokens [B, L, D]; masks are bool [B, L] with True = real token."""
         n = x.shape[1]
         dtype = _compute_dtype(x)
-        allowed = None  # bool mask broadcastable to [B, H, Lq, Lk]; None = everything visible
-        if self.is_decoder:
-            allowed = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()[None, None]
-        if padding_mask is not None:
-            pad = padding_mask[:, None, None, :].bool()
-            allowed = pad if allowed is None else allowed & pad
-        mask = _additive(self.position_bias(n, n, x.device).to(dtype), allowed)
+        if self.attention == "flex":
+            keep = None if padding_mask is None else padding_mask.bool()
+            mask = FlexBias(self.position_bias(n, n, x.device)[0].contiguous(), self.is_decoder, keep)
+        else:
+            mask = self._dense_mask(n, dtype, padding_mask, x.device)
         cross = None
         if memory_padding_mask is not None:
             cross = _additive(
@@ -203,6 +264,16 @@ class Stack(nn.Module):
         for layer in self.layers:
             x = layer(x, mask, memory, cross) if self.is_decoder else layer(x, mask)
         return self.dropout(self.final_norm(x))
+
+    def _dense_mask(self, n: int, dtype, padding_mask: torch.Tensor | None, device) -> torch.Tensor:
+        """SDPA's additive float mask [1 or B, H, n, n]: the position bias, -inf-like where masked."""
+        allowed = None  # bool mask broadcastable to [B, H, Lq, Lk]; None = everything visible
+        if self.is_decoder:
+            allowed = torch.ones(n, n, dtype=torch.bool, device=device).tril()[None, None]
+        if padding_mask is not None:
+            pad = padding_mask[:, None, None, :].bool()
+            allowed = pad if allowed is None else allowed & pad
+        return _additive(self.position_bias(n, n, device).to(dtype), allowed)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -223,7 +294,7 @@ def _additive(bias: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
 class T5(nn.Module):
     """T5 v1.1 for span-corruption pre-training: `forward(...)` returns logits and, given labels, the loss."""
 
-    def __init__(self, cfg: T5Config, init_style: str = "mesh_tf"):
+    def __init__(self, cfg: T5Config, init_style: str = "mesh_tf", attention: str = "sdpa"):
         super().__init__()
         self.cfg = cfg
         self.shared = nn.Embedding(cfg.vocab_size, cfg.d_model)
@@ -231,6 +302,16 @@ class T5(nn.Module):
         self.decoder = Stack(cfg, is_decoder=True)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.reset_parameters(init_style)
+        self.use_attention(attention)
+
+    def use_attention(self, kind: str) -> "T5":
+        """Self-attention kernel of both stacks (see ATTENTIONS); the weights and the function stay."""
+        if kind not in ATTENTIONS:
+            raise ValueError(f"unknown attention {kind!r}; choose one of {', '.join(ATTENTIONS)}")
+        if kind == "flex" and self.cfg.dropout_rate > 0:
+            raise ValueError("attention 'flex' has no attention dropout: use 'sdpa' with dropout_rate > 0")
+        self.encoder.attention = self.decoder.attention = kind
+        return self
 
     @torch.no_grad()
     def reset_parameters(self, style: str = "mesh_tf") -> None:

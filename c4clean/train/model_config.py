@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 # weight initialisations of `model.T5.reset_parameters`: Mesh TensorFlow's (T5's own) or Hugging Face's
 INIT_STYLES = ("mesh_tf", "hf")
+# self-attention kernels of `model.T5` (same function): SDPA with the position bias as a dense additive
+# mask, or FlexAttention adding the bias inside the kernel (CUDA training only: no CPU backward)
+ATTENTIONS = ("sdpa", "flex")
 
 
 @dataclass(frozen=True)

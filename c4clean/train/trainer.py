@@ -382,6 +382,8 @@ def _runtime(cfg: TrainConfig) -> tuple[TrainConfig, Dist, torch.device, bool, i
     else:
         device = torch.device(f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu")
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    if cfg.attention == "flex" and device.type != "cuda":
+        raise TrainingError("--attention flex needs a CUDA device (FlexAttention has no CPU backward)")
     workers = cfg.loader_workers
     if workers is None:
         workers = 4 if device.type == "cuda" else 0
@@ -415,7 +417,10 @@ def setup(cfg: TrainConfig, data: DataSource | None = None) -> Run:
         _check_resume(run_dir, json.loads(run_json.read_text()), cfg, model_cfg, data.vocab)
     distiller = _load_teacher(cfg, data.vocab, device)
     _seed_everything(cfg.seed + d.rank)
-    model = T5(model_cfg, init_style=cfg.init_style).to(device)
+    try:
+        model = T5(model_cfg, init_style=cfg.init_style, attention=cfg.attention).to(device)
+    except ValueError as e:  # flex with dropout
+        raise TrainingError(str(e)) from None
     optimizer, scheduler = build_optimizer(
         cfg.optimizer, model, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.weight_decay, cfg.min_lr
     )
