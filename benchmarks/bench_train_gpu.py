@@ -156,7 +156,9 @@ def merged(path: Path, report: dict) -> dict:
     redone = {(r["impl"], r.get("attention")) for r in report["runs"]}
     kept = [r for r in old.get("runs", []) if (r["impl"], r.get("attention")) not in redone]
     commands = old.get("commands", [old["command"]] if "command" in old else [])
-    return {**report, "commands": [*commands, report["command"]], "runs": kept + report["runs"]}
+    if report["command"] not in commands:  # written after every run: each process adds its command once
+        commands.append(report["command"])
+    return {**report, "commands": commands, "runs": kept + report["runs"]}
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ pytestmark = [
 STEPS, COMPILE_STEPS, RESUME_STEPS, BATCH, LENGTH = (300, 50, 60, 16, 128) if ON_GPU else (12, 4, 8, 8, 32)
 SAVE_EVERY = RESUME_STEPS // 6
 LAST = STEPS // 6  # the steps whose mean loss is compared (one run's loss at one step is noisy)
+WINDOW = max(1, STEPS // 12)  # and the windows of the whole curve
 TINY, SMALL = "t5-v1_1-tiny", "t5-v1_1-small"
 
 
@@ -74,18 +75,19 @@ def _losses(run_dir) -> list[float]:
 def test_bf16_tracks_fp32_loss_curve(trained, preset):
     """bf16 autocast rounds activations to 8 mantissa bits (~4e-3 relative) but keeps fp32 weights and
     optimizer state, so it must train as fp32 does (TF32 matmuls on CUDA, as the trainer runs it): from
-    the same weights and batch the first loss within 1e-2 relative, every step within 5e-2 as the two
-    trajectories drift apart, the mean of the last LAST steps within 2e-2."""
+    the same weights and batch the first loss within 1e-2 relative; the mean loss of every WINDOW
+    steps, and of the last LAST steps, within 2e-2. Single steps are not compared: while the loss falls
+    steeply a small drift of the trajectory moves one step's loss a lot (on an H200, v1.1-small: 6.8% at
+    step 23, while every 25-step mean agreed within 0.5% and the first loss within 3e-5)."""
     bf16, fp32 = (_losses(trained(preset, p)[1]) for p in ("bf16", "fp32"))
     assert len(bf16) == len(fp32) == STEPS
-    tail_bf16, tail_fp32 = statistics.fmean(bf16[-LAST:]), statistics.fmean(fp32[-LAST:])
+    assert abs(bf16[0] - fp32[0]) / fp32[0] < 1e-2, f"step 1: bf16 {bf16[0]:.4f} vs fp32 {fp32[0]:.4f}"
+    tail_fp32 = statistics.fmean(fp32[-LAST:])
     assert fp32[0] - tail_fp32 > 1.0, f"loss {fp32[0]:.3f} -> {tail_fp32:.3f}: too little training to compare"
-    rel = [abs(b - f) / f for b, f in zip(bf16, fp32)]
-    worst = max(range(STEPS), key=rel.__getitem__)
-    assert rel[0] < 1e-2, f"step 1: bf16 {bf16[0]:.4f} vs fp32 {fp32[0]:.4f}"
-    assert rel[worst] < 5e-2, f"step {worst + 1}: bf16 {bf16[worst]:.4f} vs fp32 {fp32[worst]:.4f}"
-    tail = abs(tail_bf16 - tail_fp32) / tail_fp32
-    assert tail < 2e-2, f"mean of the last {LAST} steps: bf16 {tail_bf16:.4f} vs fp32 {tail_fp32:.4f}"
+    windows = [(i, i + WINDOW) for i in range(0, STEPS, WINDOW)] + [(STEPS - LAST, STEPS)]
+    for start, end in windows:
+        b, f = statistics.fmean(bf16[start:end]), statistics.fmean(fp32[start:end])
+        assert abs(b - f) / f < 2e-2, f"steps {start + 1}-{end}: mean bf16 {b:.4f} vs fp32 {f:.4f}"
 
 
 def test_compile_matches_eager_in_bf16(trained):
@@ -154,7 +156,7 @@ def test_resume_after_sigkill_gives_same_batches_and_close_losses(token_dir, tmp
 
 
 @pytest.mark.parametrize("bf16", [False, True])
-def test_flex_attention_gradients_match_sdpa(bf16):
+def test_flex_attention_gradients_match_sdpa(bf16, monkeypatch):
     """`attention="flex"` trains the same function as SDPA with the dense bias mask: same loss and the
     same gradients, the position-bias tables included (their gradient comes out of the FlexAttention
     kernel's captured-buffer backward). Tolerance: 1e-3 of the gradient's norm in fp32, 3e-2 under
@@ -164,12 +166,14 @@ def test_flex_attention_gradients_match_sdpa(bf16):
         pytest.skip("needs CUDA")
     from c4clean.train.model import T5, preset
 
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)  # the trainer tests turn it on
+
     torch.manual_seed(0)
     model = T5(preset(SMALL, vocab_size=512)).cuda()
-    ids = torch.randint(2, 512, (4, 128), device="cuda")
+    ids = torch.randint(2, 512, (4, 100), device="cuda")  # neither length a whole flex block
     labels = torch.randint(2, 512, (4, 40), device="cuda")
     mask = torch.ones_like(ids)
-    mask[1, 100:] = 0  # key padding in the encoder
+    mask[1, 80:] = 0  # key padding in the encoder
 
     def loss_and_grads(kind: str):
         model.use_attention(kind).zero_grad(set_to_none=True)

@@ -103,19 +103,37 @@ class SelfAttention(nn.Module):
         return self.o(out.transpose(1, 2).reshape(b, n, self.h * self.dk))
 
 
+# FlexAttention's kernels work in 128-wide blocks; lengths that are not a multiple of it have given
+# NaN gradients (pytorch/pytorch#153799) and reads past the end of captured tensors (score_mod is called
+# on the padding of the last block): `FlexBias` pads everything to whole blocks instead
+FLEX_BLOCK = 128
+
+
 @dataclass
 class FlexBias:
     """Self-attention of one stack through FlexAttention: the learned position bias [H, Lq, Lk] (its
     gradient flows back into the bucket table), the causal flag and the key padding [B, Lk] (True =
     real token) are applied to each score inside the fused kernel, so no [B, H, Lq, Lk] mask is
-    materialised, read, or (for the bias gradient) written."""
+    materialised, read, or (for the bias gradient) written. Built by `of`, which pads the bias and the
+    key padding to whole blocks; `attend` pads q, k, v to match, masks the padded keys and drops the
+    padded queries' rows (the 114-token decoder runs as 128: 12% more of a small part of the step)."""
 
     bias: torch.Tensor
     causal: bool
     keep: torch.Tensor | None
 
+    @classmethod
+    def of(cls, bias: torch.Tensor, causal: bool, keep: torch.Tensor | None) -> "FlexBias":
+        q_len, k_len = bias.shape[-2:]
+        pad_q, pad_k = -q_len % FLEX_BLOCK, -k_len % FLEX_BLOCK
+        bias = F.pad(bias, (0, pad_k, 0, pad_q)).contiguous()
+        return cls(bias, causal, None if keep is None else F.pad(keep, (0, pad_k), value=False))
+
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         bias, causal, keep = self.bias, self.causal, self.keep
+        q_len, k_len = q.shape[-2], k.shape[-2]
+        q, k, v = (_pad_rows(t) for t in (q, k, v))
+        padded_keys = keep is None and k.shape[-2] != k_len
 
         def score_mod(score, b, h, q_idx, kv_idx):
             score = score + bias[h, q_idx, kv_idx]
@@ -123,9 +141,18 @@ class FlexBias:
                 score = torch.where(q_idx >= kv_idx, score, -float("inf"))
             if keep is not None:
                 score = torch.where(keep[b, kv_idx], score, -float("inf"))
+            elif padded_keys:
+                score = torch.where(kv_idx < k_len, score, -float("inf"))
             return score
 
-        return _flex_attention(q.device)(q, k, v, score_mod=score_mod, scale=1.0)
+        out = _flex_attention(q.device)(q, k, v, score_mod=score_mod, scale=1.0)
+        return out[:, :, :q_len]
+
+
+def _pad_rows(t: torch.Tensor) -> torch.Tensor:
+    """`t` [..., L, D] with zero rows up to whole FlexAttention blocks (itself when already whole)."""
+    pad = -t.shape[-2] % FLEX_BLOCK
+    return F.pad(t, (0, 0, 0, pad)) if pad else t
 
 
 def _flex_attention(device: torch.device):
@@ -252,7 +279,7 @@ class Stack(nn.Module):
         dtype = _compute_dtype(x)
         if self.attention == "flex":
             keep = None if padding_mask is None else padding_mask.bool()
-            mask = FlexBias(self.position_bias(n, n, x.device)[0].contiguous(), self.is_decoder, keep)
+            mask = FlexBias.of(self.position_bias(n, n, x.device)[0], self.is_decoder, keep)
         else:
             mask = self._dense_mask(n, dtype, padding_mask, x.device)
         cross = None
