@@ -229,10 +229,11 @@ def test_flex_attention_gives_the_sdpa_function():
     mask, dec_mask = torch.ones(2, 12, dtype=torch.long), torch.ones(2, 7, dtype=torch.long)
     mask[1, 8:], dec_mask[0, 5:] = 0, 0
     kw = {"decoder_input_ids": dec, "attention_mask": mask, "decoder_attention_mask": dec_mask}
-    with torch.no_grad():
-        dense = model(ids, **kw)["logits"]
-        flex = model.use_attention("flex")(ids, **kw)["logits"]
-    torch.testing.assert_close(flex, dense, rtol=1e-5, atol=1e-5)
+    for masks in (kw, {"decoder_input_ids": dec}):  # key padding given, or only the blocks' padding
+        with torch.no_grad():
+            dense = model.use_attention("sdpa")(ids, **masks)["logits"]
+            flex = model.use_attention("flex")(ids, **masks)["logits"]
+        torch.testing.assert_close(flex, dense, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="unknown attention"):
         model.use_attention("flash")
     with pytest.raises(ValueError, match="no attention dropout"):

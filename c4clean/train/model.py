@@ -245,9 +245,10 @@ class DecoderLayer(nn.Module):
 class Stack(nn.Module):
     """Encoder or decoder stack; owns the (shared) relative position bias table."""
 
-    def __init__(self, cfg: T5Config, is_decoder: bool, attention: str = "sdpa"):
+    def __init__(self, cfg: T5Config, is_decoder: bool):
         super().__init__()
-        self.cfg, self.is_decoder, self.attention = cfg, is_decoder, attention
+        self.cfg, self.is_decoder = cfg, is_decoder
+        self.attention = "sdpa"  # the self-attention kernel (T5.use_attention)
         self.relative_attention_bias = nn.Embedding(cfg.relative_attention_num_buckets, cfg.num_heads)
         n = cfg.num_decoder_layers if is_decoder else cfg.num_layers
         layer = DecoderLayer if is_decoder else EncoderLayer
