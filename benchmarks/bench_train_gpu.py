@@ -49,6 +49,10 @@ def make_batch(batch: int, inputs: int, targets: int, vocab: int, device) -> dic
     }
 
 
+def alloc_retries(device) -> int:
+    return torch.cuda.memory_stats(device).get("num_alloc_retries", 0)
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -94,8 +98,9 @@ def run_one(impl: str, attention: str | None, build, loss_of, args, device, flop
             model = build()
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
             batch = make_batch(batch_size, args.inputs, args.targets, args.vocab, device)
-            if device.type == "cuda":
+            if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
+                retries = alloc_retries(device)
 
             def step(model=model, opt=opt, batch=batch):
                 with torch.autocast(device.type, dtype=torch.bfloat16):
@@ -123,6 +128,8 @@ def run_one(impl: str, attention: str | None, build, loss_of, args, device, flop
                 "examples_per_s": ex_s,
                 "mfu": flops * ex_s / peak if peak else None,
                 "peak_mem_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
+                # allocations that had to free the cache and retry (each synchronises the GPU)
+                "alloc_retries": alloc_retries(device) - retries if cuda else None,
                 "step_s": seconds,
                 "tflops_per_s": flops * ex_s / 1e12,
                 "warmup_s": warmup_s,
