@@ -184,6 +184,8 @@ def main() -> None:
     args = ap.parse_args()
     args.batch_list = sorted((int(b) for b in args.batches.split(",")), reverse=True)
     device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench_train_gpu: no CUDA device here (--device cpu runs the smoke test)")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
