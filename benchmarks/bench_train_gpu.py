@@ -37,6 +37,8 @@ from pathlib import Path
 
 import torch
 
+from c4clean import atomic
+
 Z_LOSS = 1e-4  # TrainConfig's default
 IMPLS = ("c4clean-eager", "c4clean-compile", "transformers-eager", "transformers-compile")
 
@@ -96,7 +98,7 @@ def run_one(impl: str, attention: str | None, build, loss_of, args, device, flop
         try:
             torch.manual_seed(0)
             model = build()
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
             batch = make_batch(batch_size, args.inputs, args.targets, args.vocab, device)
             if cuda:
                 torch.cuda.reset_peak_memory_stats(device)
@@ -149,7 +151,7 @@ def run_one(impl: str, attention: str | None, build, loss_of, args, device, flop
         finally:
             del model, opt
             gc.collect()
-            if device.type == "cuda":
+            if cuda:
                 torch.cuda.empty_cache()
             torch._dynamo.reset()
     return {**label, "error": f"out of memory at every batch of {args.batch_list}"}
@@ -238,18 +240,16 @@ def main() -> None:
         "tokens": "encoder input tokens",
         "runs": [],
     }
+    jobs = []  # (impl, attention, build, loss_of)
     for impl in args.impls.split(","):
         family, mode = impl.split("-")
         if family == "c4clean":
-            for attention in args.attention.split(","):
-                build = ours(mode == "compile", attention)
-                report["runs"].append(run_one(impl, attention, build, our_loss, args, device, flops, peak))
-                write(report, args.json)
+            jobs += [(impl, a, ours(mode == "compile", a), our_loss) for a in args.attention.split(",")]
         else:
-            build = theirs(mode == "compile")
-            loss_of = lambda m, b: m(**b).loss  # noqa: E731
-            report["runs"].append(run_one(impl, None, build, loss_of, args, device, flops, peak))
-            write(report, args.json)
+            jobs.append((impl, None, theirs(mode == "compile"), lambda m, b: m(**b).loss))
+    for impl, attention, build, loss_of in jobs:
+        report["runs"].append(run_one(impl, attention, build, loss_of, args, device, flops, peak))
+        write(report, args.json)
     print(json.dumps(report, indent=2))
 
 
@@ -260,9 +260,7 @@ def write(report: dict, json_path: str | None) -> None:
     path = Path(json_path)
     report = merged(path, report)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
