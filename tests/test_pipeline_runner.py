@@ -41,6 +41,18 @@ def test_local_runs_use_the_offline_python_runner_in_process_with_a_pool_for_mor
     assert runner.make_runner("dataflow") is None  # Beam resolves remote runners by name
 
 
+def test_local_runner_ends_bundles_without_waiting_on_beams_state_sampler():
+    from apache_beam.runners.worker import bundle_processor, statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    runner.make_runner("direct")
+    # Made as Beam's bundle processor makes it (prefix and counters only): its sampling thread, which
+    # the end of each bundle joins, sleeps at most this long.
+    assert bundle_processor.statesampler is statesampler
+    sampler = statesampler.StateSampler("step", CounterFactory())
+    assert sampler.sampling_period_ms == runner.STATE_SAMPLING_PERIOD_MS < 200
+
+
 def test_dataflow_options_are_passed_through_and_the_package_is_staged():
     options = runner.pipeline_options("dataflow", DATAFLOW_ARGS)
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
