@@ -32,7 +32,9 @@ collections (625eb25, 16:34-17:12): 13 pairs in three runs, medians 1.76x, 1.86x
 +1%) and 1.75x; all 13: median 1.81x (1.68x to 1.94x), CPU +3%; the 7 within +3% CPU: median 1.85x.
 With language id's faster word n-grams (1052c81 and ae12125, 18:03-19:08, a slower hour): 12 pairs in three
 runs, medians 1.76x, 1.79x, 1.76x (1.64x to 1.89x), CPU +6%; the 6 within +4% CPU: median 1.84x, the 6 at +7%
-to +13%: 1.70x.
+to +13%: 1.70x. With Beam's state sampler at 10 ms (e06b1f1, 21:36-22:08): 18 pairs in four runs, medians
+1.87x (CPU -1%), 1.65x (+15%), 1.94x (-4%), 1.64x (+13%); all 18: median 1.80x (1.33x to 2.30x), CPU +3%; the
+10 within +3% CPU: median 1.97x, the 8 at +6% to +40%: 1.55x.
 
 Measured (main 216dfb5, 2026-11-26 12:00 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
 ratio): driver 362 -> 438 (1.21), local workers 355 -> 394 (1.11) and 355 -> 382 (1.08), the early
