@@ -39,7 +39,6 @@ import torch
 
 from c4clean import atomic
 
-Z_LOSS = 1e-4  # TrainConfig's default
 IMPLS = ("c4clean-eager", "c4clean-compile", "transformers-eager", "transformers-compile")
 
 
@@ -194,6 +193,7 @@ def main() -> None:
 
     import transformers
 
+    from c4clean.train.config import TrainConfig
     from c4clean.train.hf_export import export_hf, import_hf
     from c4clean.train.model import T5, preset, train_flops_per_example
     from c4clean.train.trainer import gpu_peak_flops
@@ -220,8 +220,10 @@ def main() -> None:
 
         return build
 
+    z_loss = TrainConfig.defaults()["z_loss"]  # as `c4clean train` trains
+
     def our_loss(m, b):
-        out = m(**b, z_loss=Z_LOSS)
+        out = m(**b, z_loss=z_loss)
         return out["loss"] + out["z_loss"]
 
     report = {
