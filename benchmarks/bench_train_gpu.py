@@ -17,7 +17,7 @@ Figures per run: `tokens_per_s` counts encoder input tokens (as the trainer's `t
 12 x Lq x Lk x inner for the attention products, i.e. what the trainer logs as `mfu`) x examples/s /
 the GPU's dense bf16 peak (trainer.GPU_PEAK_BF16_FLOPS). `--profile N` adds the top GPU kernels of N
 profiled steps to each run. `--json` merges into an existing file (a run replaces the one with the
-same impl and attention), so the slow compiled runs can be a second invocation.
+same impl, attention and `--variant` label), so the slow compiled runs can be a second invocation.
 
 `--device cpu --preset t5-v1_1-tiny --batches 2 --steps 1 --warmup 1` runs the same code paths on a CPU
 (a smoke test only: no figures from it mean anything).
@@ -90,6 +90,10 @@ def top_kernels(step, steps: int, device, rows: int = 15) -> dict:
 def run_one(impl: str, attention: str | None, build, loss_of, args, device, flops, peak) -> dict:
     """Largest fitting batch of args.batch_list, then timed warm steps. `build()` returns a fresh model."""
     label = {"impl": impl, "attention": attention}
+    if attention == "flex":
+        label["flex_bias_groups"] = args.flex_bias_groups
+    if args.variant:
+        label["variant"] = args.variant
     cuda = device.type == "cuda"
     errors = []
     for batch_size in args.batch_list:
@@ -156,13 +160,17 @@ def run_one(impl: str, attention: str | None, build, loss_of, args, device, flop
     return {**label, "error": f"out of memory at every batch of {args.batch_list}"}
 
 
+def run_key(run: dict) -> tuple:
+    return run["impl"], run.get("attention"), run.get("variant")
+
+
 def merged(path: Path, report: dict) -> dict:
     """`report` with the runs of an earlier report at `path` that it does not redo."""
     if not path.is_file():
         return report
     old = json.loads(path.read_text())
-    redone = {(r["impl"], r.get("attention")) for r in report["runs"]}
-    kept = [r for r in old.get("runs", []) if (r["impl"], r.get("attention")) not in redone]
+    redone = {run_key(r) for r in report["runs"]}
+    kept = [r for r in old.get("runs", []) if run_key(r) not in redone]
     commands = old.get("commands", [old["command"]] if "command" in old else [])
     if report["command"] not in commands:  # written after every run: each process adds its command once
         commands.append(report["command"])
@@ -181,6 +189,8 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--attention", default="sdpa", help="c4clean self-attention kernels to run (sdpa,flex)")
+    ap.add_argument("--flex-bias-groups", type=int, default=None, help="model.FLEX_BIAS_GROUPS for flex runs")
+    ap.add_argument("--variant", default=None, help="label of a run with non-default settings (kept apart)")
     ap.add_argument("--json", default=None, help="write (merge) the report here")
     args = ap.parse_args()
     args.batch_list = sorted((int(b) for b in args.batches.split(",")), reverse=True)
@@ -193,11 +203,15 @@ def main() -> None:
 
     import transformers
 
+    from c4clean.train import model as model_module
     from c4clean.train.config import TrainConfig
     from c4clean.train.hf_export import export_hf, import_hf
     from c4clean.train.model import T5, preset, train_flops_per_example
     from c4clean.train.trainer import gpu_peak_flops
 
+    if args.flex_bias_groups is not None:
+        model_module.FLEX_BIAS_GROUPS = args.flex_bias_groups
+    args.flex_bias_groups = model_module.FLEX_BIAS_GROUPS
     cfg = preset(args.preset)
     args.vocab = cfg.vocab_size
     flops = train_flops_per_example(cfg, args.inputs, args.targets)

@@ -220,10 +220,15 @@ def test_bf16_autocast_forward_backward_on_cpu():
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
 
 
-def test_flex_attention_gives_the_sdpa_function():
+@pytest.mark.parametrize("groups", [1, 3])
+def test_flex_attention_gives_the_sdpa_function(groups, monkeypatch):
     """`attention="flex"` adds the position bias, the causal mask and the key padding inside the kernel:
-    same logits as the dense SDPA mask, with padding in both stacks (forward only: FlexAttention has no
-    CPU backward; the gradients are compared on CUDA in tests/test_train_gpu.py)."""
+    same logits as the dense SDPA mask, with padding in both stacks, and with the bias read from batch
+    groups' copies (3 groups for 2 examples: one copy each) (forward only: FlexAttention has no CPU
+    backward; the gradients are compared on CUDA in tests/test_train_gpu.py)."""
+    from c4clean.train import model as model_module
+
+    monkeypatch.setattr(model_module, "FLEX_BIAS_GROUPS", groups)
     model = _tiny().eval()
     ids, dec = torch.randint(2, 256, (2, 12)), torch.randint(2, 256, (2, 7))
     mask, dec_mask = torch.ones(2, 12, dtype=torch.long), torch.ones(2, 7, dtype=torch.long)

@@ -107,26 +107,33 @@ class SelfAttention(nn.Module):
 # NaN gradients (pytorch/pytorch#153799) and reads past the end of captured tensors (score_mod is called
 # on the padding of the last block): `FlexBias` pads everything to whole blocks instead
 FLEX_BLOCK = 128
+# The bias gradient is scattered (atomic adds) by every (batch, head) program of the backward kernel into
+# one [H, Lq, Lk] buffer; with the bias replicated into this many batch groups, programs of different
+# groups add into different copies (autograd sums them back), at the cost of the copies' memory
+FLEX_BIAS_GROUPS = 1
 
 
 @dataclass
 class FlexBias:
-    """Self-attention of one stack through FlexAttention: the learned position bias [H, Lq, Lk] (its
-    gradient flows back into the bucket table), the causal flag and the key padding [B, Lk] (True =
-    real token) are applied to each score inside the fused kernel, so no [B, H, Lq, Lk] mask is
-    materialised, read, or (for the bias gradient) written. Built by `of`, which pads the bias and the
-    key padding to whole blocks; `attend` pads q, k, v to match, masks the padded keys and drops the
-    padded queries' rows (the 114-token decoder runs as 128: 12% more of a small part of the step)."""
+    """Self-attention of one stack through FlexAttention: the learned position bias [H, Lq, Lk] (or
+    [FLEX_BIAS_GROUPS, H, Lq, Lk] copies; its gradient flows back into the bucket table), the causal
+    flag and the key padding [B, Lk] (True = real token) are applied to each score inside the fused
+    kernel, so no [B, H, Lq, Lk] mask is materialised, read, or (for the bias gradient) written. Built
+    by `of`, which pads the bias and the key padding to whole blocks; `attend` pads q, k, v to match,
+    masks the padded keys and drops the padded queries' rows (the 114-token decoder runs as 128:
+    12% more of a small part of the step)."""
 
     bias: torch.Tensor
     causal: bool
     keep: torch.Tensor | None
 
     @classmethod
-    def of(cls, bias: torch.Tensor, causal: bool, keep: torch.Tensor | None) -> "FlexBias":
+    def of(cls, bias: torch.Tensor, causal: bool, keep: torch.Tensor | None, batch: int) -> "FlexBias":
         q_len, k_len = bias.shape[-2:]
         pad_q, pad_k = -q_len % FLEX_BLOCK, -k_len % FLEX_BLOCK
-        bias = F.pad(bias, (0, pad_k, 0, pad_q)).contiguous()
+        bias = F.pad(bias, (0, pad_k, 0, pad_q))
+        groups = max(1, min(FLEX_BIAS_GROUPS, batch))
+        bias = (bias if groups == 1 else bias.expand(groups, *bias.shape)).contiguous()
         return cls(bias, causal, None if keep is None else F.pad(keep, (0, pad_k), value=False))
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -135,8 +142,10 @@ class FlexBias:
         q, k, v = (_pad_rows(t) for t in (q, k, v))
         padded_keys = keep is None and k.shape[-2] != k_len
 
+        groups = bias.shape[0] if bias.dim() == 4 else 0
+
         def score_mod(score, b, h, q_idx, kv_idx):
-            score = score + bias[h, q_idx, kv_idx]
+            score = score + (bias[b % groups, h, q_idx, kv_idx] if groups else bias[h, q_idx, kv_idx])
             if causal:
                 score = torch.where(q_idx >= kv_idx, score, -float("inf"))
             if keep is not None:
@@ -280,7 +289,7 @@ class Stack(nn.Module):
         dtype = _compute_dtype(x)
         if self.attention == "flex":
             keep = None if padding_mask is None else padding_mask.bool()
-            mask = FlexBias.of(self.position_bias(n, n, x.device)[0], self.is_decoder, keep)
+            mask = FlexBias.of(self.position_bias(n, n, x.device)[0], self.is_decoder, keep, x.shape[0])
         else:
             mask = self._dense_mask(n, dtype, padding_mask, x.device)
         cross = None
