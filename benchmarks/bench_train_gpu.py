@@ -90,8 +90,6 @@ def top_kernels(step, steps: int, device, rows: int = 15) -> dict:
 def run_one(impl: str, attention: str | None, build, loss_of, args, device, flops, peak) -> dict:
     """Largest fitting batch of args.batch_list, then timed warm steps. `build()` returns a fresh model."""
     label = {"impl": impl, "attention": attention}
-    if attention == "flex":
-        label["flex_bias_groups"] = args.flex_bias_groups
     if args.variant:
         label["variant"] = args.variant
     cuda = device.type == "cuda"
@@ -189,7 +187,6 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--attention", default="sdpa", help="c4clean self-attention kernels to run (sdpa,flex)")
-    ap.add_argument("--flex-bias-groups", type=int, default=None, help="model.FLEX_BIAS_GROUPS for flex runs")
     ap.add_argument("--variant", default=None, help="label of a run with non-default settings (kept apart)")
     ap.add_argument("--json", default=None, help="write (merge) the report here")
     args = ap.parse_args()
@@ -203,15 +200,11 @@ def main() -> None:
 
     import transformers
 
-    from c4clean.train import model as model_module
     from c4clean.train.config import TrainConfig
     from c4clean.train.hf_export import export_hf, import_hf
     from c4clean.train.model import T5, preset, train_flops_per_example
     from c4clean.train.trainer import gpu_peak_flops
 
-    if args.flex_bias_groups is not None:
-        model_module.FLEX_BIAS_GROUPS = args.flex_bias_groups
-    args.flex_bias_groups = model_module.FLEX_BIAS_GROUPS
     cfg = preset(args.preset)
     args.vocab = cfg.vocab_size
     flops = train_flops_per_example(cfg, args.inputs, args.targets)
