@@ -17,7 +17,9 @@ Figures per run: `tokens_per_s` counts encoder input tokens (as the trainer's `t
 12 x Lq x Lk x inner for the attention products, i.e. what the trainer logs as `mfu`) x examples/s /
 the GPU's dense bf16 peak (trainer.GPU_PEAK_BF16_FLOPS). `--profile N` adds the top GPU kernels of N
 profiled steps to each run. `--json` merges into an existing file (a run replaces the one with the
-same impl, attention and `--variant` label), so the slow compiled runs can be a second invocation.
+same impl, attention and variant), so the slow compiled runs can be a second invocation. `--flex-tiles
+tuned` runs flex with the kernel tiles that bench_attention_gpu.py found fastest for one layer
+(variant "flex-tiles-tuned"; the default is FlexAttention's own).
 
 `--device cpu --preset t5-v1_1-tiny --batches 2 --steps 1 --warmup 1` runs the same code paths on a CPU
 (a smoke test only: no figures from it mean anything).
@@ -90,8 +92,8 @@ def top_kernels(step, steps: int, device, rows: int = 15) -> dict:
 def run_one(impl: str, attention: str | None, build, loss_of, args, device, flops, peak) -> dict:
     """Largest fitting batch of args.batch_list, then timed warm steps. `build()` returns a fresh model."""
     label = {"impl": impl, "attention": attention}
-    if args.variant:
-        label["variant"] = args.variant
+    if attention == "flex" and args.flex_tiles:
+        label["variant"] = f"flex-tiles-{args.flex_tiles}"
     cuda = device.type == "cuda"
     errors = []
     for batch_size in args.batch_list:
@@ -187,7 +189,9 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--attention", default="sdpa", help="c4clean self-attention kernels to run (sdpa,flex)")
-    ap.add_argument("--variant", default=None, help="label of a run with non-default settings (kept apart)")
+    ap.add_argument(
+        "--flex-tiles", choices=["tuned"], default=None, help="flex runs with bench_attention_gpu.TUNED_TILES"
+    )
     ap.add_argument("--json", default=None, help="write (merge) the report here")
     args = ap.parse_args()
     args.batch_list = sorted((int(b) for b in args.batches.split(",")), reverse=True)
@@ -205,6 +209,12 @@ def main() -> None:
     from c4clean.train.model import T5, preset, train_flops_per_example
     from c4clean.train.trainer import gpu_peak_flops
 
+    if args.flex_tiles:
+        from bench_attention_gpu import TUNED_TILES
+
+        from c4clean.train import model as model_module
+
+        model_module.FLEX_KERNEL_OPTIONS = TUNED_TILES
     cfg = preset(args.preset)
     args.vocab = cfg.vocab_size
     flops = train_flops_per_example(cfg, args.inputs, args.targets)

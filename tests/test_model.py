@@ -220,25 +220,10 @@ def test_bf16_autocast_forward_backward_on_cpu():
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
 
 
-def test_position_bias_diagonals_hold_the_dense_bias():
-    """FlexAttention reads the self-attention bias from its diagonals: column j - i + L - 1 of
-    `position_bias_diagonals(L)` is the dense bias at query i, key j, in both stacks (the decoder's
-    causal buckets included), for a length past the exact buckets and past max_distance."""
-    model = _tiny()
-    n = 300
-    rows, cols = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-    for stack in (model.encoder, model.decoder):
-        dense = stack.position_bias(n, n, "cpu")[0]
-        diagonals = stack.position_bias_diagonals(n, "cpu")
-        assert diagonals.shape == (dense.shape[0], 2 * n - 1)
-        assert torch.equal(diagonals[:, cols - rows + n - 1], dense)
-
-
 def test_flex_attention_gives_the_sdpa_function():
-    """`attention="flex"` adds the position bias (read from its diagonals), the causal mask and the key
-    padding inside the kernel: same logits as the dense SDPA mask, with padding in both stacks (forward
-    only: FlexAttention has no CPU backward; the gradients are compared on CUDA in
-    tests/test_train_gpu.py)."""
+    """`attention="flex"` adds the position bias, the causal mask and the key padding inside the kernel:
+    same logits as the dense SDPA mask, with padding in both stacks (forward only: FlexAttention has no
+    CPU backward; the gradients are compared on CUDA in tests/test_train_gpu.py)."""
     model = _tiny().eval()
     ids, dec = torch.randint(2, 256, (2, 12)), torch.randint(2, 256, (2, 7))
     mask, dec_mask = torch.ones(2, 12, dtype=torch.long), torch.ones(2, 7, dtype=torch.long)

@@ -107,57 +107,39 @@ class SelfAttention(nn.Module):
 # NaN gradients (pytorch/pytorch#153799) and reads past the end of captured tensors (score_mod is called
 # on the padding of the last block): `FlexBias` pads everything to whole blocks instead
 FLEX_BLOCK = 128
-# Kernel tiles (CUDA): the fastest of FlexAttention's max-autotune choices for T5-base's encoder
-# self-attention (B 256, H 12, L 512, d_kv 64, bf16) on an H200, 2026-11-26 (bench_attention_gpu.py):
-# forward 1.10 ms vs 1.38-1.46 ms for the 128x128 tiles, backward 3.19 ms vs 3.5-3.8 ms. Tiles divide
-# FLEX_BLOCK, so every padded length is whole tiles.
-FLEX_KERNEL_OPTIONS = {
-    "fwd_BLOCK_M": 64,
-    "fwd_BLOCK_N": 64,
-    "fwd_num_stages": 3,
-    "fwd_num_warps": 4,
-    "bwd_BLOCK_M1": 32,
-    "bwd_BLOCK_N1": 64,
-    "bwd_BLOCK_M2": 64,
-    "bwd_BLOCK_N2": 32,
-    "bwd_num_stages": 3,
-    "bwd_num_warps": 4,
-}
+# FlexAttention's kernel options (tiles, stages, warps) on CUDA; None = its own defaults, the measured
+# configuration of README "Trainer on GPU". benchmarks/bench_train_gpu.py --flex-tiles sets candidates.
+FLEX_KERNEL_OPTIONS: dict | None = None
 
 
 @dataclass
 class FlexBias:
-    """Self-attention of one stack through FlexAttention: the learned position bias, the causal flag
-    and the key padding [B, Lk] (True = real token) are applied to each score inside the fused kernel,
-    so no [B, H, Lq, Lk] mask is materialised, read, or (for the bias gradient) written. The bias is
-    constant along diagonals (it depends on key_pos - query_pos only), so the kernel reads it from
-    `diagonals` [H, 2P - 1] (P the padded length; column d + P - 1 holds offset d), a table that stays
-    in cache, instead of a [H, P, P] tensor: reading that one cost as much as the attention itself.
-    Its gradient is scattered back into the table and from there into the bucket embedding. Built by
-    `of`, which pads the key padding to whole blocks; `attend` pads q, k, v to match, masks the padded
-    keys and drops the padded queries' rows (the 114-token decoder runs as 128: 12% more of a small
-    part of the step)."""
+    """Self-attention of one stack through FlexAttention: the learned position bias [H, Lq, Lk] (its
+    gradient flows back into the bucket table), the causal flag and the key padding [B, Lk] (True =
+    real token) are applied to each score inside the fused kernel, so no [B, H, Lq, Lk] mask is
+    materialised, read, or (for the bias gradient) written. Built by `of`, which pads the bias and the
+    key padding to whole blocks; `attend` pads q, k, v to match, masks the padded keys and drops the
+    padded queries' rows (the 114-token decoder runs as 128: 12% more of a small part of the step)."""
 
-    diagonals: torch.Tensor
+    bias: torch.Tensor
     causal: bool
     keep: torch.Tensor | None
 
     @classmethod
-    def of(cls, diagonals: torch.Tensor, causal: bool, keep: torch.Tensor | None) -> "FlexBias":
-        padded = (diagonals.shape[-1] + 1) // 2
-        if keep is not None:
-            keep = F.pad(keep, (0, padded - keep.shape[-1]), value=False)
-        return cls(diagonals, causal, keep)
+    def of(cls, bias: torch.Tensor, causal: bool, keep: torch.Tensor | None) -> "FlexBias":
+        q_len, k_len = bias.shape[-2:]
+        pad_q, pad_k = -q_len % FLEX_BLOCK, -k_len % FLEX_BLOCK
+        bias = F.pad(bias, (0, pad_k, 0, pad_q)).contiguous()
+        return cls(bias, causal, None if keep is None else F.pad(keep, (0, pad_k), value=False))
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        diagonals, causal, keep = self.diagonals, self.causal, self.keep
+        bias, causal, keep = self.bias, self.causal, self.keep
         q_len, k_len = q.shape[-2], k.shape[-2]
         q, k, v = (_pad_rows(t) for t in (q, k, v))
         padded_keys = keep is None and k.shape[-2] != k_len
-        zero = k.shape[-2] - 1  # column of offset 0
 
         def score_mod(score, b, h, q_idx, kv_idx):
-            score = score + diagonals[h, kv_idx - q_idx + zero]
+            score = score + bias[h, q_idx, kv_idx]
             if causal:
                 score = torch.where(q_idx >= kv_idx, score, -float("inf"))
             if keep is not None:
@@ -282,20 +264,13 @@ class Stack(nn.Module):
         """[1, H, q_len, k_len] learned bias, computed once per forward and shared by every layer."""
         ctx = torch.arange(q_len, device=device)[:, None]
         mem = torch.arange(k_len, device=device)[None, :]
-        return self._bias_of(mem - ctx).permute(2, 0, 1).unsqueeze(0)
-
-    def position_bias_diagonals(self, length: int, device) -> torch.Tensor:
-        """[H, 2 length - 1]: the self-attention bias of key_pos - query_pos = d in column d + length - 1."""
-        return self._bias_of(torch.arange(1 - length, length, device=device)).T
-
-    def _bias_of(self, relative_position: torch.Tensor) -> torch.Tensor:
         buckets = relative_position_bucket(
-            relative_position,
+            mem - ctx,
             bidirectional=not self.is_decoder,
             num_buckets=self.cfg.relative_attention_num_buckets,
             max_distance=self.cfg.relative_attention_max_distance,
         )
-        return self.relative_attention_bias(buckets)
+        return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)
 
     def forward(
         self,
@@ -309,8 +284,7 @@ class Stack(nn.Module):
         dtype = _compute_dtype(x)
         if self.attention == "flex":
             keep = None if padding_mask is None else padding_mask.bool()
-            diagonals = self.position_bias_diagonals(n + (-n % FLEX_BLOCK), x.device)
-            mask = FlexBias.of(diagonals, self.is_decoder, keep)
+            mask = FlexBias.of(self.position_bias(n, n, x.device)[0], self.is_decoder, keep)
         else:
             mask = self._dense_mask(n, dtype, padding_mask, x.device)
         cross = None
