@@ -126,12 +126,21 @@ def _workers(watchdog) -> list[int]:
 class _InterruptWatcher:
     """Ctrl-C reaches Python's handler only when the main thread runs Python code, and it may wait
     in C code for a while. A thread woken by the signal (`signal.set_wakeup_fd`) stops the workers at
-    once, so that no work goes on after Ctrl-C and the wait for them ends."""
+    once, so that no work goes on after Ctrl-C and the wait for them ends. Either of them, whichever
+    runs first, records that the run was interrupted (`interrupted`)."""
 
     def __init__(self, read_end: int, write_end: int, previous: int, on_interrupt):
         self.read_end, self.write_end, self.previous = read_end, write_end, previous
         self.on_interrupt = on_interrupt
+        self.interrupted = False
         self.thread = threading.Thread(target=self._watch, name="c4clean-interrupt", daemon=True)
+        self.previous_handler = signal.getsignal(signal.SIGINT)
+        if callable(self.previous_handler):  # not where Ctrl-C is ignored
+            signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.interrupted = True
+        self.previous_handler(signum, frame)
 
     @classmethod
     def start(cls, on_interrupt) -> "_InterruptWatcher | None":
@@ -150,9 +159,12 @@ class _InterruptWatcher:
             if 0 in data:  # close()
                 return
             if signal.SIGINT in data:
+                self.interrupted = True
                 self.on_interrupt()
 
     def close(self) -> None:
+        if callable(self.previous_handler):
+            signal.signal(signal.SIGINT, self.previous_handler)
         signal.set_wakeup_fd(self.previous)
         os.write(self.write_end, b"\0")
         self.thread.join()
@@ -185,6 +197,13 @@ def children_end_with_this_process() -> Iterator[None]:
     watcher = _InterruptWatcher.start(lambda: stop(_workers(watchdog)))
     try:
         yield
+    except Exception as error:
+        # After Ctrl-C the run fails with whatever the stopped workers left: a wait on a dead worker,
+        # or Beam's RuntimeError("KeyboardInterrupt [while running ...]"), as Beam re-raises an
+        # interrupt met inside a DoFn. That failure is the interrupt.
+        if watcher is not None and watcher.interrupted:
+            raise KeyboardInterrupt from error
+        raise
     finally:
         if watcher is not None:
             watcher.close()

@@ -129,6 +129,8 @@ def run(
     if verbosity() <= 0:
         for engine in ("apache_beam", "distributed", "dask"):
             logging.getLogger(engine).setLevel(logging.ERROR)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_an_interrupt)
     try:
         options = RunOptions(
             output=output,
@@ -175,6 +177,13 @@ def run(
             output_folder.disk_full_message(output, free_at_start, _input_bytes(inputs))
         ) from error
     sys.exit(outcome.exit_code)
+
+
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    """False for a log record of a Ctrl-C (Beam logs an interrupt met inside a DoFn as an error, with
+    its traceback): the run says it was interrupted in its own line."""
+    kind = record.exc_info[0] if record.exc_info else None
+    return not (kind and issubclass(kind, KeyboardInterrupt))
 
 
 def _check_runner(runner: str) -> None:
