@@ -34,9 +34,8 @@ With language id's faster word n-grams (1052c81 and ae12125, 18:03-19:08, a slow
 runs, medians 1.76x, 1.79x, 1.76x (1.64x to 1.89x), CPU +6%; the 6 within +4% CPU: median 1.84x, the 6 at +7%
 to +13%: 1.70x. With Beam's state sampler at 10 ms (e06b1f1, 21:36-22:08): 18 pairs in four runs, medians
 1.87x (CPU -1%), 1.65x (+15%), 1.94x (-4%), 1.64x (+13%); all 18: median 1.80x (1.33x to 2.30x), CPU +3%; the
-10 within +3% CPU: median 1.97x, the 8 at +6% to +40%: 1.55x. The same code on a fresh machine (22:56-23:09):
-9 pairs in two runs, medians 1.76x (CPU +7%) and 1.78x (+4%); beside the second run's 5 pairs, `host_control`
-(perfectly parallel pure-Python work alone and twice at once) got a median of 1.78x at +8% CPU (1.47x-2.20x).
+10 within +3% CPU: median 1.97x, the 8 at +6% to +40%: 1.55x. The same code on a fresh machine (22:56-23:31):
+17 pairs in three runs, medians 1.76x (CPU +7%), 1.78x (+4%), 1.71x (+8%); the 8 within +4% CPU: median 1.83x.
 
 Measured (main 216dfb5, 2026-11-26 12:00 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
 ratio): driver 362 -> 438 (1.21), local workers 355 -> 394 (1.11) and 355 -> 382 (1.08), the early
@@ -72,8 +71,6 @@ CONFIGS = [
 ]
 MEMORY_FLAGS: list[str] = []  # en + near-dedup, as the second and third rows above
 POLL_S = 0.25
-# steps of `control_work`: about 3 s alone on the 2-core machine
-CONTROL_STEPS = 3_000_000
 _STATUS_KEYS = ("VmHWM", "VmRSS", "RssAnon", "RssFile")
 _MIB = 1024  # /proc and ru_maxrss give KiB
 
@@ -272,41 +269,6 @@ def shard_digests(out: Path) -> dict[str, str]:
     }
 
 
-def control_work() -> dict:
-    """A fixed CPU-bound pure-Python task (dict and string work, like the pipeline's, no I/O): its wall
-    and CPU seconds in this process."""
-    import random
-
-    wall, cpu = time.perf_counter(), time.process_time()
-    rng, counts = random.Random(0), {}
-    words = [f"w{i}" * 3 for i in range(50_000)]
-    for _ in range(CONTROL_STEPS):
-        w = words[rng.randrange(50_000)]
-        counts[w] = counts.get(w, 0) + len(w.upper())
-    return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
-
-
-def host_control() -> dict:
-    """How this host scales by itself right now: `control_work` alone, then in two processes at once.
-    Perfectly parallel code with no communication would get `ceiling` (2 x alone / both) and
-    `cpu_change`: a host whose cores slow down when both are busy (shared caches, memory bandwidth,
-    clock, a neighbour on the same physical cores) caps any pipeline's speed-up and raises its CPU."""
-    command = [sys.executable, __file__, "--control-work"]
-
-    def run(n: int) -> list[dict]:
-        procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(n)]
-        return [json.loads(p.communicate()[0]) for p in procs]
-
-    alone, both = run(1)[0], run(2)
-    both_wall = max(r["wall_s"] for r in both)
-    return {
-        "alone_s": alone["wall_s"],
-        "both_s": both_wall,
-        "ceiling": 2 * alone["wall_s"] / both_wall,
-        "cpu_change": sum(r["cpu_s"] for r in both) / (2 * alone["cpu_s"]) - 1,
-    }
-
-
 def scaling_markdown(results: dict) -> list[str]:
     """1 against 2 workers (en + near-dedup), pair by pair (a pair: the two runs of one repeat):
     issue 9 asks a speed-up >= 1.8 for <= 10% more CPU, with the same shards."""
@@ -318,37 +280,22 @@ def scaling_markdown(results: dict) -> list[str]:
         "Worker scaling (en + near-dedup; each pair: 1 worker, then 2 workers, back to back):",
         "",
         "| pair | 1 worker s | 2 workers s | speed-up | 1 worker CPU s | 2 workers CPU s | CPU change "
-        "| same shards | host ceiling | host CPU change |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| same shards |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    speedups, changes, ceilings, host_changes = [], [], [], []
+    speedups, changes = [], []
     for i, (a, b) in enumerate(zip(one.get("repeats", [one]), two.get("repeats", [two]))):
         speedups.append(a["wall_s"] / b["wall_s"])
         changes.append(b["cpu_s"] / a["cpu_s"] - 1)
         digests = a.get("shards_sha256"), b.get("shards_sha256")
         same = "?" if None in digests else "yes" if digests[0] and digests[0] == digests[1] else "NO"
-        host = b.get("host") or {}
-        if host:
-            ceilings.append(host["ceiling"])
-            host_changes.append(host["cpu_change"])
-        ceiling = f"{host['ceiling']:.2f}x | {host['cpu_change']:+.0%}" if host else " | "
         lines.append(
             f"| {i + 1} | {a['wall_s']:.1f} | {b['wall_s']:.1f} | {speedups[-1]:.2f}x | {a['cpu_s']:.1f} "
-            f"| {b['cpu_s']:.1f} | {changes[-1]:+.0%} | {same} | {ceiling} |"
+            f"| {b['cpu_s']:.1f} | {changes[-1]:+.0%} | {same} |"
         )
-    host = " | "
-    if ceilings:
-        host = f"{statistics.median(ceilings):.2f}x | {statistics.median(host_changes):+.0%}"
     lines.append(
-        f"| median | | | {statistics.median(speedups):.2f}x | | | {statistics.median(changes):+.0%} | "
-        f"| {host} |"
+        f"| median | | | {statistics.median(speedups):.2f}x | | | {statistics.median(changes):+.0%} | |"
     )
-    if ceilings:
-        lines += [
-            "",
-            "host ceiling, host CPU change: a fixed CPU-bound task alone, then twice at once, right after "
-            "the pair (`host_control`): what perfectly parallel work got from this host at that moment.",
-        ]
     return lines
 
 
@@ -462,9 +409,6 @@ def run_memory(args, base: Path) -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--control-work"]:
-        print(json.dumps(control_work()))
-        return
     if sys.argv[1:2] == ["--measure"]:
         command = sys.argv[3:] if sys.argv[2:3] == ["--"] else sys.argv[2:]
         print(json.dumps(measure(command)))
@@ -502,10 +446,9 @@ def main() -> None:
             r = run_config(args.input, out, flags, workers)
             r["shards_sha256"] = shard_digests(out)
             first = results.setdefault(name, r)
-            repeat_record = {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "shards_sha256": r["shards_sha256"]}
-            if index == 2 and (args.only is None or 1 in args.only):  # a pair is complete
-                repeat_record["host"] = host_control()
-            first.setdefault("repeats", []).append(repeat_record)
+            first.setdefault("repeats", []).append(
+                {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "shards_sha256": r["shards_sha256"]}
+            )
             print(
                 f"  {r['wall_s']:.1f} s, {r['pages_per_s']:.0f} pages/s, peak {r['max_rss_mib']:.0f} MiB",
                 flush=True,
