@@ -157,6 +157,25 @@ def test_runners_that_cannot_run_here_fail_fast_naming_what_is_missing(name, arg
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "manifest.json").exists()
 
 
+def test_pipeline_options_make_each_view_once_and_share_its_values():
+    import pickle
+
+    from apache_beam.options.pipeline_options import DebugOptions, TypeOptions
+
+    options = runner.pipeline_options("direct", ["--experiments=a"])
+    view = options.view_as(TypeOptions)
+    assert options.view_as(TypeOptions) is view and view.pipeline_type_check is False
+    # Values live in the options, as with Beam's own views: a write through one view is seen by all.
+    view.pipeline_type_check = True
+    assert options.get_all_options()["pipeline_type_check"] is True
+    options.view_as(DebugOptions).experiments.append("b")
+    assert options.view_as(DebugOptions).experiments == ["a", "b"]
+    copy = pickle.loads(pickle.dumps(options))  # the views are not part of its state
+    assert "_c4clean_views" not in copy.__dict__
+    assert copy.get_all_options() == options.get_all_options()
+    assert copy.view_as(TypeOptions) is copy.view_as(TypeOptions)
+
+
 def test_dask_runner_is_selected_by_name():
     from c4clean.pipelines.dask_runner import C4DaskRunner
 

@@ -148,9 +148,9 @@ def beam_flags(runner: str, beam_args: Sequence[str] = ()) -> list[str]:
 
 
 def pipeline_options(runner: str, beam_args: Sequence[str] = ()):
-    from apache_beam.options.pipeline_options import PipelineOptions
+    from c4clean.pipelines.beam_options import ReusedViews
 
-    return PipelineOptions(beam_flags(runner, beam_args))
+    return ReusedViews(beam_flags(runner, beam_args))
 
 
 def uses_local_pool(runner: str, workers: int) -> bool:
