@@ -139,22 +139,26 @@ class TrainerBackend:
             **{k if k != "eval_seed" else "seed": v for k, v in plan.settings["scoring"].items()},
         )
 
-    def scoring_problem(self, token_dir: str, options: Mapping[str, str]) -> str | None:
-        """Why the validation split of `token_dir` cannot score a run with `options`, or None."""
+    def _scoring_set(self, token_dir: str, data_options: Mapping):
+        """The validation batches a run is scored on: the same for every run of a plan."""
         from c4clean.train import data as D
 
+        return D.T5SpanCorruptionDataset(
+            token_dir,
+            "validation",
+            batch_size=self.eval_batch_size,
+            seed=self.eval_seed,
+            shuffle=False,
+            num_epochs=1,
+            **data_options,
+        )
+
+    def scoring_problem(self, token_dir: str, options: Mapping[str, str]) -> str | None:
+        """Why the validation split of `token_dir` cannot score a run with `options`, or None."""
         _, _, data_options = self.route(options)
         data_options.pop("max_tokens", None)
         try:
-            D.T5SpanCorruptionDataset(
-                token_dir,
-                "validation",
-                batch_size=self.eval_batch_size,
-                seed=self.eval_seed,
-                shuffle=False,
-                num_epochs=1,
-                **data_options,
-            )
+            self._scoring_set(token_dir, data_options)
         except (ValueError, KeyError, FileNotFoundError) as e:
             return f"{e.__class__.__name__}: {e}"
         return None
@@ -243,15 +247,7 @@ class TrainerBackend:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device).eval()
         try:
-            dataset = D.T5SpanCorruptionDataset(
-                token_dir,
-                "validation",
-                batch_size=self.eval_batch_size,
-                seed=self.eval_seed,
-                shuffle=False,
-                num_epochs=1,
-                **data_options,
-            )
+            dataset = self._scoring_set(token_dir, data_options)
         except ValueError as e:
             raise AblationError(f"cannot score on {token_dir}: {e} (lower --eval-batch-size)") from e
         result = evaluate_loss(

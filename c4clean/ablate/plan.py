@@ -514,18 +514,14 @@ def plan_sweep(
                 train_tokens=train_tokens,
             )
         )
-    _check_unique(runs)
-    settings = _settings(budget_tokens, count, common, defaults)
-    settings.update(
-        {
-            "axes": [a.name for a in axes],
-            "mode": mode,
-            "data": str(data),
-            "corpus_tokens": corpus_tokens,
-            "primary_eval": "validation",
-        }
-    )
-    return Plan("sweep", Path(out), runs, settings)
+    extra = {
+        "axes": [a.name for a in axes],
+        "mode": mode,
+        "data": str(data),
+        "corpus_tokens": corpus_tokens,
+        "primary_eval": "validation",
+    }
+    return _plan("sweep", out, runs, _settings(budget_tokens, count, common, defaults), extra)
 
 
 def plan_size(
@@ -614,17 +610,13 @@ def plan_domain(
         )
         for label, path in corpora.items()
     ]
-    _check_unique(runs)
-    settings = _settings(budget_tokens, count, common, defaults)
-    settings.update(
-        {
-            "axes": ["corpus"],
-            "corpora": dict(corpora),
-            "corpus_tokens": dict(corpus_tokens),
-            "corpus_validation_tokens": dict(validation_tokens or {}),
-        }
-    )
-    return Plan("domain", Path(out), runs, settings)
+    extra = {
+        "axes": ["corpus"],
+        "corpora": dict(corpora),
+        "corpus_tokens": dict(corpus_tokens),
+        "corpus_validation_tokens": dict(validation_tokens or {}),
+    }
+    return _plan("domain", out, runs, _settings(budget_tokens, count, common, defaults), extra)
 
 
 # The T5 paper's objective studies (Section 3.3): study -> (its table, rows of (paper row, options)).
@@ -772,18 +764,14 @@ def plan_compact(
                     train_tokens=corpus_tokens,
                 )
             )
-    _check_unique(runs)
-    settings = _settings(budget_tokens, count, common, defaults)
-    settings.update(
-        {
-            "axes": ["layers", "width", "distillation"],
-            "teacher": str(teacher) if teacher else None,
-            "data": str(data),
-            "corpus_tokens": corpus_tokens,
-            "primary_eval": "validation",
-        }
-    )
-    return Plan("compact", Path(out), runs, settings)
+    extra = {
+        "axes": ["layers", "width", "distillation"],
+        "teacher": str(teacher) if teacher else None,
+        "data": str(data),
+        "corpus_tokens": corpus_tokens,
+        "primary_eval": "validation",
+    }
+    return _plan("compact", out, runs, _settings(budget_tokens, count, common, defaults), extra)
 
 
 def parse_corpora(specs: Iterable[str]) -> dict[str, str]:
@@ -805,6 +793,12 @@ def _check_unique(runs: Sequence[RunSpec]) -> None:
         raise AblationError(
             f"two runs would share the directory name(s) {dupes}; make the axis values distinct"
         )
+
+
+def _plan(kind: str, out, runs: list[RunSpec], settings: dict[str, Any], extra: dict[str, Any]) -> Plan:
+    """The plan of `runs` (names checked unique); its settings: the common ones, then the kind's own."""
+    _check_unique(runs)
+    return Plan(kind, Path(out), runs, {**settings, **extra})
 
 
 def _settings(budget_tokens, count, common, defaults) -> dict[str, Any]:
