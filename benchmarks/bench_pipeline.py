@@ -35,7 +35,10 @@ runs, medians 1.76x, 1.79x, 1.76x (1.64x to 1.89x), CPU +6%; the 6 within +4% CP
 to +13%: 1.70x. With Beam's state sampler at 10 ms (e06b1f1, 21:36-22:08): 18 pairs in four runs, medians
 1.87x (CPU -1%), 1.65x (+15%), 1.94x (-4%), 1.64x (+13%); all 18: median 1.80x (1.33x to 2.30x), CPU +3%; the
 10 within +3% CPU: median 1.97x, the 8 at +6% to +40%: 1.55x. The same code on a fresh machine (22:56-23:31):
-17 pairs in three runs, medians 1.76x (CPU +7%), 1.78x (+4%), 1.71x (+8%); the 8 within +4% CPU: median 1.83x.
+17 pairs in three runs, medians 1.76x (CPU +7%), 1.78x (+4%), 1.71x (+8%); the 8 within +4% CPU: median
+1.83x. With Beam's option views made once (ad3d186, 2026-11-27 00:24-00:36) and the run before it: 14 pairs
+in three runs, medians 1.74x (+7%), 1.83x (-1%), 1.73x (+8%); the 5 within +4% CPU: median 1.90x, the 9
+above: 1.67x.
 
 Measured (main 216dfb5, 2026-11-26 12:00 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
 ratio): driver 362 -> 438 (1.21), local workers 355 -> 394 (1.11) and 355 -> 382 (1.08), the early
