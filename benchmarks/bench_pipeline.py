@@ -20,33 +20,20 @@ the corpus means each process's Kx/1x ratio of peak RSS stays small (issue 9: wi
 
 `--repeat N` runs the configurations in turn N times: each pair of 1 and 2 workers runs back to back,
 and the worker-scaling table gives each pair's speed-up, CPU change and whether the shards are the
-same (the machine's speed drifts over minutes: compare the median of pairs). Measured on the idle 2-core
-machine (2026-11-26): main a937c64, 11 pairs, median 1.70x (1.59x to 1.92x), CPU +3%; with the early
-stager (56eebfa), 22 pairs in four runs, median 1.82x (1.40x to 1.99x; the runs' medians 1.82x, 1.78x,
-1.81x, 1.79x), CPU +3%; ce81cfa, 12 pairs in a slower half-hour, median 1.70x, CPU +7%; b76ef2a, 8
-pairs, median 1.82x, CPU +0%. All 42 pairs with the early stager: median 1.77x (see the README). With the
-lighter imports and near-dedup's signatures in parts (9b6d8d2 to aa91361, 13:38-15:13): 31 pairs in six
-runs, median 1.74x (1.54x to 2.05x), CPU +5%; the 14 pairs with CPU +4% or less: median 1.85x (1.78x to
-2.05x), the 17 above: median 1.68x. With the passes in halving parts, largest first, and fewer garbage
-collections (625eb25, 16:34-17:12): 13 pairs in three runs, medians 1.76x, 1.86x (every pair >= 1.85x, CPU
-+1%) and 1.75x; all 13: median 1.81x (1.68x to 1.94x), CPU +3%; the 7 within +3% CPU: median 1.85x.
-With language id's faster word n-grams (1052c81 and ae12125, 18:03-19:08, a slower hour): 12 pairs in three
-runs, medians 1.76x, 1.79x, 1.76x (1.64x to 1.89x), CPU +6%; the 6 within +4% CPU: median 1.84x, the 6 at +7%
-to +13%: 1.70x. With Beam's state sampler at 10 ms (e06b1f1, 21:36-22:08): 18 pairs in four runs, medians
-1.87x (CPU -1%), 1.65x (+15%), 1.94x (-4%), 1.64x (+13%); all 18: median 1.80x (1.33x to 2.30x), CPU +3%; the
-10 within +3% CPU: median 1.97x, the 8 at +6% to +40%: 1.55x. The same code on a fresh machine (22:56-23:31):
-17 pairs in three runs, medians 1.76x (CPU +7%), 1.78x (+4%), 1.71x (+8%); the 8 within +4% CPU: median
-1.83x. With Beam's option views made once (ad3d186, 2026-11-27 00:24-00:36) and the run before it: 14 pairs
-in three runs, medians 1.74x (+7%), 1.83x (-1%), 1.73x (+8%); the 5 within +4% CPU: median 1.90x, the 9
-above: 1.67x.
+same (the machine's speed drifts over minutes: compare the median of pairs).
 
-Measured (main 216dfb5, 2026-11-26 12:00 UTC, 2-core machine, --workers 2; peak RSS MiB 1x -> 10x,
-ratio): driver 362 -> 438 (1.21), local workers 355 -> 394 (1.11) and 355 -> 382 (1.08), the early
-stager (listed as a third worker) 149 -> 150 (1.00), whole process tree 1,080 -> 1,178 (1.09); 10,642 ->
-108,745 pages out. On 625eb25's lead: driver 324 -> 400 (1.23), workers 284 -> 326 (1.15) and 283 -> 313
-(1.10), the stager 130 -> 132 (1.02), whole tree 906 -> 1,037 (1.14). Every process is within the 1.5x
-of issue 9: what grows with the corpus waits in work files and only references cross the groupings (see
-the README).
+Figures (the 2-core machine, idle; the README's "Benchmarks and figures" explains them, and
+benchmarks/results/pipeline_scaling.md keeps every run):
+- 1 against 2 workers, every benchmark run since the early stager (56eebfa to 33ec6bd, 2026-11-26 10:35
+  to 2026-11-27 01:36 UTC): 33 runs, 163 pairs, median of the runs' medians 1.76x (1.62x to 1.94x); 8 runs
+  with a median >= 1.8x, 69 pairs >= 1.8x. Pairs whose 2-worker run used at most 4% more CPU: group
+  medians 1.83x to 1.97x; above: 1.55x to 1.70x. The latest, 33ec6bd (2026-11-27): 1.62x (CPU +16%),
+  1.72x (+8%), 1.71x (+10%).
+- One round on 33ec6bd (2026-11-27 01:23 UTC): en without near-dedup 19.9 s, en + near-dedup 26.8 s with
+  1 worker and 15.6 s with 2 (CPU 20, 27 and 29 s).
+- Peak RSS per process, 1x -> 10x (33ec6bd, --workers 2): driver 319 -> 404 MiB (1.27), workers 274 ->
+  334 (1.22) and 273 -> 311 (1.14), the early stager (listed as a third worker) 130 -> 132 (1.02), whole
+  tree 904 -> 1,062 (1.17): every process within the 1.5x of issue 9.
 """
 
 from __future__ import annotations

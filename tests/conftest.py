@@ -1,4 +1,5 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,19 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_wet() -> Path:
     return SAMPLE_WET
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temp_files_in_pytest_basetemp(tmp_path_factory):
+    """Temporary files of the tests and of what they start (Beam leaves a folder per pipeline that a
+    test builds without running, and per run a test kills) go under pytest's basetemp, which pytest
+    prunes, instead of piling up in /tmp."""
+    folder = str(tmp_path_factory.mktemp("tmp"))
+    before = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
+    yield
+    if before[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before[0]
+    tempfile.tempdir = before[1]
