@@ -31,11 +31,7 @@ def _temp_files_in_pytest_basetemp(tmp_path_factory):
     test builds without running, and per run a test kills) go under pytest's basetemp, which pytest
     prunes, instead of piling up in /tmp."""
     folder = str(tmp_path_factory.mktemp("tmp"))
-    before = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
-    yield
-    if before[0] is None:
-        os.environ.pop("TMPDIR", None)
-    else:
-        os.environ["TMPDIR"] = before[0]
-    tempfile.tempdir = before[1]
+    with pytest.MonkeyPatch.context() as patch:  # session-wide; restored after the last test
+        patch.setenv("TMPDIR", folder)
+        patch.setattr(tempfile, "tempdir", folder)
+        yield
